@@ -1,0 +1,541 @@
+//! The policy document: its elements, and the parser that builds them from JSON.
+//!
+//! Parsing checks structure only (JSON, element names and types, operator names) and reports
+//! every problem it finds, each with IAM's message. What a given policy type allows or requires
+//! (a principal, resources, …) is checked by [`crate::validate`].
+
+use std::fmt;
+
+use crate::condition::{Condition, Operator};
+use crate::error::{Problem, messages};
+use crate::pattern::Glob;
+use crate::principal::{PrincipalElement, PrincipalEntry, PrincipalType};
+use crate::raw::Node;
+use crate::variables::ArnPattern;
+use crate::PolicyError;
+
+/// The largest document podiam parses at all, whatever the policy type (IAM's largest quota,
+/// for S3 bucket policies, is 20 KB; this leaves room for whitespace).
+pub const MAX_DOCUMENT_BYTES: usize = 128 * 1024;
+
+/// The policy language version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    /// `2008-10-17`: no policy variables (`${…}` is literal text).
+    V2008_10_17,
+    /// `2012-10-17`: the current version.
+    V2012_10_17,
+}
+
+impl Version {
+    /// As written in documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V2008_10_17 => "2008-10-17",
+            Self::V2012_10_17 => "2012-10-17",
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `Allow` or `Deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Grants.
+    Allow,
+    /// Denies, overriding any allow.
+    Deny,
+}
+
+impl Effect {
+    /// As written in documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "Allow",
+            Self::Deny => "Deny",
+        }
+    }
+}
+
+/// `Action` or `NotAction`: action patterns, matched case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionElement {
+    negated: bool,
+    patterns: Vec<String>,
+    compiled: Vec<Glob>,
+}
+
+impl ActionElement {
+    fn new(negated: bool, patterns: Vec<String>) -> Self {
+        let compiled = patterns
+            .iter()
+            .map(|p| Glob::new(&p.to_ascii_lowercase()))
+            .collect();
+        Self {
+            negated,
+            patterns,
+            compiled,
+        }
+    }
+
+    /// True for `NotAction`.
+    pub fn is_negated(&self) -> bool {
+        self.negated
+    }
+
+    /// The patterns as written.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// The first pattern that matches a lower-cased action.
+    pub(crate) fn first_match(&self, action_lower: &str) -> Option<&str> {
+        self.compiled
+            .iter()
+            .zip(&self.patterns)
+            .find(|(glob, _)| glob.matches(action_lower))
+            .map(|(_, p)| p.as_str())
+    }
+}
+
+/// `Resource` or `NotResource`: ARN patterns, matched part by part, case-sensitively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceElement {
+    negated: bool,
+    patterns: Vec<String>,
+    compiled: Vec<ArnPattern>,
+}
+
+impl ResourceElement {
+    fn new(negated: bool, patterns: Vec<String>, variables: bool) -> Self {
+        let compiled = patterns
+            .iter()
+            .map(|p| ArnPattern::compile(p, variables))
+            .collect();
+        Self {
+            negated,
+            patterns,
+            compiled,
+        }
+    }
+
+    /// True for `NotResource`.
+    pub fn is_negated(&self) -> bool {
+        self.negated
+    }
+
+    /// The patterns as written.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    pub(crate) fn compiled(&self) -> impl Iterator<Item = (&ArnPattern, &str)> {
+        self.compiled.iter().zip(self.patterns.iter().map(String::as_str))
+    }
+}
+
+/// One statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub(crate) sid: Option<String>,
+    pub(crate) effect: Effect,
+    pub(crate) principal: Option<PrincipalElement>,
+    pub(crate) action: Option<ActionElement>,
+    pub(crate) resource: Option<ResourceElement>,
+    pub(crate) conditions: Vec<Condition>,
+}
+
+impl Statement {
+    /// The `Sid`.
+    pub fn sid(&self) -> Option<&str> {
+        self.sid.as_deref()
+    }
+
+    /// The `Effect`.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// `Principal` or `NotPrincipal`.
+    pub fn principal(&self) -> Option<&PrincipalElement> {
+        self.principal.as_ref()
+    }
+
+    /// `Action` or `NotAction`.
+    pub fn action(&self) -> Option<&ActionElement> {
+        self.action.as_ref()
+    }
+
+    /// `Resource` or `NotResource`.
+    pub fn resource(&self) -> Option<&ResourceElement> {
+        self.resource.as_ref()
+    }
+
+    /// The conditions, one per operator and key.
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+/// A parsed policy document. It keeps the text it was parsed from, byte for byte.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    text: Box<str>,
+    version: Option<Version>,
+    id: Option<String>,
+    statements: Vec<Statement>,
+}
+
+impl Policy {
+    /// Parses a policy document; every structural problem is reported.
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        if text.len() > MAX_DOCUMENT_BYTES {
+            return Err(PolicyError::TooLarge {
+                size: text.len(),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
+        let node: Node = serde_json::from_str(text).map_err(|e| {
+            PolicyError::Malformed(vec![Problem::new("", messages::SYNTAX).detail(e.to_string())])
+        })?;
+        let mut parser = Parser::default();
+        let parsed = parser.policy(node);
+        match parsed {
+            Some((version, id, statements)) if parser.problems.is_empty() => Ok(Self {
+                text: text.into(),
+                version,
+                id,
+                statements,
+            }),
+            _ => Err(PolicyError::Malformed(parser.problems)),
+        }
+    }
+
+    /// The document exactly as given.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The `Version` element, if present.
+    pub fn declared_version(&self) -> Option<Version> {
+        self.version
+    }
+
+    /// The version that governs evaluation (`2008-10-17` when absent).
+    pub fn version(&self) -> Version {
+        self.version.unwrap_or(Version::V2008_10_17)
+    }
+
+    /// The `Id` element.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The statements, in order.
+    pub fn statements(&self) -> &[Statement] {
+        &self.statements
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = PolicyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+type Parsed = (Option<Version>, Option<String>, Vec<Statement>);
+
+#[derive(Default)]
+struct Parser {
+    problems: Vec<Problem>,
+    variables: bool,
+}
+
+impl Parser {
+    fn syntax(&mut self, path: &str, detail: impl Into<String>) {
+        self.problems
+            .push(Problem::new(path, messages::SYNTAX).detail(detail));
+    }
+
+    fn policy(&mut self, node: Node) -> Option<Parsed> {
+        let Node::Object(members) = node else {
+            self.syntax("", format!("a policy must be a JSON object, not {}", node.kind()));
+            return None;
+        };
+        let mut version = None;
+        if let Some((_, v)) = members.iter().find(|(k, _)| k == "Version") {
+            version = match v {
+                Node::String(s) if s == "2012-10-17" => Some(Version::V2012_10_17),
+                Node::String(s) if s == "2008-10-17" => Some(Version::V2008_10_17),
+                other => {
+                    let shown = match other {
+                        Node::String(s) => format!("{s:?}"),
+                        other => other.kind().to_owned(),
+                    };
+                    self.syntax(
+                        "Version",
+                        format!("Version must be \"2012-10-17\" or \"2008-10-17\", not {shown}"),
+                    );
+                    None
+                }
+            };
+        }
+        self.variables = version == Some(Version::V2012_10_17);
+        let mut id = None;
+        let mut statements = None;
+        for (key, value) in members {
+            match key.as_str() {
+                "Version" => {}
+                "Id" => id = self.string("Id", value),
+                "Statement" => statements = self.statements(value),
+                other => self.syntax(other, format!("unknown top-level element {other:?}")),
+            }
+        }
+        let Some(statements) = statements else {
+            if !self.problems.iter().any(|p| p.path.starts_with("Statement")) {
+                self.syntax("", "missing Statement");
+            }
+            return None;
+        };
+        Some((version, id, statements))
+    }
+
+    fn string(&mut self, path: &str, node: Node) -> Option<String> {
+        match node {
+            Node::String(s) => Some(s),
+            other => {
+                self.syntax(path, format!("expected a string, found {}", other.kind()));
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, path: &str, node: Node) -> Option<Vec<String>> {
+        match node {
+            Node::String(s) => Some(vec![s]),
+            Node::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    out.push(self.string(&format!("{path}[{i}]"), item)?);
+                }
+                Some(out)
+            }
+            other => {
+                self.syntax(path, format!("expected a string or an array of strings, found {}", other.kind()));
+                None
+            }
+        }
+    }
+
+    fn statements(&mut self, node: Node) -> Option<Vec<Statement>> {
+        match node {
+            Node::Object(_) => self.statement("Statement", node).map(|s| vec![s]),
+            Node::Array(items) if items.is_empty() => {
+                self.syntax("Statement", "Statement must not be empty");
+                None
+            }
+            Node::Array(items) => {
+                let count = items.len();
+                let parsed: Vec<Statement> = items
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| self.statement(&format!("Statement[{i}]"), item))
+                    .collect();
+                (parsed.len() == count).then_some(parsed)
+            }
+            other => {
+                self.syntax("Statement", format!("expected an object or an array of objects, found {}", other.kind()));
+                None
+            }
+        }
+    }
+
+    fn statement(&mut self, path: &str, node: Node) -> Option<Statement> {
+        let Node::Object(members) = node else {
+            self.syntax(path, format!("a statement must be an object, not {}", node.kind()));
+            return None;
+        };
+        let before = self.problems.len();
+        let mut sid = None;
+        let mut effect = None;
+        let mut principal = None;
+        let mut action = None;
+        let mut resource = None;
+        let mut conditions = Vec::new();
+        let seen = |name: &'static str, twin: &'static str, parser: &mut Self, present: bool| {
+            if present {
+                parser.syntax(path, format!("a statement cannot have both {name} and {twin}"));
+            }
+        };
+        for (key, value) in members {
+            let here = format!("{path}.{key}");
+            match key.as_str() {
+                "Sid" => sid = self.string(&here, value),
+                "Effect" => effect = self.effect(&here, value),
+                "Principal" | "NotPrincipal" => {
+                    seen("Principal", "NotPrincipal", self, principal.is_some());
+                    principal = self.principal(&here, key == "NotPrincipal", value);
+                }
+                "Action" | "NotAction" => {
+                    seen("Action", "NotAction", self, action.is_some());
+                    action = self
+                        .strings(&here, value)
+                        .map(|p| ActionElement::new(key == "NotAction", p));
+                }
+                "Resource" | "NotResource" => {
+                    seen("Resource", "NotResource", self, resource.is_some());
+                    let variables = self.variables;
+                    resource = self
+                        .strings(&here, value)
+                        .map(|p| ResourceElement::new(key == "NotResource", p, variables));
+                }
+                "Condition" => conditions = self.conditions(&here, value),
+                other => self.syntax(&here, format!("unknown statement element {other:?}")),
+            }
+        }
+        if effect.is_none() && self.problems.len() == before {
+            self.syntax(path, "missing Effect");
+        }
+        if self.problems.len() != before {
+            return None;
+        }
+        Some(Statement {
+            sid,
+            effect: effect?,
+            principal,
+            action,
+            resource,
+            conditions,
+        })
+    }
+
+    fn effect(&mut self, path: &str, node: Node) -> Option<Effect> {
+        let text = self.string(path, node)?;
+        match text.as_str() {
+            "Allow" => Some(Effect::Allow),
+            "Deny" => Some(Effect::Deny),
+            other if other.eq_ignore_ascii_case("allow") || other.eq_ignore_ascii_case("deny") => {
+                self.problems.push(
+                    Problem::new(path, messages::LEGACY)
+                        .detail(format!("Effect must be written \"Allow\" or \"Deny\", not {other:?}")),
+                );
+                None
+            }
+            other => {
+                self.syntax(path, format!("Effect must be \"Allow\" or \"Deny\", not {other:?}"));
+                None
+            }
+        }
+    }
+
+    fn principal(&mut self, path: &str, negated: bool, node: Node) -> Option<PrincipalElement> {
+        let invalid = |shown: &str| {
+            Problem::new(path, format!("Invalid principal in policy: {shown}"))
+        };
+        match node {
+            Node::String(s) if s == "*" => Some(PrincipalElement::everyone(negated)),
+            Node::String(s) => {
+                self.problems.push(
+                    invalid(&format!("{s:?}"))
+                        .detail("a principal is \"*\" or an object such as {\"AWS\": \"arn:…\"}"),
+                );
+                None
+            }
+            Node::Object(members) if members.is_empty() => {
+                self.problems.push(invalid("{}").detail("the principal object is empty"));
+                None
+            }
+            Node::Object(members) => {
+                let mut entries = Vec::with_capacity(members.len());
+                for (key, value) in members {
+                    let here = format!("{path}.{key}");
+                    let Some(kind) = PrincipalType::from_name(&key) else {
+                        self.problems.push(invalid(&format!("{key:?}")).detail(
+                            "principal types are \"AWS\", \"Federated\", \"Service\" and \"CanonicalUser\"",
+                        ));
+                        continue;
+                    };
+                    let values = self.strings(&here, value)?;
+                    if values.is_empty() {
+                        self.problems.push(
+                            Problem::new(&here, format!("Invalid principal in policy: \"{key}\":[]"))
+                                .detail("the list of principals is empty"),
+                        );
+                        continue;
+                    }
+                    entries.push(PrincipalEntry::new(kind, values));
+                }
+                Some(PrincipalElement::listed(negated, entries))
+            }
+            other => {
+                self.syntax(path, format!("expected \"*\" or an object, found {}", other.kind()));
+                None
+            }
+        }
+    }
+
+    fn conditions(&mut self, path: &str, node: Node) -> Vec<Condition> {
+        let Node::Object(operators) = node else {
+            self.syntax(path, format!("Condition must be an object, found {}", node.kind()));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (name, keys) in operators {
+            let here = format!("{path}.{name}");
+            let Ok(operator) = name.parse::<Operator>() else {
+                self.syntax(&here, format!("unknown condition operator {name:?}"));
+                continue;
+            };
+            let Node::Object(keys) = keys else {
+                self.syntax(&here, format!("expected an object of condition keys, found {}", keys.kind()));
+                continue;
+            };
+            for (key, values) in keys {
+                let at = format!("{here}.{key}");
+                if let Some(values) = self.condition_values(&at, values) {
+                    out.push(Condition::new(operator, &key, values, self.variables));
+                }
+            }
+        }
+        out
+    }
+
+    fn condition_values(&mut self, path: &str, node: Node) -> Option<Vec<String>> {
+        fn scalar(node: Node) -> Result<String, Node> {
+            match node {
+                Node::String(s) | Node::Number(s) => Ok(s),
+                Node::Bool(b) => Ok(b.to_string()),
+                other => Err(other),
+            }
+        }
+        match node {
+            Node::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    match scalar(item) {
+                        Ok(v) => out.push(v),
+                        Err(other) => {
+                            self.syntax(&format!("{path}[{i}]"), format!("condition values are strings, numbers or booleans, not {}", other.kind()));
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            other => match scalar(other) {
+                Ok(v) => Some(vec![v]),
+                Err(other) => {
+                    self.syntax(path, format!("condition values are strings, numbers or booleans, not {}", other.kind()));
+                    None
+                }
+            },
+        }
+    }
+}

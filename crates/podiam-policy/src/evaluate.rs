@@ -1,0 +1,468 @@
+//! Evaluation: statements, single policies, and the full AWS decision over every policy type.
+//!
+//! The order follows AWS's documented policy evaluation logic:
+//! 1. an explicit `Deny` in any applicable policy decides;
+//! 2. resource control policies, then service control policies (when given) must allow, at
+//!    every level of the organization;
+//! 3. within one account, a resource-based policy that names the requester itself (a user, a
+//!    role session, a federated or service principal) allows on its own; one that names the
+//!    role, or `*`, allows subject to the permissions boundary and session policies; one that
+//!    names only the account delegates to identity-based policies;
+//! 4. otherwise an identity-based policy must allow, and so must the permissions boundary and
+//!    the session policies when present;
+//! 5. across accounts, the resource-based policy and the identity side must both allow.
+//!
+//! Anything else is an implicit deny. Every function here is total: no input panics.
+
+use crate::context::Request;
+use crate::document::{Effect, Policy, Statement};
+use crate::principal::Grant;
+use crate::trace::{
+    Decision, ElementTrace, Explanation, PolicyOutcome, PolicyTrace, StatementTrace,
+};
+
+/// How one statement relates to a request: `None` when it does not apply, otherwise how
+/// specifically it names the requester (`Direct` for statements without a principal element,
+/// whose principal is the identity the policy is attached to).
+fn statement_applies(
+    statement: &Statement,
+    request: &Request,
+    mut trace: Option<&mut StatementTrace>,
+) -> Option<Grant> {
+    let explain = trace.is_some();
+    let mut applies = true;
+
+    let action = action_matches(statement, request, explain);
+    applies &= action.matched;
+    if let Some(t) = trace.as_deref_mut() {
+        t.action = action;
+    } else if !applies {
+        return None;
+    }
+
+    let resource = resource_matches(statement, request, explain);
+    applies &= resource.matched;
+    if let Some(t) = trace.as_deref_mut() {
+        t.resource = resource;
+    } else if !applies {
+        return None;
+    }
+
+    let grant = match &statement.principal {
+        None => Some(Grant::Direct),
+        Some(element) => {
+            let grant = element.matches(&request.principal);
+            if let Some(t) = trace.as_deref_mut() {
+                let name = if element.is_negated() { "NotPrincipal" } else { "Principal" };
+                t.principal = Some(ElementTrace {
+                    matched: grant.is_some(),
+                    reason: match grant {
+                        Some(g) => format!("{name} covers {} ({})", request.principal, grant_name(g)),
+                        None => format!("{name} does not cover {}", request.principal),
+                    },
+                });
+            }
+            grant
+        }
+    };
+    applies &= grant.is_some();
+    if !applies && !explain {
+        return None;
+    }
+
+    let mut condition_traces = trace.as_deref_mut().map(|t| &mut t.conditions);
+    for condition in &statement.conditions {
+        let ok = condition.evaluate(&request.context, condition_traces.as_deref_mut());
+        applies &= ok;
+        if !ok && !explain {
+            return None;
+        }
+    }
+    if let Some(t) = trace {
+        t.applies = applies;
+    }
+    if applies { grant } else { None }
+}
+
+fn grant_name(grant: Grant) -> &'static str {
+    match grant {
+        Grant::Account => "by its account",
+        Grant::Wildcard => "by wildcard",
+        Grant::RoleArn => "by its role",
+        Grant::Direct => "by name",
+    }
+}
+
+fn action_matches(statement: &Statement, request: &Request, explain: bool) -> ElementTrace {
+    let Some(element) = &statement.action else {
+        return ElementTrace {
+            matched: false,
+            reason: if explain { "the statement has no Action".into() } else { String::new() },
+        };
+    };
+    let hit = element.first_match(&request.action_lower);
+    let matched = hit.is_some() != element.is_negated();
+    let reason = if !explain {
+        String::new()
+    } else {
+        match (hit, element.is_negated()) {
+            (Some(p), false) => format!("Action {p:?} matches {:?}", request.action),
+            (None, false) => format!("no Action pattern matches {:?}", request.action),
+            (Some(p), true) => format!("NotAction {p:?} excludes {:?}", request.action),
+            (None, true) => format!("{:?} is not excluded by NotAction", request.action),
+        }
+    };
+    ElementTrace { matched, reason }
+}
+
+fn resource_matches(statement: &Statement, request: &Request, explain: bool) -> ElementTrace {
+    let resource = request.resource_or_star();
+    let Some(element) = &statement.resource else {
+        return ElementTrace {
+            matched: true,
+            reason: if explain { "no Resource element: applies to any resource".into() } else { String::new() },
+        };
+    };
+    let mut hit = None;
+    let mut unresolved = None;
+    for (pattern, text) in element.compiled() {
+        match pattern.matches(resource, &request.context) {
+            Ok(true) => {
+                hit = Some(text);
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                unresolved.get_or_insert(e.key);
+            }
+        }
+    }
+    if element.is_negated() {
+        if let (None, Some(key)) = (hit, &unresolved) {
+            return ElementTrace {
+                matched: false,
+                reason: if explain {
+                    format!("policy variable ${{{key}}} in NotResource cannot be resolved from the request")
+                } else {
+                    String::new()
+                },
+            };
+        }
+    }
+    let matched = hit.is_some() != element.is_negated();
+    let reason = if !explain {
+        String::new()
+    } else {
+        let mut reason = match (hit, element.is_negated()) {
+            (Some(p), false) => format!("Resource {p:?} matches {resource:?}"),
+            (None, false) => format!("no Resource pattern matches {resource:?}"),
+            (Some(p), true) => format!("NotResource {p:?} excludes {resource:?}"),
+            (None, true) => format!("{resource:?} is not excluded by NotResource"),
+        };
+        if let (None, Some(key)) = (hit, unresolved) {
+            reason.push_str(&format!(" (policy variable ${{{key}}} could not be resolved)"));
+        }
+        reason
+    };
+    ElementTrace { matched, reason }
+}
+
+/// The result of one policy: its outcome and, for an `Allow`, the strongest grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PolicyResult {
+    outcome: PolicyOutcome,
+    grant: Option<Grant>,
+}
+
+fn evaluate_policy(policy: &Policy, request: &Request, trace: Option<&mut PolicyTrace>) -> PolicyResult {
+    let mut allow: Option<Grant> = None;
+    let mut denied = false;
+    match trace {
+        None => {
+            for statement in policy.statements() {
+                if let Some(grant) = statement_applies(statement, request, None) {
+                    match statement.effect {
+                        Effect::Deny => {
+                            return PolicyResult {
+                                outcome: PolicyOutcome::Deny,
+                                grant: None,
+                            };
+                        }
+                        Effect::Allow => allow = allow.max(Some(grant)),
+                    }
+                }
+            }
+        }
+        Some(trace) => {
+            for (index, statement) in policy.statements().iter().enumerate() {
+                let mut st = StatementTrace {
+                    index,
+                    sid: statement.sid.clone(),
+                    effect: statement.effect.as_str(),
+                    applies: false,
+                    action: ElementTrace { matched: false, reason: String::new() },
+                    resource: ElementTrace { matched: false, reason: String::new() },
+                    principal: None,
+                    conditions: Vec::new(),
+                };
+                if let Some(grant) = statement_applies(statement, request, Some(&mut st)) {
+                    match statement.effect {
+                        Effect::Deny => denied = true,
+                        Effect::Allow => allow = allow.max(Some(grant)),
+                    }
+                }
+                trace.statements.push(st);
+            }
+        }
+    }
+    let outcome = if denied {
+        PolicyOutcome::Deny
+    } else if allow.is_some() {
+        PolicyOutcome::Allow
+    } else {
+        PolicyOutcome::NotApplicable
+    };
+    PolicyResult {
+        outcome,
+        grant: if denied { None } else { allow },
+    }
+}
+
+impl Policy {
+    /// What this one policy says about `request`: `Deny` if a `Deny` statement applies,
+    /// `Allow` if only `Allow` statements apply, otherwise `NotApplicable`.
+    ///
+    /// This is the whole decision for a role's trust policy, whose principal (a federated
+    /// identity or a service) has no policies of its own.
+    pub fn evaluate(&self, request: &Request) -> PolicyOutcome {
+        evaluate_policy(self, request, None).outcome
+    }
+
+    /// [`Policy::evaluate`] with a trace of every statement; `label` names the policy.
+    pub fn explain(&self, request: &Request, label: &str) -> PolicyTrace {
+        let mut trace = PolicyTrace {
+            policy: label.to_owned(),
+            id: self.id().map(str::to_owned),
+            outcome: PolicyOutcome::NotApplicable,
+            statements: Vec::new(),
+        };
+        trace.outcome = evaluate_policy(self, request, Some(&mut trace)).outcome;
+        trace
+    }
+}
+
+/// Every policy that bears on one request. Empty lists and `None` mean "not in play" (no
+/// SCPs, no boundary, …), which is different from a policy that allows nothing.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet<'a> {
+    /// Identity-based policies of the principal (inline and attached).
+    pub identity: Vec<&'a Policy>,
+    /// The resource's resource-based policy (a bucket policy, a role's trust policy, …).
+    pub resource: Option<&'a Policy>,
+    /// The principal's permissions boundary.
+    pub permissions_boundary: Option<&'a Policy>,
+    /// Session policies passed when the session was created.
+    pub session: Vec<&'a Policy>,
+    /// Service control policies, one list per level (root, OUs, account).
+    pub service_control: Vec<Vec<&'a Policy>>,
+    /// Resource control policies, one list per level.
+    pub resource_control: Vec<Vec<&'a Policy>>,
+}
+
+/// Which rule decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reason {
+    Denied(String),
+    NoRcpAllow(usize),
+    NoScpAllow(usize),
+    ResourceDirect,
+    CrossAccountNoResource,
+    CrossAccountNoIdentity,
+    NothingAllows,
+    Boundary,
+    Session,
+    Allowed { identity: bool, resource: bool, cross_account: bool },
+}
+
+impl Reason {
+    fn describe(&self) -> String {
+        match self {
+            Self::Denied(source) => format!("an explicit Deny in {source} applies"),
+            Self::NoRcpAllow(level) => {
+                format!("no resource control policy at level {level} allows the request")
+            }
+            Self::NoScpAllow(level) => {
+                format!("no service control policy at level {level} allows the request")
+            }
+            Self::ResourceDirect => {
+                "the resource-based policy allows the requester by name, in the same account".into()
+            }
+            Self::CrossAccountNoResource => {
+                "cross-account request: the resource-based policy must allow the requester, and it does not".into()
+            }
+            Self::CrossAccountNoIdentity => {
+                "cross-account request: an identity-based policy must also allow, and none does".into()
+            }
+            Self::NothingAllows => {
+                "no identity-based or resource-based policy allows the request".into()
+            }
+            Self::Boundary => "the permissions boundary does not allow the request".into(),
+            Self::Session => "no session policy allows the request".into(),
+            Self::Allowed {
+                identity,
+                resource,
+                cross_account,
+            } => {
+                let by = match (identity, resource) {
+                    (true, true) => "identity-based and resource-based policies",
+                    (true, false) => "an identity-based policy",
+                    _ => "the resource-based policy",
+                };
+                if *cross_account {
+                    format!("allowed across accounts by {by}")
+                } else {
+                    format!("allowed by {by}")
+                }
+            }
+        }
+    }
+}
+
+/// Runs one group of policies (all identity policies, one SCP level, …); combines outcomes.
+fn group<'p>(
+    policies: impl IntoIterator<Item = &'p Policy>,
+    request: &Request,
+    traces: &mut Option<&mut Vec<PolicyTrace>>,
+    label: &dyn Fn(usize) -> String,
+) -> PolicyResult {
+    let mut combined = PolicyResult {
+        outcome: PolicyOutcome::NotApplicable,
+        grant: None,
+    };
+    for (i, policy) in policies.into_iter().enumerate() {
+        let result = match traces.as_deref_mut() {
+            Some(traces) => {
+                let mut trace = PolicyTrace {
+                    policy: label(i),
+                    id: policy.id().map(str::to_owned),
+                    outcome: PolicyOutcome::NotApplicable,
+                    statements: Vec::new(),
+                };
+                let result = evaluate_policy(policy, request, Some(&mut trace));
+                trace.outcome = result.outcome;
+                traces.push(trace);
+                result
+            }
+            None => evaluate_policy(policy, request, None),
+        };
+        match result.outcome {
+            PolicyOutcome::Deny => combined.outcome = PolicyOutcome::Deny,
+            PolicyOutcome::Allow if combined.outcome != PolicyOutcome::Deny => {
+                combined.outcome = PolicyOutcome::Allow;
+                combined.grant = combined.grant.max(result.grant);
+            }
+            _ => {}
+        }
+    }
+    combined
+}
+
+impl PolicySet<'_> {
+    /// The decision for `request`.
+    pub fn evaluate(&self, request: &Request) -> Decision {
+        self.run(request, None).0
+    }
+
+    /// The decision, the rule that made it, and a trace of every policy and statement.
+    pub fn explain(&self, request: &Request) -> Explanation {
+        let mut trace = Vec::new();
+        let (decision, reason) = self.run(request, Some(&mut trace));
+        Explanation {
+            decision,
+            reason: reason.describe(),
+            trace,
+        }
+    }
+
+    fn run(&self, request: &Request, mut traces: Option<&mut Vec<PolicyTrace>>) -> (Decision, Reason) {
+        let t = &mut traces;
+        let identity = group(self.identity.iter().copied(), request, t, &|i| format!("identity[{i}]"));
+        let resource = group(self.resource, request, t, &|_| "resource".into());
+        let boundary = self
+            .permissions_boundary
+            .map(|p| group([p], request, t, &|_| "permissions_boundary".into()));
+        let session = (!self.session.is_empty())
+            .then(|| group(self.session.iter().copied(), request, t, &|i| format!("session[{i}]")));
+        let scps: Vec<PolicyResult> = self
+            .service_control
+            .iter()
+            .enumerate()
+            .map(|(level, ps)| group(ps.iter().copied(), request, t, &|i| format!("scp[{level}][{i}]")))
+            .collect();
+        let rcps: Vec<PolicyResult> = self
+            .resource_control
+            .iter()
+            .enumerate()
+            .map(|(level, ps)| group(ps.iter().copied(), request, t, &|i| format!("rcp[{level}][{i}]")))
+            .collect();
+
+        let denied = |r: &PolicyResult| r.outcome == PolicyOutcome::Deny;
+        let allows = |r: &PolicyResult| r.outcome == PolicyOutcome::Allow;
+        let deny_source = [
+            (denied(&identity), "an identity-based policy"),
+            (denied(&resource), "the resource-based policy"),
+            (boundary.as_ref().is_some_and(denied), "the permissions boundary"),
+            (session.as_ref().is_some_and(denied), "a session policy"),
+            (scps.iter().any(denied), "a service control policy"),
+            (rcps.iter().any(denied), "a resource control policy"),
+        ]
+        .into_iter()
+        .find(|(d, _)| *d);
+        if let Some((_, source)) = deny_source {
+            return (Decision::ExplicitDeny, Reason::Denied(source.into()));
+        }
+        if let Some(level) = rcps.iter().position(|r| !allows(r)) {
+            return (Decision::ImplicitDeny, Reason::NoRcpAllow(level));
+        }
+        if let Some(level) = scps.iter().position(|r| !allows(r)) {
+            return (Decision::ImplicitDeny, Reason::NoScpAllow(level));
+        }
+
+        let grant = resource.grant.filter(|_| allows(&resource));
+        let identity_allows = allows(&identity);
+        let cross_account = match (request.principal.account(), request.owning_account()) {
+            (Some(p), Some(r)) => p != r,
+            _ => false,
+        };
+        if cross_account {
+            if grant.is_none() {
+                return (Decision::ImplicitDeny, Reason::CrossAccountNoResource);
+            }
+            if !identity_allows {
+                return (Decision::ImplicitDeny, Reason::CrossAccountNoIdentity);
+            }
+        } else {
+            if grant == Some(Grant::Direct) {
+                return (Decision::Allow, Reason::ResourceDirect);
+            }
+            let via_resource = matches!(grant, Some(Grant::RoleArn | Grant::Wildcard));
+            if !identity_allows && !via_resource {
+                return (Decision::ImplicitDeny, Reason::NothingAllows);
+            }
+        }
+        if boundary.as_ref().is_some_and(|b| !allows(b)) {
+            return (Decision::ImplicitDeny, Reason::Boundary);
+        }
+        if session.as_ref().is_some_and(|s| !allows(s)) {
+            return (Decision::ImplicitDeny, Reason::Session);
+        }
+        (
+            Decision::Allow,
+            Reason::Allowed {
+                identity: identity_allows,
+                resource: grant.is_some(),
+                cross_account,
+            },
+        )
+    }
+}

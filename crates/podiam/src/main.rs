@@ -1,0 +1,32 @@
+//! `podiam`: short-lived AWS credentials for Kubernetes pods, self-hosted.
+
+mod policy_cmd;
+mod simulate_input;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Short-lived AWS credentials for Kubernetes pods: IAM roles and trust policies, OIDC
+/// providers, STS, EKS Pod Identity, the node agent and IMDS — self-hosted, on the real AWS
+/// wire protocols.
+#[derive(Debug, Parser)]
+#[command(name = "podiam", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate IAM policies and simulate authorization decisions, offline.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Policy(command) => policy_cmd::run(command),
+    }
+}

@@ -1,0 +1,184 @@
+//! `podiam policy validate` and `podiam policy simulate`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use podiam_policy::{Policy, PolicyError, PolicyType, parse_as};
+
+use crate::simulate_input::SimulateInput;
+
+/// Inputs larger than this are refused before parsing.
+const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Check a policy document against IAM's rules for one policy type.
+    ///
+    /// Exits 0 when the document is valid. Otherwise exits 1 and prints one line per problem,
+    /// `<where>: <IAM's MalformedPolicyDocument message> (<detail>)`.
+    Validate(ValidateArgs),
+    /// Decide one request against a set of policies with AWS's evaluation logic.
+    ///
+    /// Prints one JSON object: {"decision": "Allow" | "ExplicitDeny" | "ImplicitDeny",
+    /// "reason": "...", "trace": [...]}, where the trace shows every policy, statement and
+    /// condition and why each matched or not. Exits 2 when the input is not valid.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// Which rules apply: where the policy will be used.
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_policy_type)]
+    policy_type: PolicyType,
+    /// The policy document (JSON); `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = SIMULATE_INPUT_HELP)]
+pub(crate) struct SimulateArgs {
+    /// The simulation input (JSON, see below); `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Indent the JSON output (the default when writing to a terminal).
+    #[arg(long)]
+    pretty: bool,
+}
+
+const SIMULATE_INPUT_HELP: &str = r#"Input:
+  {
+    "identity_policies": [POLICY, ...],
+    "resource_policy": POLICY,
+    "permissions_boundary": POLICY,
+    "session_policy": POLICY,
+    "service_control_policies": [POLICY, ...] or [[POLICY, ...], ...],
+    "resource_control_policies": [POLICY, ...] or [[POLICY, ...], ...],
+    "request": {
+      "principal": "arn:aws:iam::111122223333:role/r",
+      "action": "s3:GetObject",
+      "resource": "arn:aws:s3:::bucket/key",
+      "resource_account": "111122223333",
+      "context": {"aws:SourceIp": "10.1.2.3", "aws:TagKeys": ["a", "b"]}
+    }
+  }
+
+Every field but request.action is optional. POLICY is a policy object or a string holding one.
+A list of lists of SCPs/RCPs gives the organization's levels (root, OUs, account); each level
+needs a policy that allows. "principal" is an ARN, an account id, a service principal such as
+"pods.eks.amazonaws.com", or an object such as {"Federated": "arn:aws:iam::…:oidc-provider/…"};
+no principal means an anonymous request. "resource_account" defaults to the account in the
+resource ARN.
+
+Example:
+  podiam policy simulate --input examples/policies/irsa-carts.json"#;
+
+fn parse_policy_type(text: &str) -> Result<PolicyType, String> {
+    text.parse().map_err(|e: PolicyError| e.to_string())
+}
+
+pub(crate) fn run(command: PolicyCommand) -> ExitCode {
+    let result = match command {
+        PolicyCommand::Validate(args) => validate(&args),
+        PolicyCommand::Simulate(args) => simulate(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A reader that stopped early (`podiam … | head`) is not an error worth reporting.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Reads a file, or standard input for `-`, refusing oversized input.
+pub(crate) fn read_input(path: &Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
+    } else {
+        std::fs::File::open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_string(&mut text)
+            .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
+    }
+    if text.len() as u64 > MAX_INPUT_BYTES {
+        bail!("{} is larger than {MAX_INPUT_BYTES} bytes", path.display());
+    }
+    Ok(text)
+}
+
+fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let text = read_input(&args.file)?;
+    let mut out = std::io::stdout().lock();
+    match parse_as(&text, args.policy_type) {
+        Ok(_) => {
+            writeln!(out, "{}: valid {} policy", args.file.display(), args.policy_type)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(PolicyError::Malformed(problems)) => {
+            for problem in problems {
+                writeln!(out, "{problem}")?;
+            }
+            Ok(ExitCode::from(1))
+        }
+        Err(other) => {
+            writeln!(out, "{other}")?;
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn simulate(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+    let text = read_input(&args.input)?;
+    let input = SimulateInput::parse(&text)?;
+    for warning in input.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let explanation = input.policy_set().explain(input.request());
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.pretty || stdout.is_terminal() {
+        serde_json::to_writer_pretty(&mut out, &explanation)?;
+    } else {
+        serde_json::to_writer(&mut out, &explanation)?;
+    }
+    writeln!(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a policy given as its JSON text.
+pub(crate) fn parse_policy(what: &str, text: &str) -> anyhow::Result<Policy> {
+    Policy::parse(text).map_err(|e| match e {
+        PolicyError::Malformed(problems) => anyhow::anyhow!(
+            "{what} is not a valid policy document:\n  {}",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ),
+        other => anyhow::anyhow!("{what}: {other}"),
+    })
+}
