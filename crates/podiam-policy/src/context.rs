@@ -239,7 +239,10 @@ impl FromStr for Principal {
         if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
             return AwsPrincipal::account_root("aws", s).map(Self::Aws);
         }
-        if s.contains('.') && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        if s.contains('.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
             return Ok(Self::Service(s.to_owned()));
         }
         Err(PolicyError::InvalidRequest(format!(
@@ -364,7 +367,9 @@ mod tests {
 
     #[test]
     fn principal_kinds() {
-        let p: AwsPrincipal = "arn:aws:sts::111122223333:assumed-role/my-role/s1".parse().unwrap();
+        let p: AwsPrincipal = "arn:aws:sts::111122223333:assumed-role/my-role/s1"
+            .parse()
+            .unwrap();
         assert_eq!(
             p.kind(),
             &AwsPrincipalKind::AssumedRole {
@@ -372,23 +377,38 @@ mod tests {
                 session_name: "s1".into()
             }
         );
-        let r: AwsPrincipal = "arn:aws:iam::111122223333:role/path/to/my-role".parse().unwrap();
-        assert_eq!(r.kind(), &AwsPrincipalKind::Role { name: "my-role".into() });
+        let r: AwsPrincipal = "arn:aws:iam::111122223333:role/path/to/my-role"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            r.kind(),
+            &AwsPrincipalKind::Role {
+                name: "my-role".into()
+            }
+        );
         assert!("arn:aws:s3:::bucket".parse::<AwsPrincipal>().is_err());
         assert!("arn:aws:iam::aws:policy/x".parse::<AwsPrincipal>().is_err());
-        assert!("arn:aws:sts::111122223333:assumed-role/only".parse::<AwsPrincipal>().is_err());
+        assert!(
+            "arn:aws:sts::111122223333:assumed-role/only"
+                .parse::<AwsPrincipal>()
+                .is_err()
+        );
     }
 
     #[test]
     fn principal_from_text() {
-        assert!(matches!("pods.eks.amazonaws.com".parse(), Ok(Principal::Service(_))));
+        assert!(matches!(
+            "pods.eks.amazonaws.com".parse(),
+            Ok(Principal::Service(_))
+        ));
         assert!(matches!("111122223333".parse(), Ok(Principal::Aws(_))));
         assert!("who?".parse::<Principal>().is_err());
     }
 
     #[test]
     fn owning_account_comes_from_the_arn() {
-        let r = Request::new("s3:GetObject").resource("arn:aws:dynamodb:eu-central-1:111122223333:table/carts");
+        let r = Request::new("s3:GetObject")
+            .resource("arn:aws:dynamodb:eu-central-1:111122223333:table/carts");
         assert_eq!(r.owning_account(), Some("111122223333"));
         let s3 = Request::new("s3:GetObject").resource("arn:aws:s3:::bucket/key");
         assert_eq!(s3.owning_account(), None);

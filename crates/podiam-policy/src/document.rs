@@ -6,13 +6,13 @@
 
 use std::fmt;
 
+use crate::PolicyError;
 use crate::condition::{Condition, Operator};
 use crate::error::{Problem, messages};
 use crate::pattern::Glob;
 use crate::principal::{PrincipalElement, PrincipalEntry, PrincipalType};
 use crate::raw::Node;
 use crate::variables::ArnPattern;
-use crate::PolicyError;
 
 /// The largest document podiam parses at all, whatever the policy type (IAM's largest quota,
 /// for S3 bucket policies, is 20 KB; this leaves room for whitespace).
@@ -135,7 +135,9 @@ impl ResourceElement {
     }
 
     pub(crate) fn compiled(&self) -> impl Iterator<Item = (&ArnPattern, &str)> {
-        self.compiled.iter().zip(self.patterns.iter().map(String::as_str))
+        self.compiled
+            .iter()
+            .zip(self.patterns.iter().map(String::as_str))
     }
 }
 
@@ -201,7 +203,9 @@ impl Policy {
             });
         }
         let node: Node = serde_json::from_str(text).map_err(|e| {
-            PolicyError::Malformed(vec![Problem::new("", messages::SYNTAX).detail(e.to_string())])
+            PolicyError::Malformed(vec![
+                Problem::new("", messages::SYNTAX).detail(e.to_string()),
+            ])
         })?;
         let mut parser = Parser::default();
         let parsed = parser.policy(node);
@@ -266,7 +270,10 @@ impl Parser {
 
     fn policy(&mut self, node: Node) -> Option<Parsed> {
         let Node::Object(members) = node else {
-            self.syntax("", format!("a policy must be a JSON object, not {}", node.kind()));
+            self.syntax(
+                "",
+                format!("a policy must be a JSON object, not {}", node.kind()),
+            );
             return None;
         };
         let mut version = None;
@@ -299,7 +306,11 @@ impl Parser {
             }
         }
         let Some(statements) = statements else {
-            if !self.problems.iter().any(|p| p.path.starts_with("Statement")) {
+            if !self
+                .problems
+                .iter()
+                .any(|p| p.path.starts_with("Statement"))
+            {
                 self.syntax("", "missing Statement");
             }
             return None;
@@ -328,7 +339,13 @@ impl Parser {
                 Some(out)
             }
             other => {
-                self.syntax(path, format!("expected a string or an array of strings, found {}", other.kind()));
+                self.syntax(
+                    path,
+                    format!(
+                        "expected a string or an array of strings, found {}",
+                        other.kind()
+                    ),
+                );
                 None
             }
         }
@@ -351,7 +368,13 @@ impl Parser {
                 (parsed.len() == count).then_some(parsed)
             }
             other => {
-                self.syntax("Statement", format!("expected an object or an array of objects, found {}", other.kind()));
+                self.syntax(
+                    "Statement",
+                    format!(
+                        "expected an object or an array of objects, found {}",
+                        other.kind()
+                    ),
+                );
                 None
             }
         }
@@ -359,7 +382,10 @@ impl Parser {
 
     fn statement(&mut self, path: &str, node: Node) -> Option<Statement> {
         let Node::Object(members) = node else {
-            self.syntax(path, format!("a statement must be an object, not {}", node.kind()));
+            self.syntax(
+                path,
+                format!("a statement must be an object, not {}", node.kind()),
+            );
             return None;
         };
         let before = self.problems.len();
@@ -371,7 +397,10 @@ impl Parser {
         let mut conditions = Vec::new();
         let seen = |name: &'static str, twin: &'static str, parser: &mut Self, present: bool| {
             if present {
-                parser.syntax(path, format!("a statement cannot have both {name} and {twin}"));
+                parser.syntax(
+                    path,
+                    format!("a statement cannot have both {name} and {twin}"),
+                );
             }
         };
         for (key, value) in members {
@@ -422,23 +451,25 @@ impl Parser {
             "Allow" => Some(Effect::Allow),
             "Deny" => Some(Effect::Deny),
             other if other.eq_ignore_ascii_case("allow") || other.eq_ignore_ascii_case("deny") => {
-                self.problems.push(
-                    Problem::new(path, messages::LEGACY)
-                        .detail(format!("Effect must be written \"Allow\" or \"Deny\", not {other:?}")),
-                );
+                self.problems
+                    .push(Problem::new(path, messages::LEGACY).detail(format!(
+                        "Effect must be written \"Allow\" or \"Deny\", not {other:?}"
+                    )));
                 None
             }
             other => {
-                self.syntax(path, format!("Effect must be \"Allow\" or \"Deny\", not {other:?}"));
+                self.syntax(
+                    path,
+                    format!("Effect must be \"Allow\" or \"Deny\", not {other:?}"),
+                );
                 None
             }
         }
     }
 
     fn principal(&mut self, path: &str, negated: bool, node: Node) -> Option<PrincipalElement> {
-        let invalid = |shown: &str| {
-            Problem::new(path, format!("Invalid principal in policy: {shown}"))
-        };
+        let invalid =
+            |shown: &str| Problem::new(path, format!("Invalid principal in policy: {shown}"));
         match node {
             Node::String(s) if s == "*" => Some(PrincipalElement::everyone(negated)),
             Node::String(s) => {
@@ -449,7 +480,8 @@ impl Parser {
                 None
             }
             Node::Object(members) if members.is_empty() => {
-                self.problems.push(invalid("{}").detail("the principal object is empty"));
+                self.problems
+                    .push(invalid("{}").detail("the principal object is empty"));
                 None
             }
             Node::Object(members) => {
@@ -465,8 +497,11 @@ impl Parser {
                     let values = self.strings(&here, value)?;
                     if values.is_empty() {
                         self.problems.push(
-                            Problem::new(&here, format!("Invalid principal in policy: \"{key}\":[]"))
-                                .detail("the list of principals is empty"),
+                            Problem::new(
+                                &here,
+                                format!("Invalid principal in policy: \"{key}\":[]"),
+                            )
+                            .detail("the list of principals is empty"),
                         );
                         continue;
                     }
@@ -475,7 +510,10 @@ impl Parser {
                 Some(PrincipalElement::listed(negated, entries))
             }
             other => {
-                self.syntax(path, format!("expected \"*\" or an object, found {}", other.kind()));
+                self.syntax(
+                    path,
+                    format!("expected \"*\" or an object, found {}", other.kind()),
+                );
                 None
             }
         }
@@ -483,7 +521,10 @@ impl Parser {
 
     fn conditions(&mut self, path: &str, node: Node) -> Vec<Condition> {
         let Node::Object(operators) = node else {
-            self.syntax(path, format!("Condition must be an object, found {}", node.kind()));
+            self.syntax(
+                path,
+                format!("Condition must be an object, found {}", node.kind()),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -494,7 +535,13 @@ impl Parser {
                 continue;
             };
             let Node::Object(keys) = keys else {
-                self.syntax(&here, format!("expected an object of condition keys, found {}", keys.kind()));
+                self.syntax(
+                    &here,
+                    format!(
+                        "expected an object of condition keys, found {}",
+                        keys.kind()
+                    ),
+                );
                 continue;
             };
             for (key, values) in keys {
@@ -522,7 +569,13 @@ impl Parser {
                     match scalar(item) {
                         Ok(v) => out.push(v),
                         Err(other) => {
-                            self.syntax(&format!("{path}[{i}]"), format!("condition values are strings, numbers or booleans, not {}", other.kind()));
+                            self.syntax(
+                                &format!("{path}[{i}]"),
+                                format!(
+                                    "condition values are strings, numbers or booleans, not {}",
+                                    other.kind()
+                                ),
+                            );
                             return None;
                         }
                     }
@@ -532,7 +585,13 @@ impl Parser {
             other => match scalar(other) {
                 Ok(v) => Some(vec![v]),
                 Err(other) => {
-                    self.syntax(path, format!("condition values are strings, numbers or booleans, not {}", other.kind()));
+                    self.syntax(
+                        path,
+                        format!(
+                            "condition values are strings, numbers or booleans, not {}",
+                            other.kind()
+                        ),
+                    );
                     None
                 }
             },

@@ -78,7 +78,8 @@ pub(crate) mod messages {
     pub(crate) const ONE_COLON: &str = "Actions/Condition can contain only one colon.";
     pub(crate) const RESOURCE_VENDOR: &str =
         "Resource vendor must be fully qualified and cannot contain regexes.";
-    pub(crate) const TRUST_ACTIONS: &str = "AssumeRole policy may only specify STS AssumeRole actions.";
+    pub(crate) const TRUST_ACTIONS: &str =
+        "AssumeRole policy may only specify STS AssumeRole actions.";
     pub(crate) const SCP_TYPE: &str =
         "The provided policy document does not meet the requirements of the specified policy type.";
     pub(crate) const IAM_PATHS: &str = "IAM resource path must either be \"*\" or start with user/, federated-user/, role/, group/, instance-profile/, mfa/, server-certificate/, policy/, sms-mfa/, saml-provider/, oidc-provider/, report/, access-report/.";

@@ -53,11 +53,17 @@ fn statement_applies(
         Some(element) => {
             let grant = element.matches(&request.principal);
             if let Some(t) = trace.as_deref_mut() {
-                let name = if element.is_negated() { "NotPrincipal" } else { "Principal" };
+                let name = if element.is_negated() {
+                    "NotPrincipal"
+                } else {
+                    "Principal"
+                };
                 t.principal = Some(ElementTrace {
                     matched: grant.is_some(),
                     reason: match grant {
-                        Some(g) => format!("{name} covers {} ({})", request.principal, grant_name(g)),
+                        Some(g) => {
+                            format!("{name} covers {} ({})", request.principal, grant_name(g))
+                        }
                         None => format!("{name} does not cover {}", request.principal),
                     },
                 });
@@ -97,7 +103,11 @@ fn action_matches(statement: &Statement, request: &Request, explain: bool) -> El
     let Some(element) = &statement.action else {
         return ElementTrace {
             matched: false,
-            reason: if explain { "the statement has no Action".into() } else { String::new() },
+            reason: if explain {
+                "the statement has no Action".into()
+            } else {
+                String::new()
+            },
         };
     };
     let hit = element.first_match(&request.action_lower);
@@ -120,7 +130,11 @@ fn resource_matches(statement: &Statement, request: &Request, explain: bool) -> 
     let Some(element) = &statement.resource else {
         return ElementTrace {
             matched: true,
-            reason: if explain { "no Resource element: applies to any resource".into() } else { String::new() },
+            reason: if explain {
+                "no Resource element: applies to any resource".into()
+            } else {
+                String::new()
+            },
         };
     };
     let mut hit = None;
@@ -137,17 +151,17 @@ fn resource_matches(statement: &Statement, request: &Request, explain: bool) -> 
             }
         }
     }
-    if element.is_negated() {
-        if let (None, Some(key)) = (hit, &unresolved) {
-            return ElementTrace {
-                matched: false,
-                reason: if explain {
-                    format!("policy variable ${{{key}}} in NotResource cannot be resolved from the request")
-                } else {
-                    String::new()
-                },
-            };
-        }
+    if let (true, None, Some(key)) = (element.is_negated(), hit, &unresolved) {
+        return ElementTrace {
+            matched: false,
+            reason: if explain {
+                format!(
+                    "policy variable ${{{key}}} in NotResource cannot be resolved from the request"
+                )
+            } else {
+                String::new()
+            },
+        };
     }
     let matched = hit.is_some() != element.is_negated();
     let reason = if !explain {
@@ -160,7 +174,9 @@ fn resource_matches(statement: &Statement, request: &Request, explain: bool) -> 
             (None, true) => format!("{resource:?} is not excluded by NotResource"),
         };
         if let (None, Some(key)) = (hit, unresolved) {
-            reason.push_str(&format!(" (policy variable ${{{key}}} could not be resolved)"));
+            reason.push_str(&format!(
+                " (policy variable ${{{key}}} could not be resolved)"
+            ));
         }
         reason
     };
@@ -174,7 +190,11 @@ struct PolicyResult {
     grant: Option<Grant>,
 }
 
-fn evaluate_policy(policy: &Policy, request: &Request, trace: Option<&mut PolicyTrace>) -> PolicyResult {
+fn evaluate_policy(
+    policy: &Policy,
+    request: &Request,
+    trace: Option<&mut PolicyTrace>,
+) -> PolicyResult {
     let mut allow: Option<Grant> = None;
     let mut denied = false;
     match trace {
@@ -200,8 +220,14 @@ fn evaluate_policy(policy: &Policy, request: &Request, trace: Option<&mut Policy
                     sid: statement.sid.clone(),
                     effect: statement.effect.as_str(),
                     applies: false,
-                    action: ElementTrace { matched: false, reason: String::new() },
-                    resource: ElementTrace { matched: false, reason: String::new() },
+                    action: ElementTrace {
+                        matched: false,
+                        reason: String::new(),
+                    },
+                    resource: ElementTrace {
+                        matched: false,
+                        reason: String::new(),
+                    },
                     principal: None,
                     conditions: Vec::new(),
                 };
@@ -281,7 +307,11 @@ enum Reason {
     NothingAllows,
     Boundary,
     Session,
-    Allowed { identity: bool, resource: bool, cross_account: bool },
+    Allowed {
+        identity: bool,
+        resource: bool,
+        cross_account: bool,
+    },
 }
 
 impl Reason {
@@ -384,26 +414,43 @@ impl PolicySet<'_> {
         }
     }
 
-    fn run(&self, request: &Request, mut traces: Option<&mut Vec<PolicyTrace>>) -> (Decision, Reason) {
+    fn run(
+        &self,
+        request: &Request,
+        mut traces: Option<&mut Vec<PolicyTrace>>,
+    ) -> (Decision, Reason) {
         let t = &mut traces;
-        let identity = group(self.identity.iter().copied(), request, t, &|i| format!("identity[{i}]"));
+        let identity = group(self.identity.iter().copied(), request, t, &|i| {
+            format!("identity[{i}]")
+        });
         let resource = group(self.resource, request, t, &|_| "resource".into());
         let boundary = self
             .permissions_boundary
             .map(|p| group([p], request, t, &|_| "permissions_boundary".into()));
-        let session = (!self.session.is_empty())
-            .then(|| group(self.session.iter().copied(), request, t, &|i| format!("session[{i}]")));
+        let session = (!self.session.is_empty()).then(|| {
+            group(self.session.iter().copied(), request, t, &|i| {
+                format!("session[{i}]")
+            })
+        });
         let scps: Vec<PolicyResult> = self
             .service_control
             .iter()
             .enumerate()
-            .map(|(level, ps)| group(ps.iter().copied(), request, t, &|i| format!("scp[{level}][{i}]")))
+            .map(|(level, ps)| {
+                group(ps.iter().copied(), request, t, &|i| {
+                    format!("scp[{level}][{i}]")
+                })
+            })
             .collect();
         let rcps: Vec<PolicyResult> = self
             .resource_control
             .iter()
             .enumerate()
-            .map(|(level, ps)| group(ps.iter().copied(), request, t, &|i| format!("rcp[{level}][{i}]")))
+            .map(|(level, ps)| {
+                group(ps.iter().copied(), request, t, &|i| {
+                    format!("rcp[{level}][{i}]")
+                })
+            })
             .collect();
 
         let denied = |r: &PolicyResult| r.outcome == PolicyOutcome::Deny;
@@ -411,7 +458,10 @@ impl PolicySet<'_> {
         let deny_source = [
             (denied(&identity), "an identity-based policy"),
             (denied(&resource), "the resource-based policy"),
-            (boundary.as_ref().is_some_and(denied), "the permissions boundary"),
+            (
+                boundary.as_ref().is_some_and(denied),
+                "the permissions boundary",
+            ),
             (session.as_ref().is_some_and(denied), "a session policy"),
             (scps.iter().any(denied), "a service control policy"),
             (rcps.iter().any(denied), "a resource control policy"),

@@ -58,7 +58,6 @@ pub use evaluate::PolicySet;
 pub use pattern::wildcard_match;
 pub use principal::{PrincipalElement, PrincipalEntry, PrincipalType};
 pub use trace::{
-    ConditionTrace, Decision, ElementTrace, Explanation, PolicyOutcome, PolicyTrace,
-    StatementTrace,
+    ConditionTrace, Decision, ElementTrace, Explanation, PolicyOutcome, PolicyTrace, StatementTrace,
 };
 pub use validate::{PolicyType, parse_as, policy_size, validate};

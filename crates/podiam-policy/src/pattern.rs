@@ -190,10 +190,7 @@ fn tail_start(segment: &[Piece], text: &str) -> Option<usize> {
     if chars == 0 {
         return Some(text.len());
     }
-    text.char_indices()
-        .rev()
-        .nth(chars - 1)
-        .map(|(i, _)| i)
+    text.char_indices().rev().nth(chars - 1).map(|(i, _)| i)
 }
 
 /// The end of the leftmost match of `segment` in `text` starting at or after `from`.
@@ -364,10 +361,14 @@ mod tests {
         assert!(g.matches("arn:aws:s3:::bucket/key"));
         assert!(!ArnGlob::new("arn:aws:*").matches("arn:aws:s3:::bucket"));
         assert!(ArnGlob::new("*").matches("anything"));
-        assert!(ArnGlob::new("arn:aws:logs:*:*:log-group:/aws/*").matches(
-            "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/eks:stream"
-        ));
-        assert!(!ArnGlob::new("arn:aws:iam::111122223333:role/r").matches("arn:aws:iam::111122223333:role/R"));
+        assert!(
+            ArnGlob::new("arn:aws:logs:*:*:log-group:/aws/*")
+                .matches("arn:aws:logs:eu-west-1:111122223333:log-group:/aws/eks:stream")
+        );
+        assert!(
+            !ArnGlob::new("arn:aws:iam::111122223333:role/r")
+                .matches("arn:aws:iam::111122223333:role/R")
+        );
         assert!(!ArnGlob::new("arn:aws:iam::111122223333:role/r").matches("not-an-arn"));
     }
 

@@ -118,7 +118,9 @@ pub struct PrincipalEntry {
 impl PrincipalEntry {
     pub(crate) fn new(kind: PrincipalType, values: Vec<String>) -> Self {
         let patterns = match kind {
-            PrincipalType::Aws => Patterns::Aws(values.iter().map(|v| AwsPattern::compile(v)).collect()),
+            PrincipalType::Aws => {
+                Patterns::Aws(values.iter().map(|v| AwsPattern::compile(v)).collect())
+            }
             _ => Patterns::Other(values.iter().map(|v| Glob::new(v)).collect()),
         };
         Self {
@@ -238,14 +240,18 @@ impl PrincipalElement {
         let mut best = None;
         for entry in &self.entries {
             let grant = match (&entry.patterns, identity) {
-                (Patterns::Aws(patterns), _) => patterns
-                    .iter()
-                    .filter_map(|p| aws_names(p, identity))
-                    .max(),
-                (Patterns::Other(globs), Identity::Other(kind, value)) if *kind == entry.kind => globs
-                    .iter()
-                    .find(|g| g.matches(value))
-                    .map(|g| if g.matches_everything() { Grant::Wildcard } else { Grant::Direct }),
+                (Patterns::Aws(patterns), _) => {
+                    patterns.iter().filter_map(|p| aws_names(p, identity)).max()
+                }
+                (Patterns::Other(globs), Identity::Other(kind, value)) if *kind == entry.kind => {
+                    globs.iter().find(|g| g.matches(value)).map(|g| {
+                        if g.matches_everything() {
+                            Grant::Wildcard
+                        } else {
+                            Grant::Direct
+                        }
+                    })
+                }
                 _ => None,
             };
             best = best.max(grant);
@@ -270,11 +276,14 @@ fn aws_names(pattern: &AwsPattern, identity: &Identity<'_>) -> Option<Grant> {
         // `"AWS": "*"` is documented as equivalent to `"Principal": "*"`.
         (AwsPattern::Any, _) => Some(Grant::Wildcard),
         (AwsPattern::Account(a), Identity::Account(b)) if **a == **b => Some(Grant::Account),
-        (AwsPattern::Role { account, name }, Identity::Role { account: a, name: n, .. })
-            if **account == **a && **name == **n =>
-        {
-            Some(Grant::RoleArn)
-        }
+        (
+            AwsPattern::Role { account, name },
+            Identity::Role {
+                account: a,
+                name: n,
+                ..
+            },
+        ) if **account == **a && **name == **n => Some(Grant::RoleArn),
         (AwsPattern::Arn(glob), Identity::Arn(arn)) if glob.matches(arn) => Some(Grant::Direct),
         (AwsPattern::Arn(glob), Identity::Role { arn, .. }) if glob.matches(arn) => {
             Some(Grant::RoleArn)
@@ -314,7 +323,10 @@ mod tests {
 
     #[test]
     fn grants_by_specificity() {
-        assert_eq!(aws(&["111122223333"]).matches(&p(SESSION)), Some(Grant::Account));
+        assert_eq!(
+            aws(&["111122223333"]).matches(&p(SESSION)),
+            Some(Grant::Account)
+        );
         assert_eq!(
             aws(&["arn:aws:iam::111122223333:root"]).matches(&p(SESSION)),
             Some(Grant::Account)
@@ -328,7 +340,10 @@ mod tests {
             aws(&["111122223333", SESSION]).matches(&p(SESSION)),
             Some(Grant::Direct)
         );
-        assert_eq!(aws(&["*"]).matches(&Principal::Anonymous), Some(Grant::Wildcard));
+        assert_eq!(
+            aws(&["*"]).matches(&Principal::Anonymous),
+            Some(Grant::Wildcard)
+        );
         assert_eq!(aws(&["444455556666"]).matches(&p(SESSION)), None);
         assert_eq!(
             aws(&["arn:aws:iam::111122223333:role/other"]).matches(&p(SESSION)),
@@ -344,25 +359,36 @@ mod tests {
             not_aws(&[role, SESSION]).matches(&p(SESSION)),
             Some(Grant::Wildcard)
         );
-        assert_eq!(not_aws(&[role, SESSION, "111122223333"]).matches(&p(SESSION)), None);
+        assert_eq!(
+            not_aws(&[role, SESSION, "111122223333"]).matches(&p(SESSION)),
+            None
+        );
         assert_eq!(not_aws(&["*"]).matches(&Principal::Anonymous), None);
     }
 
     #[test]
     fn federated_and_service() {
-        let provider = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-central-1.amazonaws.com/id/ABC";
+        let provider =
+            "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-central-1.amazonaws.com/id/ABC";
         let element = PrincipalElement::listed(
             false,
-            vec![PrincipalEntry::new(PrincipalType::Federated, vec![provider.to_owned()])],
+            vec![PrincipalEntry::new(
+                PrincipalType::Federated,
+                vec![provider.to_owned()],
+            )],
         );
         assert_eq!(
             element.matches(&Principal::Federated(provider.to_owned())),
             Some(Grant::Direct)
         );
-        assert_eq!(element.matches(&Principal::Service(provider.to_owned())), None);
+        assert_eq!(
+            element.matches(&Principal::Service(provider.to_owned())),
+            None
+        );
         assert_eq!(element.matches(&p(SESSION)), None);
         assert_eq!(
-            PrincipalElement::everyone(false).matches(&Principal::Service("pods.eks.amazonaws.com".into())),
+            PrincipalElement::everyone(false)
+                .matches(&Principal::Service("pods.eks.amazonaws.com".into())),
             Some(Grant::Wildcard)
         );
     }

@@ -129,7 +129,9 @@ mod tests {
     #[test]
     fn keeps_member_order() {
         let node = parse(r#"{"b":1,"a":[true,null,"x",1.5]}"#).unwrap();
-        let Node::Object(members) = node else { panic!() };
+        let Node::Object(members) = node else {
+            panic!()
+        };
         assert_eq!(members[0].0, "b");
         assert_eq!(members[0].1, Node::Number("1".into()));
         assert_eq!(

@@ -4,11 +4,11 @@ use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::PolicyError;
 use crate::condition::OperatorKind;
 use crate::document::{Policy, Statement, Version};
 use crate::error::{Problem, messages};
 use crate::principal::PrincipalType;
-use crate::PolicyError;
 
 /// Where a policy is used; each use has its own rules and size quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,13 +64,17 @@ impl PolicyType {
     fn size_message(self) -> String {
         let limit = self.max_chars();
         match self {
-            Self::Identity | Self::Boundary => format!("Cannot exceed quota for PolicySize: {limit}"),
+            Self::Identity | Self::Boundary => {
+                format!("Cannot exceed quota for PolicySize: {limit}")
+            }
             Self::Trust => format!("Cannot exceed quota for ACLSizePerRole: {limit}"),
             Self::Session => format!(
                 "Session policy exceeds the maximum size of {limit} characters (whitespace excluded)"
             ),
             Self::Scp | Self::Resource => {
-                format!("Policy exceeds the maximum size of {limit} characters (whitespace excluded)")
+                format!(
+                    "Policy exceeds the maximum size of {limit} characters (whitespace excluded)"
+                )
             }
         }
     }
@@ -133,18 +137,27 @@ pub fn validate(policy: &Policy, kind: PolicyType) -> Vec<Problem> {
     if matches!(kind, PolicyType::Identity | PolicyType::Boundary)
         && policy.declared_version() != Some(Version::V2012_10_17)
     {
-        problems.push(Problem::new("Version", messages::VERSION).detail(match policy.declared_version() {
-            Some(v) => format!("the document says {v}"),
-            None => "the document has no Version; add \"Version\": \"2012-10-17\"".to_owned(),
-        }));
+        problems.push(Problem::new("Version", messages::VERSION).detail(
+            match policy.declared_version() {
+                Some(v) => format!("the document says {v}"),
+                None => "the document has no Version; add \"Version\": \"2012-10-17\"".to_owned(),
+            },
+        ));
     }
     let single = policy.statements().len() == 1;
     let mut sids = HashSet::new();
     for (i, statement) in policy.statements().iter().enumerate() {
-        let path = if single { "Statement".to_owned() } else { format!("Statement[{i}]") };
+        let path = if single {
+            "Statement".to_owned()
+        } else {
+            format!("Statement[{i}]")
+        };
         if let Some(sid) = statement.sid().filter(|s| !s.is_empty()) {
             if !sids.insert(sid) {
-                problems.push(Problem::new(format!("{path}.Sid"), messages::DUPLICATE_SID).detail(format!("{sid:?} is used twice")));
+                problems.push(
+                    Problem::new(format!("{path}.Sid"), messages::DUPLICATE_SID)
+                        .detail(format!("{sid:?} is used twice")),
+                );
             }
             if kind.is_identity_like() && !sid.chars().all(|c| c.is_ascii_alphanumeric()) {
                 problems.push(Problem::new(format!("{path}.Sid"), messages::SID_CHARS));
@@ -155,14 +168,26 @@ pub fn validate(policy: &Policy, kind: PolicyType) -> Vec<Problem> {
     problems
 }
 
-fn check_statement(statement: &Statement, kind: PolicyType, path: &str, problems: &mut Vec<Problem>) {
+fn check_statement(
+    statement: &Statement,
+    kind: PolicyType,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) {
     let element = |negated: bool, name: &str| {
-        if negated { format!("{path}.Not{name}") } else { format!("{path}.{name}") }
+        if negated {
+            format!("{path}.Not{name}")
+        } else {
+            format!("{path}.{name}")
+        }
     };
     // Principal.
     match (statement.principal(), kind) {
         (Some(p), k) if k.is_identity_like() => {
-            problems.push(Problem::new(element(p.is_negated(), "Principal"), messages::HAS_PRINCIPAL));
+            problems.push(Problem::new(
+                element(p.is_negated(), "Principal"),
+                messages::HAS_PRINCIPAL,
+            ));
         }
         (Some(p), PolicyType::Scp) => problems.push(
             Problem::new(element(p.is_negated(), "Principal"), messages::SCP_TYPE)
@@ -178,7 +203,10 @@ fn check_statement(statement: &Statement, kind: PolicyType, path: &str, problems
                         problems.push(
                             Problem::new(
                                 element(p.is_negated(), "Principal"),
-                                format!("Invalid principal in policy: \"{}\":\"{value}\"", entry.kind()),
+                                format!(
+                                    "Invalid principal in policy: \"{}\":\"{value}\"",
+                                    entry.kind()
+                                ),
                             )
                             .detail(why),
                         );
@@ -193,7 +221,10 @@ fn check_statement(statement: &Statement, kind: PolicyType, path: &str, problems
     match statement.action() {
         None => problems.push(Problem::new(path, messages::NO_ACTIONS)),
         Some(a) if a.patterns().is_empty() => {
-            problems.push(Problem::new(element(a.is_negated(), "Action"), messages::NO_ACTIONS));
+            problems.push(Problem::new(
+                element(a.is_negated(), "Action"),
+                messages::NO_ACTIONS,
+            ));
         }
         Some(a) => {
             let at = element(a.is_negated(), "Action");
@@ -201,10 +232,9 @@ fn check_statement(statement: &Statement, kind: PolicyType, path: &str, problems
                 if let Some(problem) = check_action(action, &at) {
                     problems.push(problem);
                 } else if kind == PolicyType::Trust && !is_trust_action(action) {
-                    problems.push(
-                        Problem::new(&at, messages::TRUST_ACTIONS)
-                            .detail(format!("{action:?} is not an STS action that a trust policy can grant")),
-                    );
+                    problems.push(Problem::new(&at, messages::TRUST_ACTIONS).detail(format!(
+                        "{action:?} is not an STS action that a trust policy can grant"
+                    )));
                 }
             }
         }
@@ -214,10 +244,20 @@ fn check_statement(statement: &Statement, kind: PolicyType, path: &str, problems
     match (statement.resource(), kind) {
         (Some(r), PolicyType::Trust) => problems.push(Problem::new(
             element(r.is_negated(), "Resource"),
-            format!("Has prohibited field {}", if r.is_negated() { "NotResource" } else { "Resource" }),
+            format!(
+                "Has prohibited field {}",
+                if r.is_negated() {
+                    "NotResource"
+                } else {
+                    "Resource"
+                }
+            ),
         )),
         (Some(r), _) if r.patterns().is_empty() => {
-            problems.push(Problem::new(element(r.is_negated(), "Resource"), messages::NO_RESOURCES));
+            problems.push(Problem::new(
+                element(r.is_negated(), "Resource"),
+                messages::NO_RESOURCES,
+            ));
         }
         (Some(r), _) => {
             let at = element(r.is_negated(), "Resource");
@@ -233,7 +273,11 @@ fn check_statement(statement: &Statement, kind: PolicyType, path: &str, problems
 
     // Conditions.
     for condition in statement.conditions() {
-        let at = format!("{path}.Condition.{}.{}", condition.operator(), condition.key());
+        let at = format!(
+            "{path}.Condition.{}.{}",
+            condition.operator(),
+            condition.key()
+        );
         let bad = condition.unparsable_values();
         if bad.is_empty() {
             continue;
@@ -248,7 +292,11 @@ fn check_statement(statement: &Statement, kind: PolicyType, path: &str, problems
                 | OperatorKind::DateGreaterThan
                 | OperatorKind::DateGreaterThanEquals
         );
-        let message = if is_date { messages::LEGACY } else { messages::SYNTAX };
+        let message = if is_date {
+            messages::LEGACY
+        } else {
+            messages::SYNTAX
+        };
         for value in bad {
             problems.push(Problem::new(&at, message).detail(format!(
                 "{value:?} is not a valid value for {}",
@@ -265,11 +313,18 @@ fn check_action(action: &str, at: &str) -> Option<Problem> {
     let mut parts = action.split(':');
     let vendor = parts.next().unwrap_or_default();
     match (parts.next(), parts.next()) {
-        (None, _) => Some(Problem::new(at, messages::VENDOR_PREFIX).detail(format!("{action:?} has no service prefix"))),
-        (Some(_), Some(_)) => Some(Problem::new(at, messages::ONE_COLON).detail(format!("{action:?}"))),
+        (None, _) => Some(
+            Problem::new(at, messages::VENDOR_PREFIX)
+                .detail(format!("{action:?} has no service prefix")),
+        ),
+        (Some(_), Some(_)) => {
+            Some(Problem::new(at, messages::ONE_COLON).detail(format!("{action:?}")))
+        }
         (Some(_), None) => {
             let valid = !vendor.is_empty()
-                && vendor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+                && vendor
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
             (!valid).then(|| Problem::new(at, format!("Vendor {vendor} is not valid")))
         }
     }
@@ -294,8 +349,18 @@ fn is_trust_action(action: &str) -> bool {
 }
 
 const IAM_RESOURCE_PREFIXES: &[&str] = &[
-    "user/", "federated-user/", "role/", "group/", "instance-profile/", "mfa/",
-    "server-certificate/", "policy/", "sms-mfa/", "saml-provider/", "oidc-provider/", "report/",
+    "user/",
+    "federated-user/",
+    "role/",
+    "group/",
+    "instance-profile/",
+    "mfa/",
+    "server-certificate/",
+    "policy/",
+    "sms-mfa/",
+    "saml-provider/",
+    "oidc-provider/",
+    "report/",
     "access-report/",
 ];
 
@@ -312,15 +377,25 @@ fn check_resource(resource: &str) -> Option<String> {
         return Some(must_be_arn());
     }
     if !partition.contains(['*', '?']) && !podiam_types::KNOWN_PARTITIONS.contains(partition) {
-        return Some(format!("Partition \"{partition}\" is not valid for resource \"{resource}\"."));
+        return Some(format!(
+            "Partition \"{partition}\" is not valid for resource \"{resource}\"."
+        ));
     }
     if service.is_empty() || service.contains(['*', '?']) {
         return Some(messages::RESOURCE_VENDOR.to_owned());
     }
     match *service {
-        "iam" if !region.is_empty() => Some(format!("IAM resource {resource} cannot contain region information.")),
-        "s3" if !region.is_empty() => Some(format!("Resource {resource} can not contain region information.")),
-        "iam" if *rest != "*" && *rest != "root" && !IAM_RESOURCE_PREFIXES.iter().any(|p| rest.starts_with(p)) => {
+        "iam" if !region.is_empty() => Some(format!(
+            "IAM resource {resource} cannot contain region information."
+        )),
+        "s3" if !region.is_empty() => Some(format!(
+            "Resource {resource} can not contain region information."
+        )),
+        "iam"
+            if *rest != "*"
+                && *rest != "root"
+                && !IAM_RESOURCE_PREFIXES.iter().any(|p| rest.starts_with(p)) =>
+        {
             Some(messages::IAM_PATHS.to_owned())
         }
         _ => None,
@@ -334,7 +409,8 @@ fn invalid_principal(kind: PrincipalType, value: &str) -> Option<&'static str> {
         v.contains('.')
             && !v.starts_with('.')
             && !v.ends_with('.')
-            && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
     };
     let arn_parts: Vec<&str> = value.splitn(6, ':').collect();
     let arn = match arn_parts.as_slice() {
@@ -353,11 +429,15 @@ fn invalid_principal(kind: PrincipalType, value: &str) -> Option<&'static str> {
                 return None;
             }
             if has_wildcard {
-                return Some("only the whole value \"*\" may be a wildcard; use a condition on aws:PrincipalArn for patterns");
+                return Some(
+                    "only the whole value \"*\" may be a wildcard; use a condition on aws:PrincipalArn for patterns",
+                );
             }
             let unique_id = value.len() >= 16
                 && value.starts_with('A')
-                && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
             let valid = unique_id
                 || matches!(arn, Some(("iam", r)) if r == "root" || r.starts_with("user/") || r.starts_with("role/"))
                 || matches!(arn, Some(("sts", r)) if r.starts_with("assumed-role/") || r.starts_with("federated-user/"));
@@ -369,9 +449,8 @@ fn invalid_principal(kind: PrincipalType, value: &str) -> Option<&'static str> {
                     || matches!(arn, Some(("iam", r)) if r.starts_with("oidc-provider/") || r.starts_with("saml-provider/")));
             (!valid).then_some("expected the ARN of an IAM OIDC or SAML provider, or an identity provider's domain name")
         }
-        PrincipalType::Service => {
-            (has_wildcard || !hostname(value)).then_some("expected a service principal such as \"pods.eks.amazonaws.com\"")
-        }
+        PrincipalType::Service => (has_wildcard || !hostname(value))
+            .then_some("expected a service principal such as \"pods.eks.amazonaws.com\""),
         PrincipalType::CanonicalUser => (value.len() != 64
             || !value.bytes().all(|b| b.is_ascii_hexdigit()))
         .then_some("a canonical user id is 64 hexadecimal characters"),

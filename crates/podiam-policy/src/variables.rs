@@ -70,7 +70,9 @@ impl Template {
 
     /// True when the template contains at least one variable.
     pub(crate) fn has_variables(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Variable { .. }))
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Variable { .. }))
     }
 
     /// True when filling in cannot depend on the request (no variables at all).
@@ -196,7 +198,11 @@ impl ValuePattern {
                 fold_case,
             } => {
                 let glob = Glob::from_pieces(template.pieces(context, *wildcards)?);
-                let glob = if *fold_case { glob.to_lowercase() } else { glob };
+                let glob = if *fold_case {
+                    glob.to_lowercase()
+                } else {
+                    glob
+                };
                 Ok(glob.matches(text))
             }
         }
@@ -215,7 +221,9 @@ impl ArnPattern {
         let template = Template::parse(text, variables);
         if template.is_static() {
             return Self::Static(ArnGlob::from_pieces(
-                template.pieces(&Context::default(), true).unwrap_or_default(),
+                template
+                    .pieces(&Context::default(), true)
+                    .unwrap_or_default(),
             ));
         }
         Self::Dynamic(template)
@@ -277,7 +285,12 @@ mod tests {
     #[test]
     fn defaults() {
         let empty = Context::default();
-        let p = ValuePattern::compile("${aws:PrincipalTag/team, 'company-wide'}", true, false, false);
+        let p = ValuePattern::compile(
+            "${aws:PrincipalTag/team, 'company-wide'}",
+            true,
+            false,
+            false,
+        );
         assert_eq!(p.matches("company-wide", &empty), Ok(true));
         let c = ctx(&[("aws:principaltag/team", "blue")]);
         assert_eq!(p.matches("blue", &c), Ok(true));

@@ -207,7 +207,11 @@ mod tests {
         ] {
             assert!(bad.parse::<Arn>().is_err(), "{bad:?} should be rejected");
         }
-        assert!(format!("arn:aws:s3:::{}", "k".repeat(2048)).parse::<Arn>().is_err());
+        assert!(
+            format!("arn:aws:s3:::{}", "k".repeat(2048))
+                .parse::<Arn>()
+                .is_err()
+        );
     }
 
     proptest! {

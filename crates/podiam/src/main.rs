@@ -11,7 +11,12 @@ use clap::{Parser, Subcommand};
 /// providers, STS, EKS Pod Identity, the node agent and IMDS — self-hosted, on the real AWS
 /// wire protocols.
 #[derive(Debug, Parser)]
-#[command(name = "podiam", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "podiam",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

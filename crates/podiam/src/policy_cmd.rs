@@ -134,7 +134,12 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match parse_as(&text, args.policy_type) {
         Ok(_) => {
-            writeln!(out, "{}: valid {} policy", args.file.display(), args.policy_type)?;
+            writeln!(
+                out,
+                "{}: valid {} policy",
+                args.file.display(),
+                args.policy_type
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(PolicyError::Malformed(problems)) => {

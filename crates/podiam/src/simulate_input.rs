@@ -78,9 +78,16 @@ fn policy_text(what: &str, raw: &RawValue) -> anyhow::Result<String> {
 fn levels<'a>(what: &str, raw: &'a RawValue) -> anyhow::Result<Vec<Vec<&'a RawValue>>> {
     let items: Vec<&RawValue> = serde_json::from_str(raw.get())
         .with_context(|| format!("{what} must be a list of policies or a list of lists"))?;
-    let nested = items.iter().filter(|i| i.get().trim_start().starts_with('[')).count();
+    let nested = items
+        .iter()
+        .filter(|i| i.get().trim_start().starts_with('['))
+        .count();
     if nested == 0 {
-        return Ok(if items.is_empty() { Vec::new() } else { vec![items] });
+        return Ok(if items.is_empty() {
+            Vec::new()
+        } else {
+            vec![items]
+        });
     }
     if nested != items.len() {
         bail!("{what} mixes policies and lists of policies; give a flat list or a list of levels");
@@ -100,7 +107,9 @@ fn principal(raw: RawPrincipal) -> anyhow::Result<Principal> {
         RawPrincipal::Typed(map) => {
             let mut entries = map.into_iter();
             let (Some((kind, value)), None) = (entries.next(), entries.next()) else {
-                bail!("request.principal must have exactly one member, such as {{\"Federated\": \"arn:…\"}}");
+                bail!(
+                    "request.principal must have exactly one member, such as {{\"Federated\": \"arn:…\"}}"
+                );
             };
             Ok(match kind.as_str() {
                 "AWS" => Principal::Aws(value.parse::<AwsPrincipal>()?),
@@ -121,7 +130,9 @@ fn context_value(key: &str, value: serde_json::Value) -> anyhow::Result<ContextV
             serde_json::Value::String(s) => s,
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
-            other => bail!("request.context.{key}: values are strings (or numbers and booleans), not {other}"),
+            other => bail!(
+                "request.context.{key}: values are strings (or numbers and booleans), not {other}"
+            ),
         })
     }
     match value {
@@ -139,21 +150,28 @@ impl SimulateInput {
     pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         let raw: RawInput<'_> = serde_json::from_str(text).context("the input is not valid")?;
         let mut warnings = Vec::new();
-        let mut load = |what: String, raw: &RawValue, kind: Option<PolicyType>| -> anyhow::Result<Policy> {
-            let policy = parse_policy(&what, &policy_text(&what, raw)?)?;
-            if let Some(kind) = kind {
-                for problem in validate(&policy, kind) {
-                    warnings.push(format!("{what} is not a valid {kind} policy: {problem}"));
+        let mut load =
+            |what: String, raw: &RawValue, kind: Option<PolicyType>| -> anyhow::Result<Policy> {
+                let policy = parse_policy(&what, &policy_text(&what, raw)?)?;
+                if let Some(kind) = kind {
+                    for problem in validate(&policy, kind) {
+                        warnings.push(format!("{what} is not a valid {kind} policy: {problem}"));
+                    }
                 }
-            }
-            Ok(policy)
-        };
+                Ok(policy)
+            };
         let identity = raw
             .identity_policies
             .unwrap_or_default()
             .into_iter()
             .enumerate()
-            .map(|(i, p)| load(format!("identity_policies[{i}]"), p, Some(PolicyType::Identity)))
+            .map(|(i, p)| {
+                load(
+                    format!("identity_policies[{i}]"),
+                    p,
+                    Some(PolicyType::Identity),
+                )
+            })
             .collect::<anyhow::Result<_>>()?;
         let resource = raw
             .resource_policy
@@ -167,8 +185,13 @@ impl SimulateInput {
             .session_policy
             .map(|p| load("session_policy".into(), p, Some(PolicyType::Session)))
             .transpose()?;
-        let mut load_levels = |what: &str, raw: Option<&RawValue>, kind: Option<PolicyType>| -> anyhow::Result<Vec<Vec<Policy>>> {
-            let Some(raw) = raw else { return Ok(Vec::new()) };
+        let mut load_levels = |what: &str,
+                               raw: Option<&RawValue>,
+                               kind: Option<PolicyType>|
+         -> anyhow::Result<Vec<Vec<Policy>>> {
+            let Some(raw) = raw else {
+                return Ok(Vec::new());
+            };
             levels(what, raw)?
                 .into_iter()
                 .enumerate()
@@ -181,8 +204,16 @@ impl SimulateInput {
                 })
                 .collect()
         };
-        let scp_levels = load_levels("service_control_policies", raw.service_control_policies, Some(PolicyType::Scp))?;
-        let rcp_levels = load_levels("resource_control_policies", raw.resource_control_policies, None)?;
+        let scp_levels = load_levels(
+            "service_control_policies",
+            raw.service_control_policies,
+            Some(PolicyType::Scp),
+        )?;
+        let rcp_levels = load_levels(
+            "resource_control_policies",
+            raw.resource_control_policies,
+            None,
+        )?;
 
         let request = raw.request;
         if !request.action.contains(':') {

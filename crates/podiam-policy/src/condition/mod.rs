@@ -9,8 +9,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub use operator::{Operator, OperatorKind, SetQualifier, UnknownOperator};
 use operator::{Comparison, Family};
+pub use operator::{Operator, OperatorKind, SetQualifier, UnknownOperator};
 
 use crate::context::{Context, ContextValue};
 use crate::pattern::lowercase;
@@ -126,7 +126,11 @@ impl Condition {
     }
 
     /// Evaluates the condition; fills `trace` when given.
-    pub(crate) fn evaluate(&self, context: &Context, trace: Option<&mut Vec<ConditionTrace>>) -> bool {
+    pub(crate) fn evaluate(
+        &self,
+        context: &Context,
+        trace: Option<&mut Vec<ConditionTrace>>,
+    ) -> bool {
         let present = context.get_lower(&self.key_lower);
         let (result, reason) = self.decide(present, context, trace.is_some());
         if let Some(trace) = trace {
@@ -155,7 +159,7 @@ impl Condition {
             let Compiled::Bools(wanted) = &self.compiled else {
                 return (false, None);
             };
-            let result = wanted.iter().any(|w| *w == Some(absent));
+            let result = wanted.contains(&Some(absent));
             return (
                 result,
                 why(&|| {
@@ -166,18 +170,20 @@ impl Condition {
                 }),
             );
         }
-        if self.has_variables {
-            if let Some(unresolved) = self.first_unresolvable(context) {
-                return (
-                    false,
-                    why(&|| {
-                        format!(
-                            "policy variable ${{{}}} cannot be resolved from the request, so the condition cannot be evaluated",
-                            unresolved.key
-                        )
-                    }),
-                );
-            }
+        if let Some(unresolved) = self
+            .has_variables
+            .then(|| self.first_unresolvable(context))
+            .flatten()
+        {
+            return (
+                false,
+                why(&|| {
+                    format!(
+                        "policy variable ${{{}}} cannot be resolved from the request, so the condition cannot be evaluated",
+                        unresolved.key
+                    )
+                }),
+            );
         }
         let negated = self.operator.kind.is_negated();
         let values: &[String] = present.map_or(&[], ContextValue::values);
@@ -213,7 +219,10 @@ impl Condition {
                 if values.is_empty() {
                     return (
                         self.operator.if_exists,
-                        why(&|| "ForAnyValue: the key is missing or empty, so no value can match".to_owned()),
+                        why(&|| {
+                            "ForAnyValue: the key is missing or empty, so no value can match"
+                                .to_owned()
+                        }),
                     );
                 }
                 let hit = values
@@ -222,7 +231,9 @@ impl Condition {
                 (
                     hit.is_some(),
                     why(&|| match hit {
-                        Some(v) => format!("ForAnyValue: request value {v:?} satisfies the operator"),
+                        Some(v) => {
+                            format!("ForAnyValue: request value {v:?} satisfies the operator")
+                        }
                         None => "ForAnyValue: no request value satisfies the operator".to_owned(),
                     }),
                 )
@@ -231,7 +242,10 @@ impl Condition {
                 if values.is_empty() {
                     return (
                         true,
-                        why(&|| "ForAllValues: the key is missing or empty, which matches vacuously".to_owned()),
+                        why(&|| {
+                            "ForAllValues: the key is missing or empty, which matches vacuously"
+                                .to_owned()
+                        }),
                     );
                 }
                 let miss = values
@@ -240,8 +254,12 @@ impl Condition {
                 (
                     miss.is_none(),
                     why(&|| match miss {
-                        Some(v) => format!("ForAllValues: request value {v:?} does not satisfy the operator"),
-                        None => "ForAllValues: every request value satisfies the operator".to_owned(),
+                        Some(v) => format!(
+                            "ForAllValues: request value {v:?} does not satisfy the operator"
+                        ),
+                        None => {
+                            "ForAllValues: every request value satisfies the operator".to_owned()
+                        }
                     }),
                 )
             }
@@ -251,20 +269,26 @@ impl Condition {
     fn first_unresolvable(&self, context: &Context) -> Option<Unresolved> {
         let mut first = None;
         let resolved = match &self.compiled {
-            Compiled::Strings(ps) => ps.iter().filter(|p| match p.matches("", context) {
-                Ok(_) => true,
-                Err(e) => {
-                    first.get_or_insert(e);
-                    false
-                }
-            }).count(),
-            Compiled::Arns(ps) => ps.iter().filter(|p| match p.matches("", context) {
-                Ok(_) => true,
-                Err(e) => {
-                    first.get_or_insert(e);
-                    false
-                }
-            }).count(),
+            Compiled::Strings(ps) => ps
+                .iter()
+                .filter(|p| match p.matches("", context) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        first.get_or_insert(e);
+                        false
+                    }
+                })
+                .count(),
+            Compiled::Arns(ps) => ps
+                .iter()
+                .filter(|p| match p.matches("", context) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        first.get_or_insert(e);
+                        false
+                    }
+                })
+                .count(),
             _ => return None,
         };
         if resolved == 0 { first } else { None }
@@ -311,10 +335,13 @@ impl Condition {
     }
 }
 
-fn compare<T: PartialOrd + Copy>(request: Option<T>, policy: &[Option<T>], cmp: Comparison) -> bool {
+fn compare<T: PartialOrd + Copy>(
+    request: Option<T>,
+    policy: &[Option<T>],
+    cmp: Comparison,
+) -> bool {
     let Some(request) = request else {
         return false;
     };
     policy.iter().flatten().any(|p| cmp.holds(request, *p))
 }
-

@@ -36,9 +36,7 @@ pub(crate) fn parse_date(text: &str) -> Option<i128> {
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .or_else(|_| OffsetDateTime::parse(text, &Iso8601::PARSING))
         .or_else(|_| PrimitiveDateTime::parse(text, &Iso8601::PARSING).map(|t| t.assume_utc()))
-        .or_else(|_| {
-            Date::parse(text, &Iso8601::PARSING).map(|d| d.midnight().assume_utc())
-        })
+        .or_else(|_| Date::parse(text, &Iso8601::PARSING).map(|d| d.midnight().assume_utc()))
         .ok()?;
     Some(parsed.unix_timestamp_nanos())
 }
@@ -98,7 +96,13 @@ mod tests {
             parse_date("2024-05-01"),
             Some(noon - 12 * 3600 * 1_000_000_000)
         );
-        for bad in ["", "yesterday", "2024-13-01", "2024-05-01T25:00:00Z", "12:00"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "2024-05-01T25:00:00Z",
+            "12:00",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }
