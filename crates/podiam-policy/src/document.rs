@@ -256,6 +256,35 @@ impl std::str::FromStr for Policy {
 
 type Parsed = (Option<Version>, Option<String>, Vec<Statement>);
 
+/// Where the parser is in the document; rendered only when a problem is reported.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl<'a> Path<'a> {
+    fn key(&'a self, key: &'a str) -> Self {
+        Self::Key(self, key)
+    }
+
+    fn index(&'a self, index: usize) -> Self {
+        Self::Index(self, index)
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Root => Ok(()),
+            Self::Key(Self::Root, key) => f.write_str(key),
+            Self::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Self::Index(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Parser {
     problems: Vec<Problem>,
@@ -263,17 +292,15 @@ struct Parser {
 }
 
 impl Parser {
-    fn syntax(&mut self, path: &str, detail: impl Into<String>) {
+    fn syntax(&mut self, path: &Path<'_>, detail: impl Into<String>) {
         self.problems
-            .push(Problem::new(path, messages::SYNTAX).detail(detail));
+            .push(Problem::new(path.to_string(), messages::SYNTAX).detail(detail));
     }
 
-    fn policy(&mut self, node: Node) -> Option<Parsed> {
+    fn policy(&mut self, node: Node<'_>) -> Option<Parsed> {
+        let root = Path::Root;
         let Node::Object(members) = node else {
-            self.syntax(
-                "",
-                format!("a policy must be a JSON object, not {}", node.kind()),
-            );
+            self.syntax(&root, format!("a policy must be a JSON object, not {}", node.kind()));
             return None;
         };
         let mut version = None;
@@ -287,7 +314,7 @@ impl Parser {
                         other => other.kind().to_owned(),
                     };
                     self.syntax(
-                        "Version",
+                        &root.key("Version"),
                         format!("Version must be \"2012-10-17\" or \"2008-10-17\", not {shown}"),
                     );
                     None
@@ -298,29 +325,26 @@ impl Parser {
         let mut id = None;
         let mut statements = None;
         for (key, value) in members {
-            match key.as_str() {
+            let here = root.key(&key);
+            match key.as_ref() {
                 "Version" => {}
-                "Id" => id = self.string("Id", value),
-                "Statement" => statements = self.statements(value),
-                other => self.syntax(other, format!("unknown top-level element {other:?}")),
+                "Id" => id = self.string(&here, value),
+                "Statement" => statements = self.statements(&here, value),
+                other => self.syntax(&here, format!("unknown top-level element {other:?}")),
             }
         }
         let Some(statements) = statements else {
-            if !self
-                .problems
-                .iter()
-                .any(|p| p.path.starts_with("Statement"))
-            {
-                self.syntax("", "missing Statement");
+            if !self.problems.iter().any(|p| p.path.starts_with("Statement")) {
+                self.syntax(&root, "missing Statement");
             }
             return None;
         };
         Some((version, id, statements))
     }
 
-    fn string(&mut self, path: &str, node: Node) -> Option<String> {
+    fn string(&mut self, path: &Path<'_>, node: Node<'_>) -> Option<String> {
         match node {
-            Node::String(s) => Some(s),
+            Node::String(s) => Some(s.into_owned()),
             other => {
                 self.syntax(path, format!("expected a string, found {}", other.kind()));
                 None
@@ -328,34 +352,31 @@ impl Parser {
         }
     }
 
-    fn strings(&mut self, path: &str, node: Node) -> Option<Vec<String>> {
+    fn strings(&mut self, path: &Path<'_>, node: Node<'_>) -> Option<Vec<String>> {
         match node {
-            Node::String(s) => Some(vec![s]),
+            Node::String(s) => Some(vec![s.into_owned()]),
             Node::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
-                    out.push(self.string(&format!("{path}[{i}]"), item)?);
+                    out.push(self.string(&path.index(i), item)?);
                 }
                 Some(out)
             }
             other => {
                 self.syntax(
                     path,
-                    format!(
-                        "expected a string or an array of strings, found {}",
-                        other.kind()
-                    ),
+                    format!("expected a string or an array of strings, found {}", other.kind()),
                 );
                 None
             }
         }
     }
 
-    fn statements(&mut self, node: Node) -> Option<Vec<Statement>> {
+    fn statements(&mut self, path: &Path<'_>, node: Node<'_>) -> Option<Vec<Statement>> {
         match node {
-            Node::Object(_) => self.statement("Statement", node).map(|s| vec![s]),
+            Node::Object(_) => self.statement(path, node).map(|s| vec![s]),
             Node::Array(items) if items.is_empty() => {
-                self.syntax("Statement", "Statement must not be empty");
+                self.syntax(path, "Statement must not be empty");
                 None
             }
             Node::Array(items) => {
@@ -363,29 +384,23 @@ impl Parser {
                 let parsed: Vec<Statement> = items
                     .into_iter()
                     .enumerate()
-                    .filter_map(|(i, item)| self.statement(&format!("Statement[{i}]"), item))
+                    .filter_map(|(i, item)| self.statement(&path.index(i), item))
                     .collect();
                 (parsed.len() == count).then_some(parsed)
             }
             other => {
                 self.syntax(
-                    "Statement",
-                    format!(
-                        "expected an object or an array of objects, found {}",
-                        other.kind()
-                    ),
+                    path,
+                    format!("expected an object or an array of objects, found {}", other.kind()),
                 );
                 None
             }
         }
     }
 
-    fn statement(&mut self, path: &str, node: Node) -> Option<Statement> {
+    fn statement(&mut self, path: &Path<'_>, node: Node<'_>) -> Option<Statement> {
         let Node::Object(members) = node else {
-            self.syntax(
-                path,
-                format!("a statement must be an object, not {}", node.kind()),
-            );
+            self.syntax(path, format!("a statement must be an object, not {}", node.kind()));
             return None;
         };
         let before = self.problems.len();
@@ -395,35 +410,33 @@ impl Parser {
         let mut action = None;
         let mut resource = None;
         let mut conditions = Vec::new();
-        let seen = |name: &'static str, twin: &'static str, parser: &mut Self, present: bool| {
+        let both = |parser: &mut Self, name: &str, present: bool| {
             if present {
-                parser.syntax(
-                    path,
-                    format!("a statement cannot have both {name} and {twin}"),
-                );
+                parser.syntax(path, format!("a statement cannot have both {name} and Not{name}"));
             }
         };
         for (key, value) in members {
-            let here = format!("{path}.{key}");
-            match key.as_str() {
+            let here = path.key(&key);
+            let negated = key.starts_with("Not");
+            match key.as_ref() {
                 "Sid" => sid = self.string(&here, value),
                 "Effect" => effect = self.effect(&here, value),
                 "Principal" | "NotPrincipal" => {
-                    seen("Principal", "NotPrincipal", self, principal.is_some());
-                    principal = self.principal(&here, key == "NotPrincipal", value);
+                    both(self, "Principal", principal.is_some());
+                    principal = self.principal(&here, negated, value);
                 }
                 "Action" | "NotAction" => {
-                    seen("Action", "NotAction", self, action.is_some());
+                    both(self, "Action", action.is_some());
                     action = self
                         .strings(&here, value)
-                        .map(|p| ActionElement::new(key == "NotAction", p));
+                        .map(|p| ActionElement::new(negated, p));
                 }
                 "Resource" | "NotResource" => {
-                    seen("Resource", "NotResource", self, resource.is_some());
+                    both(self, "Resource", resource.is_some());
                     let variables = self.variables;
                     resource = self
                         .strings(&here, value)
-                        .map(|p| ResourceElement::new(key == "NotResource", p, variables));
+                        .map(|p| ResourceElement::new(negated, p, variables));
                 }
                 "Condition" => conditions = self.conditions(&here, value),
                 other => self.syntax(&here, format!("unknown statement element {other:?}")),
@@ -445,31 +458,34 @@ impl Parser {
         })
     }
 
-    fn effect(&mut self, path: &str, node: Node) -> Option<Effect> {
+    fn effect(&mut self, path: &Path<'_>, node: Node<'_>) -> Option<Effect> {
         let text = self.string(path, node)?;
         match text.as_str() {
             "Allow" => Some(Effect::Allow),
             "Deny" => Some(Effect::Deny),
             other if other.eq_ignore_ascii_case("allow") || other.eq_ignore_ascii_case("deny") => {
-                self.problems
-                    .push(Problem::new(path, messages::LEGACY).detail(format!(
+                self.problems.push(
+                    Problem::new(path.to_string(), messages::LEGACY).detail(format!(
                         "Effect must be written \"Allow\" or \"Deny\", not {other:?}"
-                    )));
+                    )),
+                );
                 None
             }
             other => {
-                self.syntax(
-                    path,
-                    format!("Effect must be \"Allow\" or \"Deny\", not {other:?}"),
-                );
+                self.syntax(path, format!("Effect must be \"Allow\" or \"Deny\", not {other:?}"));
                 None
             }
         }
     }
 
-    fn principal(&mut self, path: &str, negated: bool, node: Node) -> Option<PrincipalElement> {
+    fn principal(
+        &mut self,
+        path: &Path<'_>,
+        negated: bool,
+        node: Node<'_>,
+    ) -> Option<PrincipalElement> {
         let invalid =
-            |shown: &str| Problem::new(path, format!("Invalid principal in policy: {shown}"));
+            |shown: &str| Problem::new(path.to_string(), format!("Invalid principal in policy: {shown}"));
         match node {
             Node::String(s) if s == "*" => Some(PrincipalElement::everyone(negated)),
             Node::String(s) => {
@@ -487,7 +503,7 @@ impl Parser {
             Node::Object(members) => {
                 let mut entries = Vec::with_capacity(members.len());
                 for (key, value) in members {
-                    let here = format!("{path}.{key}");
+                    let here = path.key(&key);
                     let Some(kind) = PrincipalType::from_name(&key) else {
                         self.problems.push(invalid(&format!("{key:?}")).detail(
                             "principal types are \"AWS\", \"Federated\", \"Service\" and \"CanonicalUser\"",
@@ -498,7 +514,7 @@ impl Parser {
                     if values.is_empty() {
                         self.problems.push(
                             Problem::new(
-                                &here,
+                                here.to_string(),
                                 format!("Invalid principal in policy: \"{key}\":[]"),
                             )
                             .detail("the list of principals is empty"),
@@ -510,26 +526,20 @@ impl Parser {
                 Some(PrincipalElement::listed(negated, entries))
             }
             other => {
-                self.syntax(
-                    path,
-                    format!("expected \"*\" or an object, found {}", other.kind()),
-                );
+                self.syntax(path, format!("expected \"*\" or an object, found {}", other.kind()));
                 None
             }
         }
     }
 
-    fn conditions(&mut self, path: &str, node: Node) -> Vec<Condition> {
+    fn conditions(&mut self, path: &Path<'_>, node: Node<'_>) -> Vec<Condition> {
         let Node::Object(operators) = node else {
-            self.syntax(
-                path,
-                format!("Condition must be an object, found {}", node.kind()),
-            );
+            self.syntax(path, format!("Condition must be an object, found {}", node.kind()));
             return Vec::new();
         };
         let mut out = Vec::new();
         for (name, keys) in operators {
-            let here = format!("{path}.{name}");
+            let here = path.key(&name);
             let Ok(operator) = name.parse::<Operator>() else {
                 self.syntax(&here, format!("unknown condition operator {name:?}"));
                 continue;
@@ -537,16 +547,12 @@ impl Parser {
             let Node::Object(keys) = keys else {
                 self.syntax(
                     &here,
-                    format!(
-                        "expected an object of condition keys, found {}",
-                        keys.kind()
-                    ),
+                    format!("expected an object of condition keys, found {}", keys.kind()),
                 );
                 continue;
             };
             for (key, values) in keys {
-                let at = format!("{here}.{key}");
-                if let Some(values) = self.condition_values(&at, values) {
+                if let Some(values) = self.condition_values(&here.key(&key), values) {
                     out.push(Condition::new(operator, &key, values, self.variables));
                 }
             }
@@ -554,28 +560,26 @@ impl Parser {
         out
     }
 
-    fn condition_values(&mut self, path: &str, node: Node) -> Option<Vec<String>> {
-        fn scalar(node: Node) -> Result<String, Node> {
+    fn condition_values(&mut self, path: &Path<'_>, node: Node<'_>) -> Option<Vec<String>> {
+        fn scalar(node: Node<'_>) -> Result<String, &'static str> {
             match node {
-                Node::String(s) | Node::Number(s) => Ok(s),
+                Node::String(s) => Ok(s.into_owned()),
+                Node::Number(s) => Ok(s),
                 Node::Bool(b) => Ok(b.to_string()),
-                other => Err(other),
+                other => Err(other.kind()),
             }
         }
+        let wrong = |kind: &str| {
+            format!("condition values are strings, numbers or booleans, not {kind}")
+        };
         match node {
             Node::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
                     match scalar(item) {
                         Ok(v) => out.push(v),
-                        Err(other) => {
-                            self.syntax(
-                                &format!("{path}[{i}]"),
-                                format!(
-                                    "condition values are strings, numbers or booleans, not {}",
-                                    other.kind()
-                                ),
-                            );
+                        Err(kind) => {
+                            self.syntax(&path.index(i), wrong(kind));
                             return None;
                         }
                     }
@@ -584,14 +588,8 @@ impl Parser {
             }
             other => match scalar(other) {
                 Ok(v) => Some(vec![v]),
-                Err(other) => {
-                    self.syntax(
-                        path,
-                        format!(
-                            "condition values are strings, numbers or booleans, not {}",
-                            other.kind()
-                        ),
-                    );
+                Err(kind) => {
+                    self.syntax(path, wrong(kind));
                     None
                 }
             },

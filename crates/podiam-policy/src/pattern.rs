@@ -1,20 +1,20 @@
 //! Wildcard patterns: `*` matches any run of characters (including none), `?` exactly one.
 //!
-//! Matching never backtracks. A pattern is split at its `*`s into segments; the first segment
-//! is anchored at the start, the last at the end, and each middle segment is taken at its
-//! leftmost occurrence, which is always a correct choice for this pattern language. Segments
-//! of literal text are located with `memchr::memmem` (linear time), so `*a*a*a*…b` against a
-//! long run of `a`s costs O(text + pattern). A segment that contains `?` is tried at each
-//! occurrence of its leading literal, O(text × segment) in the worst case.
+//! Matching never backtracks and never allocates. A pattern is split at its `*`s into
+//! segments; the first segment is anchored at the start, the last at the end, and each middle
+//! segment is taken at its leftmost occurrence, which is always a correct choice for this
+//! pattern language. Segments of literal text are located with `memchr::memmem` (linear time),
+//! so `*a*a*a*…b` against a long run of `a`s costs O(text + pattern). A segment that contains
+//! `?` is tried at each occurrence of its leading literal, O(text × segment) in the worst case.
 
 use std::borrow::Cow;
 
 use memchr::memmem;
 
-/// One element of a compiled pattern.
+/// One element of a pattern built from a template, where literal `*` and `?` can occur.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Piece {
-    /// Literal text, matched byte for byte.
+    /// Literal text, matched byte for byte (`*` and `?` in it are literal).
     Text(Box<str>),
     /// `?`: exactly one character.
     AnyChar,
@@ -22,93 +22,126 @@ pub(crate) enum Piece {
     AnyRun,
 }
 
-/// What a pattern reduces to, so that the common shapes skip the general matcher.
+/// A compiled wildcard pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Shape {
+pub(crate) enum Glob {
     /// No wildcards: plain equality.
     Exact(Box<str>),
     /// Literal text followed by a single trailing `*`.
     Prefix(Box<str>),
     /// Only `*`s: matches everything.
     Everything,
-    General,
+    /// Pattern text in which every `*` and `?` is a wildcard.
+    Wild(Box<str>),
+    /// Wildcards mixed with literal `*` or `?` (from `${*}`, `${?}` or substituted values).
+    Pieces(Vec<Piece>),
 }
 
-/// A compiled wildcard pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Glob {
-    pieces: Vec<Piece>,
-    shape: Shape,
+fn has_wildcards(text: &str) -> bool {
+    memchr::memchr2(b'*', b'?', text.as_bytes()).is_some()
 }
 
 impl Glob {
     /// Compiles `pattern`, treating `*` and `?` as wildcards.
     pub(crate) fn new(pattern: &str) -> Self {
-        let mut pieces = Vec::new();
-        push_wildcard_text(&mut pieces, pattern);
-        Self::from_pieces(pieces)
+        if !has_wildcards(pattern) {
+            return Self::Exact(pattern.into());
+        }
+        if pattern.bytes().all(|b| b == b'*') {
+            return Self::Everything;
+        }
+        if let Some(prefix) = pattern.strip_suffix('*') {
+            if !has_wildcards(prefix) {
+                return Self::Prefix(prefix.into());
+            }
+        }
+        Self::Wild(pattern.into())
     }
 
     /// A pattern that matches only `text` itself.
-    #[cfg(test)]
     pub(crate) fn literal(text: &str) -> Self {
-        Self::from_pieces(vec![Piece::Text(text.into())])
+        Self::Exact(text.into())
     }
 
     /// Builds a pattern from pieces, merging adjacent text and collapsing runs of `*`.
     pub(crate) fn from_pieces(raw: Vec<Piece>) -> Self {
-        let mut pieces: Vec<Piece> = Vec::with_capacity(raw.len());
-        for piece in raw {
-            match (pieces.last_mut(), piece) {
-                (_, Piece::Text(t)) if t.is_empty() => {}
-                (Some(Piece::Text(prev)), Piece::Text(t)) => {
-                    let mut joined = String::with_capacity(prev.len() + t.len());
-                    joined.push_str(prev);
-                    joined.push_str(&t);
-                    *prev = joined.into();
-                }
-                (Some(Piece::AnyRun), Piece::AnyRun) => {}
-                (_, piece) => pieces.push(piece),
-            }
+        let pieces = normalize(raw);
+        let literal_wildcards = pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Text(t) if has_wildcards(t)));
+        if literal_wildcards {
+            return Self::Pieces(pieces);
         }
-        let shape = match pieces.as_slice() {
-            [] => Shape::Exact("".into()),
-            [Piece::Text(t)] => Shape::Exact(t.clone()),
-            [Piece::AnyRun] => Shape::Everything,
-            [Piece::Text(t), Piece::AnyRun] => Shape::Prefix(t.clone()),
-            _ => Shape::General,
-        };
-        Self { pieces, shape }
+        Self::new(&render(&pieces))
     }
 
     /// True when the pattern matches every string.
     pub(crate) fn matches_everything(&self) -> bool {
-        self.shape == Shape::Everything
+        *self == Self::Everything
     }
 
     /// Does the whole of `text` match?
     pub(crate) fn matches(&self, text: &str) -> bool {
-        match &self.shape {
-            Shape::Exact(t) => **t == *text,
-            Shape::Prefix(p) => text.starts_with(&**p),
-            Shape::Everything => true,
-            Shape::General => matches_general(&self.pieces, text),
+        match self {
+            Self::Exact(t) => **t == *text,
+            Self::Prefix(p) => text.starts_with(&**p),
+            Self::Everything => true,
+            Self::Wild(p) => wild_match(p, text),
+            Self::Pieces(p) => pieces_match(p, text),
         }
     }
 
     /// The same pattern with its literal text lower-cased (for case-insensitive matching of
     /// lower-cased input).
     pub(crate) fn to_lowercase(&self) -> Self {
-        Self::from_pieces(
-            self.pieces
-                .iter()
-                .map(|p| match p {
-                    Piece::Text(t) => Piece::Text(t.to_lowercase().into()),
-                    other => other.clone(),
-                })
-                .collect(),
-        )
+        let lower = |t: &str| -> Box<str> { lowercase(t).into() };
+        match self {
+            Self::Exact(t) => Self::Exact(lower(t)),
+            Self::Prefix(t) => Self::Prefix(lower(t)),
+            Self::Everything => Self::Everything,
+            Self::Wild(t) => Self::Wild(lower(t)),
+            Self::Pieces(pieces) => Self::Pieces(
+                pieces
+                    .iter()
+                    .map(|p| match p {
+                        Piece::Text(t) => Piece::Text(lower(t)),
+                        other => other.clone(),
+                    })
+                    .collect(),
+            ),
+        }
     }
+}
+
+fn normalize(raw: Vec<Piece>) -> Vec<Piece> {
+    let mut pieces: Vec<Piece> = Vec::with_capacity(raw.len());
+    for piece in raw {
+        match (pieces.last_mut(), piece) {
+            (_, Piece::Text(t)) if t.is_empty() => {}
+            (Some(Piece::Text(prev)), Piece::Text(t)) => {
+                let mut joined = String::with_capacity(prev.len() + t.len());
+                joined.push_str(prev);
+                joined.push_str(&t);
+                *prev = joined.into();
+            }
+            (Some(Piece::AnyRun), Piece::AnyRun) => {}
+            (_, piece) => pieces.push(piece),
+        }
+    }
+    pieces
+}
+
+/// Pieces without literal wildcard characters, written back as pattern text.
+fn render(pieces: &[Piece]) -> String {
+    let mut text = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Text(t) => text.push_str(t),
+            Piece::AnyChar => text.push('?'),
+            Piece::AnyRun => text.push('*'),
+        }
+    }
+    text
 }
 
 /// Appends `text` to `pieces`, turning `*` and `?` into wildcards.
@@ -132,17 +165,115 @@ pub(crate) fn push_wildcard_text(pieces: &mut Vec<Piece>, text: &str) {
     }
 }
 
-fn matches_general(pieces: &[Piece], text: &str) -> bool {
-    let mut segments = pieces.split(|p| *p == Piece::AnyRun);
-    let Some(first) = segments.next() else {
-        return text.is_empty();
-    };
-    let rest: Vec<&[Piece]> = segments.collect();
-    let Some((last, middle)) = rest.split_last() else {
-        // No `*` at all.
-        return match_at(first, text, 0) == Some(text.len());
-    };
-    let Some(mut pos) = match_at(first, text, 0) else {
+/// A run of pattern between two `*`s: something that can be matched at a position, measured
+/// in characters, and searched for.
+trait Segment: Copy {
+    /// Matches at byte offset `start`; returns where the match ends.
+    fn match_at(self, text: &str, start: usize) -> Option<usize>;
+    /// How many characters of text any match spans.
+    fn char_len(self) -> usize;
+    /// The end of the leftmost match starting at or after `from`.
+    fn find(self, text: &str, from: usize) -> Option<usize>;
+}
+
+/// A segment of pattern text: `?` is any one character, everything else literal.
+impl Segment for &str {
+    fn match_at(self, text: &str, start: usize) -> Option<usize> {
+        let rest = text.get(start..)?;
+        if !self.contains('?') {
+            return rest.starts_with(self).then_some(start + self.len());
+        }
+        let mut chars = rest.char_indices();
+        for p in self.chars() {
+            let (_, c) = chars.next()?;
+            if p != '?' && p != c {
+                return None;
+            }
+        }
+        Some(chars.next().map_or(text.len(), |(i, _)| start + i))
+    }
+
+    fn char_len(self) -> usize {
+        self.chars().count()
+    }
+
+    fn find(self, text: &str, from: usize) -> Option<usize> {
+        let lead = self.split('?').next().unwrap_or_default();
+        find_with_lead(self, lead, text, from)
+    }
+}
+
+impl Segment for &[Piece] {
+    fn match_at(self, text: &str, start: usize) -> Option<usize> {
+        let mut pos = start;
+        for piece in self {
+            let rest = text.get(pos..)?;
+            match piece {
+                Piece::Text(t) if rest.starts_with(&**t) => pos += t.len(),
+                Piece::Text(_) | Piece::AnyRun => return None,
+                Piece::AnyChar => pos += rest.chars().next()?.len_utf8(),
+            }
+        }
+        Some(pos)
+    }
+
+    fn char_len(self) -> usize {
+        self.iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.chars().count(),
+                Piece::AnyChar => 1,
+                Piece::AnyRun => 0,
+            })
+            .sum()
+    }
+
+    fn find(self, text: &str, from: usize) -> Option<usize> {
+        let lead = match self.first() {
+            Some(Piece::Text(t)) => &**t,
+            _ => "",
+        };
+        find_with_lead(self, lead, text, from)
+    }
+}
+
+/// Finds `segment`, whose matches all start with the literal `lead`, at or after `from`.
+fn find_with_lead<S: Segment>(segment: S, lead: &str, text: &str, from: usize) -> Option<usize> {
+    if lead.is_empty() {
+        return text
+            .get(from..)?
+            .char_indices()
+            .map(|(i, _)| from + i)
+            .chain(std::iter::once(text.len()))
+            .find_map(|start| segment.match_at(text, start));
+    }
+    let finder = memmem::Finder::new(lead.as_bytes());
+    let mut at = from;
+    loop {
+        let found = at + finder.find(text.as_bytes().get(at..)?)?;
+        if let Some(end) = segment.match_at(text, found) {
+            return Some(end);
+        }
+        // Step one character and look again (occurrences may overlap).
+        at = found + text.get(found..)?.chars().next()?.len_utf8();
+    }
+}
+
+/// Where a match of `segment` must start so that it ends exactly at the end of `text`.
+fn tail_start<S: Segment>(segment: S, text: &str) -> Option<usize> {
+    match segment.char_len() {
+        0 => Some(text.len()),
+        n => text.char_indices().rev().nth(n - 1).map(|(i, _)| i),
+    }
+}
+
+/// The leftmost-greedy matcher over `first * middle… * last`.
+fn match_segments<S: Segment>(
+    first: S,
+    middle: impl Iterator<Item = S>,
+    last: S,
+    text: &str,
+) -> bool {
+    let Some(mut pos) = first.match_at(text, 0) else {
         return false;
     };
     let Some(tail) = tail_start(last, text) else {
@@ -155,93 +286,74 @@ fn matches_general(pieces: &[Piece], text: &str) -> bool {
         return false;
     };
     for segment in middle {
-        match find(segment, head, pos) {
+        match segment.find(head, pos) {
             Some(end) => pos = end,
             None => return false,
         }
     }
-    match_at(last, text, tail) == Some(text.len())
+    last.match_at(text, tail) == Some(text.len())
 }
 
-/// Matches `segment` (no `*`) at byte offset `start`; returns where the match ends.
-fn match_at(segment: &[Piece], text: &str, start: usize) -> Option<usize> {
-    let mut pos = start;
-    for piece in segment {
-        let rest = text.get(pos..)?;
-        match piece {
-            Piece::Text(t) if rest.starts_with(&**t) => pos += t.len(),
-            Piece::Text(_) | Piece::AnyRun => return None,
-            Piece::AnyChar => pos += rest.chars().next()?.len_utf8(),
-        }
-    }
-    Some(pos)
+/// Matches `text` against pattern text in which `*` and `?` are wildcards.
+fn wild_match(pattern: &str, text: &str) -> bool {
+    let (Some(first_star), Some(last_star)) = (pattern.find('*'), pattern.rfind('*')) else {
+        return pattern.match_at(text, 0) == Some(text.len());
+    };
+    let first = pattern.get(..first_star).unwrap_or_default();
+    let last = pattern.get(last_star + 1..).unwrap_or_default();
+    let middle = pattern.get(first_star + 1..last_star).unwrap_or_default();
+    let middle = middle.split('*').filter(|s| !s.is_empty());
+    match_segments(first, middle, last, text)
 }
 
-/// Where a match of `segment` must start so that it ends exactly at the end of `text`.
-fn tail_start(segment: &[Piece], text: &str) -> Option<usize> {
-    let chars: usize = segment
-        .iter()
-        .map(|p| match p {
-            Piece::Text(t) => t.chars().count(),
-            Piece::AnyChar => 1,
-            Piece::AnyRun => 0,
-        })
-        .sum();
-    if chars == 0 {
-        return Some(text.len());
-    }
-    text.char_indices().rev().nth(chars - 1).map(|(i, _)| i)
-}
-
-/// The end of the leftmost match of `segment` in `text` starting at or after `from`.
-fn find(segment: &[Piece], text: &str, from: usize) -> Option<usize> {
-    match segment.first() {
-        None => Some(from),
-        Some(Piece::Text(lead)) => {
-            let finder = memmem::Finder::new(lead.as_bytes());
-            let mut at = from;
-            loop {
-                let found = at + finder.find(text.as_bytes().get(at..)?)?;
-                if let Some(end) = match_at(segment, text, found) {
-                    return Some(end);
-                }
-                // Step one character and look again (occurrences may overlap).
-                at = found + text.get(found..)?.chars().next()?.len_utf8();
-            }
-        }
-        Some(_) => text
-            .get(from..)?
-            .char_indices()
-            .map(|(i, _)| from + i)
-            .find_map(|start| match_at(segment, text, start)),
-    }
+fn pieces_match(pieces: &[Piece], text: &str) -> bool {
+    let is_run = |p: &Piece| *p == Piece::AnyRun;
+    let (Some(first_run), Some(last_run)) =
+        (pieces.iter().position(is_run), pieces.iter().rposition(is_run))
+    else {
+        return pieces.match_at(text, 0) == Some(text.len());
+    };
+    let first = pieces.get(..first_run).unwrap_or_default();
+    let last = pieces.get(last_run + 1..).unwrap_or_default();
+    let middle = pieces.get(first_run + 1..last_run).unwrap_or_default();
+    let middle = middle.split(is_run).filter(|s| !s.is_empty());
+    match_segments(first, middle, last, text)
 }
 
 /// Matches `text` against a wildcard `pattern` without compiling it first.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    Glob::new(pattern).matches(text)
+    wild_match(pattern, text)
 }
 
 /// An ARN pattern matched the way IAM does: each of the six colon-separated parts
 /// (`arn:partition:service:region:account:resource`) is matched on its own, so a wildcard
 /// never spans a `:` before the resource part. The resource part keeps its own colons.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ArnGlob {
-    /// `None` for the bare `*`, which matches anything.
-    parts: Option<Vec<Glob>>,
+pub(crate) enum ArnGlob {
+    /// The bare `*`.
+    Everything,
+    /// Pattern text in which every `*` and `?` is a wildcard.
+    Wild(Box<str>),
+    /// One compiled pattern per part (when literal `*` or `?` are involved).
+    Parts(Vec<Glob>),
 }
 
 impl ArnGlob {
-    #[cfg(test)]
     pub(crate) fn new(pattern: &str) -> Self {
-        let mut pieces = Vec::new();
-        push_wildcard_text(&mut pieces, pattern);
-        Self::from_pieces(pieces)
+        if pattern == "*" {
+            Self::Everything
+        } else {
+            Self::Wild(pattern.into())
+        }
     }
 
-    pub(crate) fn from_pieces(pieces: Vec<Piece>) -> Self {
-        if matches!(pieces.as_slice(), [Piece::AnyRun]) {
-            return Self { parts: None };
+    pub(crate) fn from_pieces(raw: Vec<Piece>) -> Self {
+        let pieces = normalize(raw);
+        if !pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Text(t) if has_wildcards(t)))
+        {
+            return Self::new(&render(&pieces));
         }
         let mut parts: Vec<Vec<Piece>> = vec![Vec::new()];
         for piece in pieces {
@@ -268,27 +380,40 @@ impl ArnGlob {
                 }
             }
         }
-        Self {
-            parts: Some(parts.into_iter().map(Glob::from_pieces).collect()),
-        }
+        Self::Parts(parts.into_iter().map(Glob::from_pieces).collect())
     }
 
     pub(crate) fn matches(&self, value: &str) -> bool {
-        let Some(parts) = &self.parts else {
-            return true;
-        };
         let mut values = value.splitn(6, ':');
-        for part in parts {
-            match values.next() {
-                Some(v) if part.matches(v) => {}
-                _ => return false,
+        match self {
+            Self::Everything => return true,
+            Self::Wild(pattern) => {
+                for part in pattern.splitn(6, ':') {
+                    let Some(v) = values.next() else { return false };
+                    let ok = if has_wildcards(part) {
+                        wild_match(part, v)
+                    } else {
+                        part == v
+                    };
+                    if !ok {
+                        return false;
+                    }
+                }
+            }
+            Self::Parts(parts) => {
+                for part in parts {
+                    match values.next() {
+                        Some(v) if part.matches(v) => {}
+                        _ => return false,
+                    }
+                }
             }
         }
         values.next().is_none()
     }
 }
 
-/// Lower-cases ASCII and non-ASCII text, borrowing when nothing changes.
+/// Lower-cases text, borrowing when nothing changes.
 pub(crate) fn lowercase(text: &str) -> Cow<'_, str> {
     if text.chars().any(char::is_uppercase) {
         Cow::Owned(text.to_lowercase())

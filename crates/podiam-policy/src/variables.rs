@@ -75,6 +75,15 @@ impl Template {
             .any(|p| matches!(p, Part::Variable { .. }))
     }
 
+    /// The text when the template is plain text (no variables, no escapes).
+    fn as_raw(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [Part::Raw(text)] => Some(text),
+            [] => Some(""),
+            _ => None,
+        }
+    }
+
     /// True when filling in cannot depend on the request (no variables at all).
     fn is_static(&self) -> bool {
         !self.has_variables()
@@ -175,10 +184,15 @@ impl ValuePattern {
     pub(crate) fn compile(text: &str, variables: bool, wildcards: bool, fold_case: bool) -> Self {
         let template = Template::parse(text, variables);
         if template.is_static() {
-            let pieces = template
-                .pieces(&Context::default(), wildcards)
-                .unwrap_or_default();
-            let glob = Glob::from_pieces(pieces);
+            let glob = match (template.as_raw(), wildcards) {
+                (Some(raw), true) => Glob::new(raw),
+                (Some(raw), false) => Glob::literal(raw),
+                (None, _) => Glob::from_pieces(
+                    template
+                        .pieces(&Context::default(), wildcards)
+                        .unwrap_or_default(),
+                ),
+            };
             return Self::Static(if fold_case { glob.to_lowercase() } else { glob });
         }
         Self::Dynamic {
@@ -220,11 +234,14 @@ impl ArnPattern {
     pub(crate) fn compile(text: &str, variables: bool) -> Self {
         let template = Template::parse(text, variables);
         if template.is_static() {
-            return Self::Static(ArnGlob::from_pieces(
-                template
-                    .pieces(&Context::default(), true)
-                    .unwrap_or_default(),
-            ));
+            return Self::Static(match template.as_raw() {
+                Some(raw) => ArnGlob::new(raw),
+                None => ArnGlob::from_pieces(
+                    template
+                        .pieces(&Context::default(), true)
+                        .unwrap_or_default(),
+                ),
+            });
         }
         Self::Dynamic(template)
     }
