@@ -3,6 +3,8 @@
 //! * a 10-statement identity policy with wildcards and conditions: ≤ 2 µs per decision;
 //! * parsing a 2 KB policy: ≤ 20 µs.
 
+#![expect(clippy::expect_used, reason = "benchmark fixtures are constants")]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -10,54 +12,30 @@ use podiam_policy::{Context, Decision, Policy, PolicySet, Principal, Request};
 
 const ISSUER: &str = "oidc.eks.eu-central-1.amazonaws.com/id/5B1F8794C4C52E4101E98664FC964C3C";
 
-fn trust_policy() -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow",
-        "Principal":{{"Federated":"arn:aws:iam::637423329338:oidc-provider/{ISSUER}"}},
-        "Action":["sts:TagSession","sts:AssumeRoleWithWebIdentity"],
-        "Condition":{{"StringEquals":{{"{ISSUER}:sub":"system:serviceaccount:carts:carts","{ISSUER}:aud":"sts.amazonaws.com"}}}}}}]}}"#
-    )
-}
-
-/// Ten statements: wildcards in actions and resources, conditions of several families, and the
-/// matching statement last so that every statement is examined.
-fn identity_policy() -> String {
-    r#"{"Version":"2012-10-17","Statement":[
-      {"Sid":"S3Read","Effect":"Allow","Action":["s3:Get*","s3:List*"],"Resource":["arn:aws:s3:::assets-*","arn:aws:s3:::assets-*/*"]},
-      {"Sid":"Logs","Effect":"Allow","Action":"logs:*","Resource":"arn:aws:logs:*:637423329338:log-group:/eks/*"},
-      {"Sid":"Kms","Effect":"Allow","Action":["kms:Decrypt","kms:GenerateDataKey*"],"Resource":"arn:aws:kms:eu-central-1:637423329338:key/*","Condition":{"StringEquals":{"kms:ViaService":"dynamodb.eu-central-1.amazonaws.com"}}},
-      {"Sid":"Sqs","Effect":"Allow","Action":"sqs:*Message*","Resource":"arn:aws:sqs:eu-central-1:637423329338:orders-*"},
-      {"Sid":"Ssm","Effect":"Allow","Action":"ssm:GetParameter*","Resource":"arn:aws:ssm:eu-central-1:637423329338:parameter/carts/*"},
-      {"Sid":"DenyOtherRegions","Effect":"Deny","NotAction":["iam:*","sts:*"],"Resource":"*","Condition":{"StringNotEquals":{"aws:RequestedRegion":["eu-central-1","eu-west-1"]}}},
-      {"Sid":"DenyInsecure","Effect":"Deny","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}},
-      {"Sid":"Tagged","Effect":"Allow","Action":"ec2:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"${aws:PrincipalTag/team}"}}},
-      {"Sid":"Network","Effect":"Deny","Action":"dynamodb:DeleteTable","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":["10.0.0.0/8","192.168.0.0/16"]}}},
-      {"Sid":"Carts","Effect":"Allow","Action":["dynamodb:Get*","dynamodb:Query","dynamodb:PutItem","dynamodb:UpdateItem"],"Resource":["arn:aws:dynamodb:eu-central-1:637423329338:table/eks-workshop-carts","arn:aws:dynamodb:eu-central-1:637423329338:table/eks-workshop-carts/index/*"],"Condition":{"StringLike":{"aws:PrincipalTag/kubernetes-namespace":"cart*"},"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}
-    ]}"#.to_owned()
-}
-
-/// About 2 KB of policy text.
-fn two_kb_policy() -> String {
-    let mut statements = Vec::new();
-    for i in 0..10 {
-        statements.push(format!(
-            r#"{{"Sid":"Stmt{i}","Effect":"Allow","Action":["dynamodb:GetItem","dynamodb:Query"],"Resource":"arn:aws:dynamodb:eu-central-1:637423329338:table/t{i}","Condition":{{"StringEquals":{{"aws:PrincipalTag/team":"team-{i}"}}}}}}"#
-        ));
-    }
-    format!(r#"{{"Version":"2012-10-17","Statement":[{}]}}"#, statements.join(","))
-}
+/// One statement, two `StringEquals` conditions: the IRSA trust policy of the workshop.
+const TRUST: &str = include_str!("data/trust-2-conditions.json");
+/// Ten statements: wildcards in actions and resources, conditions of several families, and
+/// the matching statement last so that every statement is examined.
+const IDENTITY: &str = include_str!("data/identity-10-statements.json");
+/// 2,128 bytes of policy.
+const TWO_KB: &str = include_str!("data/2kb.json");
 
 fn benches(c: &mut Criterion) {
-    let trust = Policy::parse(&trust_policy()).expect("trust policy parses");
+    let trust = Policy::parse(TRUST).expect("trust policy parses");
     let trust_set = PolicySet {
         resource: Some(&trust),
         ..PolicySet::default()
     };
     let assume = Request::new("sts:AssumeRoleWithWebIdentity")
-        .principal(Principal::Federated(format!("arn:aws:iam::637423329338:oidc-provider/{ISSUER}")))
+        .principal(Principal::Federated(format!(
+            "arn:aws:iam::637423329338:oidc-provider/{ISSUER}"
+        )))
         .context(
             Context::new()
-                .with(&format!("{ISSUER}:sub"), "system:serviceaccount:carts:carts")
+                .with(
+                    &format!("{ISSUER}:sub"),
+                    "system:serviceaccount:carts:carts",
+                )
                 .with(&format!("{ISSUER}:aud"), "sts.amazonaws.com")
                 .with("aws:SourceIp", "10.42.0.17"),
         );
@@ -69,7 +47,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(&trust_set).evaluate(black_box(&assume)));
     });
 
-    let identity = Policy::parse(&identity_policy()).expect("identity policy parses");
+    let identity = Policy::parse(IDENTITY).expect("identity policy parses");
     let identity_set = PolicySet {
         identity: vec![&identity],
         ..PolicySet::default()
@@ -97,16 +75,18 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(&identity_set).explain(black_box(&put)));
     });
 
-    let text = two_kb_policy();
-    assert!((1900..2300).contains(&text.len()), "{} bytes", text.len());
-    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.throughput(Throughput::Bytes(TWO_KB.len() as u64));
     group.bench_function("parse_2kb_policy", |b| {
-        b.iter(|| Policy::parse(black_box(&text)));
+        b.iter(|| Policy::parse(black_box(TWO_KB)));
     });
 
-    let pathological = format!("{{\"Version\":\"2012-10-17\",\"Statement\":{{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"*\",\"Condition\":{{\"StringLike\":{{\"s3:prefix\":\"{}b\"}}}}}}}}", "*a".repeat(200));
+    let pathological = format!(
+        "{{\"Version\":\"2012-10-17\",\"Statement\":{{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"*\",\"Condition\":{{\"StringLike\":{{\"s3:prefix\":\"{}b\"}}}}}}}}",
+        "*a".repeat(200)
+    );
     let wild = Policy::parse(&pathological).expect("parses");
-    let long = Request::new("s3:GetObject").context(Context::new().with("s3:prefix", "a".repeat(4096)));
+    let long =
+        Request::new("s3:GetObject").context(Context::new().with("s3:prefix", "a".repeat(4096)));
     group.throughput(Throughput::Elements(1));
     group.bench_function("wildcard_200_stars_vs_4kb", |b| {
         b.iter(|| black_box(&wild).evaluate(black_box(&long)));

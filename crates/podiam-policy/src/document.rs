@@ -300,7 +300,10 @@ impl Parser {
     fn policy(&mut self, node: Node<'_>) -> Option<Parsed> {
         let root = Path::Root;
         let Node::Object(members) = node else {
-            self.syntax(&root, format!("a policy must be a JSON object, not {}", node.kind()));
+            self.syntax(
+                &root,
+                format!("a policy must be a JSON object, not {}", node.kind()),
+            );
             return None;
         };
         let mut version = None;
@@ -334,7 +337,11 @@ impl Parser {
             }
         }
         let Some(statements) = statements else {
-            if !self.problems.iter().any(|p| p.path.starts_with("Statement")) {
+            if !self
+                .problems
+                .iter()
+                .any(|p| p.path.starts_with("Statement"))
+            {
                 self.syntax(&root, "missing Statement");
             }
             return None;
@@ -365,7 +372,10 @@ impl Parser {
             other => {
                 self.syntax(
                     path,
-                    format!("expected a string or an array of strings, found {}", other.kind()),
+                    format!(
+                        "expected a string or an array of strings, found {}",
+                        other.kind()
+                    ),
                 );
                 None
             }
@@ -391,7 +401,10 @@ impl Parser {
             other => {
                 self.syntax(
                     path,
-                    format!("expected an object or an array of objects, found {}", other.kind()),
+                    format!(
+                        "expected an object or an array of objects, found {}",
+                        other.kind()
+                    ),
                 );
                 None
             }
@@ -400,7 +413,10 @@ impl Parser {
 
     fn statement(&mut self, path: &Path<'_>, node: Node<'_>) -> Option<Statement> {
         let Node::Object(members) = node else {
-            self.syntax(path, format!("a statement must be an object, not {}", node.kind()));
+            self.syntax(
+                path,
+                format!("a statement must be an object, not {}", node.kind()),
+            );
             return None;
         };
         let before = self.problems.len();
@@ -412,7 +428,10 @@ impl Parser {
         let mut conditions = Vec::new();
         let both = |parser: &mut Self, name: &str, present: bool| {
             if present {
-                parser.syntax(path, format!("a statement cannot have both {name} and Not{name}"));
+                parser.syntax(
+                    path,
+                    format!("a statement cannot have both {name} and Not{name}"),
+                );
             }
         };
         for (key, value) in members {
@@ -464,15 +483,19 @@ impl Parser {
             "Allow" => Some(Effect::Allow),
             "Deny" => Some(Effect::Deny),
             other if other.eq_ignore_ascii_case("allow") || other.eq_ignore_ascii_case("deny") => {
-                self.problems.push(
-                    Problem::new(path.to_string(), messages::LEGACY).detail(format!(
-                        "Effect must be written \"Allow\" or \"Deny\", not {other:?}"
-                    )),
-                );
+                self.problems
+                    .push(
+                        Problem::new(path.to_string(), messages::LEGACY).detail(format!(
+                            "Effect must be written \"Allow\" or \"Deny\", not {other:?}"
+                        )),
+                    );
                 None
             }
             other => {
-                self.syntax(path, format!("Effect must be \"Allow\" or \"Deny\", not {other:?}"));
+                self.syntax(
+                    path,
+                    format!("Effect must be \"Allow\" or \"Deny\", not {other:?}"),
+                );
                 None
             }
         }
@@ -484,8 +507,12 @@ impl Parser {
         negated: bool,
         node: Node<'_>,
     ) -> Option<PrincipalElement> {
-        let invalid =
-            |shown: &str| Problem::new(path.to_string(), format!("Invalid principal in policy: {shown}"));
+        let invalid = |shown: &str| {
+            Problem::new(
+                path.to_string(),
+                format!("Invalid principal in policy: {shown}"),
+            )
+        };
         match node {
             Node::String(s) if s == "*" => Some(PrincipalElement::everyone(negated)),
             Node::String(s) => {
@@ -526,7 +553,10 @@ impl Parser {
                 Some(PrincipalElement::listed(negated, entries))
             }
             other => {
-                self.syntax(path, format!("expected \"*\" or an object, found {}", other.kind()));
+                self.syntax(
+                    path,
+                    format!("expected \"*\" or an object, found {}", other.kind()),
+                );
                 None
             }
         }
@@ -534,7 +564,10 @@ impl Parser {
 
     fn conditions(&mut self, path: &Path<'_>, node: Node<'_>) -> Vec<Condition> {
         let Node::Object(operators) = node else {
-            self.syntax(path, format!("Condition must be an object, found {}", node.kind()));
+            self.syntax(
+                path,
+                format!("Condition must be an object, found {}", node.kind()),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -547,7 +580,10 @@ impl Parser {
             let Node::Object(keys) = keys else {
                 self.syntax(
                     &here,
-                    format!("expected an object of condition keys, found {}", keys.kind()),
+                    format!(
+                        "expected an object of condition keys, found {}",
+                        keys.kind()
+                    ),
                 );
                 continue;
             };
@@ -569,9 +605,8 @@ impl Parser {
                 other => Err(other.kind()),
             }
         }
-        let wrong = |kind: &str| {
-            format!("condition values are strings, numbers or booleans, not {kind}")
-        };
+        let wrong =
+            |kind: &str| format!("condition values are strings, numbers or booleans, not {kind}");
         match node {
             Node::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());

@@ -50,10 +50,10 @@ impl Glob {
         if pattern.bytes().all(|b| b == b'*') {
             return Self::Everything;
         }
-        if let Some(prefix) = pattern.strip_suffix('*') {
-            if !has_wildcards(prefix) {
-                return Self::Prefix(prefix.into());
-            }
+        if let Some(prefix) = pattern.strip_suffix('*')
+            && !has_wildcards(prefix)
+        {
+            return Self::Prefix(prefix.into());
         }
         Self::Wild(pattern.into())
     }
@@ -308,9 +308,10 @@ fn wild_match(pattern: &str, text: &str) -> bool {
 
 fn pieces_match(pieces: &[Piece], text: &str) -> bool {
     let is_run = |p: &Piece| *p == Piece::AnyRun;
-    let (Some(first_run), Some(last_run)) =
-        (pieces.iter().position(is_run), pieces.iter().rposition(is_run))
-    else {
+    let (Some(first_run), Some(last_run)) = (
+        pieces.iter().position(is_run),
+        pieces.iter().rposition(is_run),
+    ) else {
         return pieces.match_at(text, 0) == Some(text.len());
     };
     let first = pieces.get(..first_run).unwrap_or_default();
@@ -497,7 +498,58 @@ mod tests {
         assert!(!ArnGlob::new("arn:aws:iam::111122223333:role/r").matches("not-an-arn"));
     }
 
+    /// The reference over pieces, where literal text may contain `*` and `?`.
+    fn reference_pieces(pieces: &[Piece], text: &str) -> bool {
+        #[derive(Clone, Copy, PartialEq)]
+        enum T {
+            Lit(char),
+            One,
+            Run,
+        }
+        let p: Vec<T> = pieces
+            .iter()
+            .flat_map(|piece| match piece {
+                Piece::Text(t) => t.chars().map(T::Lit).collect::<Vec<_>>(),
+                Piece::AnyChar => vec![T::One],
+                Piece::AnyRun => vec![T::Run],
+            })
+            .collect();
+        let t: Vec<char> = text.chars().collect();
+        let mut dp = vec![vec![false; t.len() + 1]; p.len() + 1];
+        dp[0][0] = true;
+        for i in 1..=p.len() {
+            if p[i - 1] == T::Run {
+                dp[i][0] = dp[i - 1][0];
+            }
+            for j in 1..=t.len() {
+                dp[i][j] = match p[i - 1] {
+                    T::Run => dp[i - 1][j] || dp[i][j - 1],
+                    T::One => dp[i - 1][j - 1],
+                    T::Lit(c) => dp[i - 1][j - 1] && c == t[j - 1],
+                };
+            }
+        }
+        dp[p.len()][t.len()]
+    }
+
+    fn arb_piece() -> impl Strategy<Value = Piece> {
+        prop_oneof![
+            "[ab*?]{1,3}".prop_map(|t| Piece::Text(t.into())),
+            Just(Piece::AnyChar),
+            Just(Piece::AnyRun),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn pieces_agree_with_reference(pieces in prop::collection::vec(arb_piece(), 0..8), text in "[ab*?é]{0,12}") {
+            let glob = Glob::from_pieces(pieces.clone());
+            prop_assert_eq!(glob.matches(&text), reference_pieces(&pieces, &text));
+            let arn = ArnGlob::from_pieces(pieces.clone());
+            // Without colons an ARN pattern is one part: the same answer.
+            prop_assert_eq!(arn.matches(&text), reference_pieces(&pieces, &text) || matches!(arn, ArnGlob::Everything));
+        }
+
         #[test]
         fn agrees_with_reference(pattern in "[ab*?]{0,12}", text in "[abé]{0,14}") {
             prop_assert_eq!(wildcard_match(&pattern, &text), reference(&pattern, &text));
