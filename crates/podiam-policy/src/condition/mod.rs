@@ -266,32 +266,17 @@ impl Condition {
         }
     }
 
+    /// The first unresolvable variable, when no policy value can be filled in at all.
     fn first_unresolvable(&self, context: &Context) -> Option<Unresolved> {
-        let mut first = None;
-        let resolved = match &self.compiled {
-            Compiled::Strings(ps) => ps
-                .iter()
-                .filter(|p| match p.matches("", context) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        first.get_or_insert(e);
-                        false
-                    }
-                })
-                .count(),
-            Compiled::Arns(ps) => ps
-                .iter()
-                .filter(|p| match p.matches("", context) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        first.get_or_insert(e);
-                        false
-                    }
-                })
-                .count(),
+        let attempts: Vec<Result<bool, Unresolved>> = match &self.compiled {
+            Compiled::Strings(ps) => ps.iter().map(|p| p.matches("", context)).collect(),
+            Compiled::Arns(ps) => ps.iter().map(|p| p.matches("", context)).collect(),
             _ => return None,
         };
-        if resolved == 0 { first } else { None }
+        if attempts.iter().any(Result::is_ok) {
+            return None;
+        }
+        attempts.into_iter().find_map(Result::err)
     }
 
     /// Does one request value match at least one policy value (the positive operator)?
