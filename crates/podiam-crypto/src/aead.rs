@@ -76,7 +76,9 @@ impl AeadKey {
 
 impl fmt::Debug for AeadKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AeadKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("AeadKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +116,9 @@ impl Keyring {
     /// Removes a key: what it sealed no longer opens. The current key cannot be retired.
     pub fn retire(&mut self, id: KeyId) -> Result<(), CryptoError> {
         if id == self.current {
-            return Err(CryptoError::InvalidKey("the current key cannot be retired".to_owned()));
+            return Err(CryptoError::InvalidKey(
+                "the current key cannot be retired".to_owned(),
+            ));
         }
         self.keys
             .remove(&id)
@@ -134,8 +138,16 @@ impl Keyring {
 
     /// Seals `plaintext` under the current key with a random nonce; `aad` is authenticated
     /// but not stored.
-    pub fn seal(&self, plaintext: &[u8], aad: &[u8], rng: &dyn Rng) -> Result<Vec<u8>, CryptoError> {
-        let key = self.keys.get(&self.current).ok_or(CryptoError::UnknownKey(self.current.0))?;
+    pub fn seal(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        rng: &dyn Rng,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let key = self
+            .keys
+            .get(&self.current)
+            .ok_or(CryptoError::UnknownKey(self.current.0))?;
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce)?;
         let mut out = Vec::with_capacity(SEALED_OVERHEAD + plaintext.len());
@@ -145,7 +157,11 @@ impl Keyring {
         let mut body = plaintext.to_vec();
         let full_aad = [out.get(..HEADER_LEN).unwrap_or_default(), aad].concat();
         key.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&full_aad), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&full_aad),
+                &mut body,
+            )
             .map_err(|_| CryptoError::Internal)?;
         out.extend_from_slice(&body);
         Ok(out)
@@ -165,7 +181,10 @@ impl Keyring {
             return Err(CryptoError::Unsealable);
         }
         let id = u32::from_be_bytes(id.try_into().map_err(|_| CryptoError::Unsealable)?);
-        let key = self.keys.get(&KeyId(id)).ok_or(CryptoError::UnknownKey(id))?;
+        let key = self
+            .keys
+            .get(&KeyId(id))
+            .ok_or(CryptoError::UnknownKey(id))?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unsealable)?;
         let full_aad = [header, aad].concat();
         let mut body = body.to_vec();
@@ -194,7 +213,10 @@ mod tests {
         let sealed = keyring.seal(b"session", b"purpose", &rng).unwrap();
         assert_eq!(sealed.len(), SEALED_OVERHEAD + 7);
         assert_eq!(keyring.open(&sealed, b"purpose").unwrap(), b"session");
-        assert_eq!(keyring.open(&sealed, b"other"), Err(CryptoError::Unsealable));
+        assert_eq!(
+            keyring.open(&sealed, b"other"),
+            Err(CryptoError::Unsealable)
+        );
         let again = keyring.seal(b"session", b"purpose", &rng).unwrap();
         assert_ne!(sealed, again, "fresh nonce every time");
     }
@@ -217,7 +239,9 @@ mod tests {
 
     #[test]
     fn another_keyring_cannot_open() {
-        let sealed = ring(&SeededRng::new(b"a")).seal(b"x", b"", &SeededRng::new(b"n")).unwrap();
+        let sealed = ring(&SeededRng::new(b"a"))
+            .seal(b"x", b"", &SeededRng::new(b"n"))
+            .unwrap();
         let other = ring(&SeededRng::new(b"b"));
         assert_eq!(other.open(&sealed, b""), Err(CryptoError::Unsealable));
     }

@@ -6,9 +6,7 @@ use std::str::FromStr;
 use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, KeyPair, ParsedPublicKey, RsaKeyPair,
-};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, ParsedPublicKey, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -88,8 +86,12 @@ impl SigningKey {
     /// Generates a new key (with aws-lc's internal DRBG).
     pub fn generate(kind: KeyKind) -> Result<Self, CryptoError> {
         let pair = match kind {
-            KeyKind::Rsa2048 => Pair::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| CryptoError::Internal)?),
-            KeyKind::Rsa3072 => Pair::Rsa(RsaKeyPair::generate(KeySize::Rsa3072).map_err(|_| CryptoError::Internal)?),
+            KeyKind::Rsa2048 => Pair::Rsa(
+                RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| CryptoError::Internal)?,
+            ),
+            KeyKind::Rsa3072 => Pair::Rsa(
+                RsaKeyPair::generate(KeySize::Rsa3072).map_err(|_| CryptoError::Internal)?,
+            ),
             KeyKind::EcP256 => Pair::Ec(
                 EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
                     .map_err(|_| CryptoError::Internal)?,
@@ -102,10 +104,16 @@ impl SigningKey {
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, CryptoError> {
         let pair = match RsaKeyPair::from_pkcs8(der) {
             Ok(rsa) => Pair::Rsa(rsa),
-            Err(rsa_error) => match EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der) {
-                Ok(ec) => Pair::Ec(ec),
-                Err(_) => return Err(rejected(format!("not an RSA or P-256 PKCS#8 key ({rsa_error})"))),
-            },
+            Err(rsa_error) => {
+                match EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der) {
+                    Ok(ec) => Pair::Ec(ec),
+                    Err(_) => {
+                        return Err(rejected(format!(
+                            "not an RSA or P-256 PKCS#8 key ({rsa_error})"
+                        )));
+                    }
+                }
+            }
         };
         Self::from_pair(pair)
     }
@@ -117,10 +125,15 @@ impl SigningKey {
         let der = Secret::new(block.contents().to_vec());
         match block.tag() {
             "PRIVATE KEY" => Self::from_pkcs8_der(der.expose()),
-            "RSA PRIVATE KEY" => Self::from_pair(Pair::Rsa(RsaKeyPair::from_der(der.expose()).map_err(rejected)?)),
+            "RSA PRIVATE KEY" => Self::from_pair(Pair::Rsa(
+                RsaKeyPair::from_der(der.expose()).map_err(rejected)?,
+            )),
             "EC PRIVATE KEY" => Self::from_pair(Pair::Ec(
-                EcdsaKeyPair::from_private_key_der(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der.expose())
-                    .map_err(rejected)?,
+                EcdsaKeyPair::from_private_key_der(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    der.expose(),
+                )
+                .map_err(rejected)?,
             )),
             other => Err(CryptoError::InvalidPem(format!(
                 "expected a PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block, found {other:?}"
@@ -134,16 +147,21 @@ impl SigningKey {
                 let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(rsa)
                     .map_err(|_| CryptoError::Internal)?;
                 let public = rsa.public_key();
-                let spki: PublicKeyX509Der<'_> = public.as_der().map_err(|_| CryptoError::Internal)?;
+                let spki: PublicKeyX509Der<'_> =
+                    public.as_der().map_err(|_| CryptoError::Internal)?;
                 let mut jwk = Jwk::public("RSA", "", "RS256");
                 jwk.n = Some(b64(public.modulus().big_endian_without_leading_zero()));
                 jwk.e = Some(b64(public.exponent().big_endian_without_leading_zero()));
-                (pkcs8.as_ref().to_vec(), VerifyingKey::new(JwsAlgorithm::RS256, spki.as_ref(), jwk, None)?)
+                (
+                    pkcs8.as_ref().to_vec(),
+                    VerifyingKey::new(JwsAlgorithm::RS256, spki.as_ref(), jwk, None)?,
+                )
             }
             Pair::Ec(ec) => {
                 let pkcs8 = ec.to_pkcs8v1().map_err(|_| CryptoError::Internal)?;
                 let public = ec.public_key();
-                let spki: PublicKeyX509Der<'_> = public.as_der().map_err(|_| CryptoError::Internal)?;
+                let spki: PublicKeyX509Der<'_> =
+                    public.as_der().map_err(|_| CryptoError::Internal)?;
                 let octets = public.as_ref();
                 let (Some(x), Some(y)) = (octets.get(1..33), octets.get(33..65)) else {
                     return Err(CryptoError::Internal);
@@ -152,7 +170,10 @@ impl SigningKey {
                 jwk.crv = Some("P-256".to_owned());
                 jwk.x = Some(b64(x));
                 jwk.y = Some(b64(y));
-                (pkcs8.as_ref().to_vec(), VerifyingKey::new(JwsAlgorithm::ES256, spki.as_ref(), jwk, None)?)
+                (
+                    pkcs8.as_ref().to_vec(),
+                    VerifyingKey::new(JwsAlgorithm::ES256, spki.as_ref(), jwk, None)?,
+                )
             }
         };
         Ok(Self {
@@ -196,7 +217,11 @@ impl SigningKey {
                     .map_err(|_| CryptoError::Internal)?;
                 Ok(signature)
             }
-            Pair::Ec(ec) => Ok(ec.sign(&rng, message).map_err(|_| CryptoError::Internal)?.as_ref().to_vec()),
+            Pair::Ec(ec) => Ok(ec
+                .sign(&rng, message)
+                .map_err(|_| CryptoError::Internal)?
+                .as_ref()
+                .to_vec()),
         }
     }
 }
@@ -239,9 +264,16 @@ fn modulus_bits(n: &[u8]) -> usize {
 }
 
 impl VerifyingKey {
-    fn new(alg: JwsAlgorithm, spki: &[u8], mut jwk: Jwk, kid: Option<String>) -> Result<Self, CryptoError> {
+    fn new(
+        alg: JwsAlgorithm,
+        spki: &[u8],
+        mut jwk: Jwk,
+        kid: Option<String>,
+    ) -> Result<Self, CryptoError> {
         let parsed = match alg {
-            JwsAlgorithm::RS256 => ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, spki),
+            JwsAlgorithm::RS256 => {
+                ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, spki)
+            }
             JwsAlgorithm::ES256 => ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, spki),
         }
         .map_err(rejected)?;
@@ -262,12 +294,20 @@ impl VerifyingKey {
     /// (tokens refer to it); without one, the Kubernetes-style key id is computed.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, CryptoError> {
         if jwk.is_private() {
-            return Err(CryptoError::InvalidJwk("private JWKs are refused".to_owned()));
+            return Err(CryptoError::InvalidJwk(
+                "private JWKs are refused".to_owned(),
+            ));
         }
         if let Some(key_use) = jwk.key_use.as_deref().filter(|u| *u != "sig") {
-            return Err(CryptoError::InvalidJwk(format!("key use {key_use:?} is not \"sig\"")));
+            return Err(CryptoError::InvalidJwk(format!(
+                "key use {key_use:?} is not \"sig\""
+            )));
         }
-        let declared = jwk.alg.as_deref().map(str::parse::<JwsAlgorithm>).transpose()?;
+        let declared = jwk
+            .alg
+            .as_deref()
+            .map(str::parse::<JwsAlgorithm>)
+            .transpose()?;
         let (alg, spki) = match jwk.kty.as_str() {
             "RSA" => {
                 let n = decode_member(jwk, "n", &jwk.n)?;
@@ -278,18 +318,28 @@ impl VerifyingKey {
                         "an RSA modulus of {bits} bits; 2048 to 8192 are accepted"
                     )));
                 }
-                let spki = AsDer::<PublicKeyX509Der<'_>>::as_der(&PublicKeyComponents { n: &n[..], e: &e[..] })
-                    .map_err(|_| CryptoError::InvalidJwk("n and e do not form an RSA public key".to_owned()))?;
+                let spki = AsDer::<PublicKeyX509Der<'_>>::as_der(&PublicKeyComponents {
+                    n: &n[..],
+                    e: &e[..],
+                })
+                .map_err(|_| {
+                    CryptoError::InvalidJwk("n and e do not form an RSA public key".to_owned())
+                })?;
                 (JwsAlgorithm::RS256, spki.as_ref().to_vec())
             }
             "EC" => {
                 if jwk.crv.as_deref() != Some("P-256") {
-                    return Err(CryptoError::InvalidJwk(format!("unsupported curve {:?}; only P-256", jwk.crv)));
+                    return Err(CryptoError::InvalidJwk(format!(
+                        "unsupported curve {:?}; only P-256",
+                        jwk.crv
+                    )));
                 }
                 let x = decode_member(jwk, "x", &jwk.x)?;
                 let y = decode_member(jwk, "y", &jwk.y)?;
                 if x.len() != 32 || y.len() != 32 {
-                    return Err(CryptoError::InvalidJwk("P-256 coordinates are 32 bytes".to_owned()));
+                    return Err(CryptoError::InvalidJwk(
+                        "P-256 coordinates are 32 bytes".to_owned(),
+                    ));
                 }
                 let mut octets = Vec::with_capacity(65);
                 octets.push(4);
@@ -297,13 +347,21 @@ impl VerifyingKey {
                 octets.extend_from_slice(&y);
                 let parsed = ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, &octets)
                     .map_err(|e| CryptoError::InvalidJwk(format!("not a point on P-256: {e}")))?;
-                let spki: PublicKeyX509Der<'_> = parsed.as_der().map_err(|_| CryptoError::Internal)?;
+                let spki: PublicKeyX509Der<'_> =
+                    parsed.as_der().map_err(|_| CryptoError::Internal)?;
                 (JwsAlgorithm::ES256, spki.as_ref().to_vec())
             }
-            other => return Err(CryptoError::InvalidJwk(format!("unsupported key type {other:?}"))),
+            other => {
+                return Err(CryptoError::InvalidJwk(format!(
+                    "unsupported key type {other:?}"
+                )));
+            }
         };
         if let Some(declared) = declared.filter(|d| *d != alg) {
-            return Err(CryptoError::InvalidJwk(format!("alg {declared} does not fit a {} key", jwk.kty)));
+            return Err(CryptoError::InvalidJwk(format!(
+                "alg {declared} does not fit a {} key",
+                jwk.kty
+            )));
         }
         Self::new(alg, &spki, jwk.clone(), jwk.kid.clone())
     }
@@ -355,7 +413,10 @@ mod tests {
             let key = SigningKey::generate(kind).unwrap();
             let signature = key.sign(b"payload").unwrap();
             key.verifying_key().verify(b"payload", &signature).unwrap();
-            assert_eq!(key.verifying_key().verify(b"payload!", &signature), Err(CryptoError::BadSignature));
+            assert_eq!(
+                key.verifying_key().verify(b"payload!", &signature),
+                Err(CryptoError::BadSignature)
+            );
             let mut flipped = signature.clone();
             flipped[0] ^= 1;
             assert!(key.verifying_key().verify(b"payload", &flipped).is_err());
@@ -390,7 +451,10 @@ mod tests {
             let jwk = key.verifying_key().to_jwk();
             let text = serde_json::to_string(&jwk).unwrap();
             if kind == KeyKind::Rsa2048 {
-                assert!(text.starts_with(r#"{"use":"sig","kty":"RSA","kid":""#), "{text}");
+                assert!(
+                    text.starts_with(r#"{"use":"sig","kty":"RSA","kid":""#),
+                    "{text}"
+                );
                 assert!(text.ends_with(r#""e":"AQAB"}"#), "{text}");
             }
             let back = VerifyingKey::from_jwk(&serde_json::from_str(&text).unwrap()).unwrap();
@@ -422,11 +486,16 @@ mod tests {
         assert!(VerifyingKey::from_jwk(&enc).is_err());
         let oct: Jwk = serde_json::from_str(r#"{"kty":"oct","k":"c2VjcmV0"}"#).unwrap();
         assert!(VerifyingKey::from_jwk(&oct).is_err());
-        let private: Jwk = serde_json::from_str(r#"{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"c"}"#).unwrap();
+        let private: Jwk =
+            serde_json::from_str(r#"{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"c"}"#).unwrap();
         assert!(private.is_private());
         assert!(VerifyingKey::from_jwk(&private).is_err());
         // RSA below 2048 bits is refused.
-        let small: Jwk = serde_json::from_str(&format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, b64(&[0xC3; 128]))).unwrap();
+        let small: Jwk = serde_json::from_str(&format!(
+            r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#,
+            b64(&[0xC3; 128])
+        ))
+        .unwrap();
         assert!(VerifyingKey::from_jwk(&small).is_err());
     }
 
@@ -434,7 +503,10 @@ mod tests {
     fn small_rsa_private_keys_are_refused() {
         // A 1024-bit PKCS#8 RSA key (generated for this test with openssl; never used elsewhere).
         let pem = include_str!("../testdata/rsa1024.pem");
-        assert!(matches!(SigningKey::from_pem(pem), Err(CryptoError::InvalidKey(_))));
+        assert!(matches!(
+            SigningKey::from_pem(pem),
+            Err(CryptoError::InvalidKey(_))
+        ));
         assert_eq!(modulus_bits(&[0, 0, 0x80]), 8);
         assert_eq!(modulus_bits(&[0x01, 0]), 9);
         assert_eq!(modulus_bits(&[]), 0);
@@ -444,16 +516,28 @@ mod tests {
     fn debug_hides_key_material() {
         let key = SigningKey::generate(KeyKind::EcP256).unwrap();
         let shown = format!("{key:?}");
-        assert!(shown.starts_with("SigningKey { alg: ES256, kid: "), "{shown}");
+        assert!(
+            shown.starts_with("SigningKey { alg: ES256, kid: "),
+            "{shown}"
+        );
         assert!(!shown.contains("PRIVATE"));
     }
 
     #[test]
     fn bad_pem_is_an_error() {
-        assert!(matches!(SigningKey::from_pem("nope"), Err(CryptoError::InvalidPem(_))));
+        assert!(matches!(
+            SigningKey::from_pem("nope"),
+            Err(CryptoError::InvalidPem(_))
+        ));
         let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert!(matches!(SigningKey::from_pem(cert), Err(CryptoError::InvalidPem(_))));
+        assert!(matches!(
+            SigningKey::from_pem(cert),
+            Err(CryptoError::InvalidPem(_))
+        ));
         let junk = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
-        assert!(matches!(SigningKey::from_pem(junk), Err(CryptoError::InvalidKey(_))));
+        assert!(matches!(
+            SigningKey::from_pem(junk),
+            Err(CryptoError::InvalidKey(_))
+        ));
     }
 }

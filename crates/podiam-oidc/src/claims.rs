@@ -39,7 +39,11 @@ pub struct Claims {
     #[serde(deserialize_with = "numeric_date", serialize_with = "write_date")]
     pub exp: i64,
     /// Issue time.
-    #[serde(default, deserialize_with = "optional_numeric_date", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "optional_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub iat: Option<i64>,
     /// Issuer URL.
     pub iss: String,
@@ -47,10 +51,18 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     /// Kubernetes' own claims.
-    #[serde(rename = "kubernetes.io", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "kubernetes.io",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kubernetes: Option<KubernetesClaims>,
     /// Not before.
-    #[serde(default, deserialize_with = "optional_numeric_date", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "optional_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nbf: Option<i64>,
     /// Subject: `system:serviceaccount:<namespace>:<name>`.
     pub sub: String,

@@ -44,7 +44,8 @@ pub struct Issuer {
 /// A DNS-1123 label: what Kubernetes requires of a namespace.
 fn is_dns_label(s: &str) -> bool {
     (1..=63).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -99,10 +100,18 @@ impl Issuer {
     }
 
     /// Mints a token at `now`.
-    pub fn mint(&self, request: &TokenRequest, now: OffsetDateTime, rng: &dyn Rng) -> Result<String, TokenError> {
+    pub fn mint(
+        &self,
+        request: &TokenRequest,
+        now: OffsetDateTime,
+        rng: &dyn Rng,
+    ) -> Result<String, TokenError> {
         let invalid = |why: String| Err(TokenError::InvalidRequest(why));
         if !is_dns_label(&request.namespace) {
-            return invalid(format!("namespace {:?} is not a DNS-1123 label", request.namespace));
+            return invalid(format!(
+                "namespace {:?} is not a DNS-1123 label",
+                request.namespace
+            ));
         }
         for (what, name) in [
             Some(("service account", &request.service_account.name)),
@@ -116,7 +125,12 @@ impl Issuer {
                 return invalid(format!("{what} name {name:?} is not a DNS-1123 subdomain"));
             }
         }
-        if request.audiences.is_empty() || request.audiences.iter().any(|a| a.is_empty() || a.len() > 1024) {
+        if request.audiences.is_empty()
+            || request
+                .audiences
+                .iter()
+                .any(|a| a.is_empty() || a.len() > 1024)
+        {
             return invalid("at least one audience, each 1-1024 characters".to_owned());
         }
         if !(MIN_TOKEN_LIFETIME..=MAX_TOKEN_LIFETIME).contains(&request.lifetime) {

@@ -47,7 +47,10 @@ fn decode(part: &str, what: &str) -> Result<Vec<u8>, TokenError> {
 }
 
 /// Splits and decodes a compact JWS, applying every check that needs no key.
-pub(crate) fn parse<'a>(token: &'a str, allowed: &[JwsAlgorithm]) -> Result<Parsed<'a>, TokenError> {
+pub(crate) fn parse<'a>(
+    token: &'a str,
+    allowed: &[JwsAlgorithm],
+) -> Result<Parsed<'a>, TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge {
             size: token.len(),
@@ -63,11 +66,14 @@ pub(crate) fn parse<'a>(token: &'a str, allowed: &[JwsAlgorithm]) -> Result<Pars
         ));
     };
     if header.is_empty() || payload.is_empty() || signature.is_empty() {
-        return Err(TokenError::Malformed("a part of the token is empty".to_owned()));
+        return Err(TokenError::Malformed(
+            "a part of the token is empty".to_owned(),
+        ));
     }
     let header_json = decode(header, "header")?;
-    let raw: RawHeader = serde_json::from_slice(&header_json)
-        .map_err(|e| TokenError::Malformed(format!("the header is not a JSON object with \"alg\": {e}")))?;
+    let raw: RawHeader = serde_json::from_slice(&header_json).map_err(|e| {
+        TokenError::Malformed(format!("the header is not a JSON object with \"alg\": {e}"))
+    })?;
     for (present, name) in [
         (raw.crit.is_some(), "crit"),
         (raw.jku.is_some(), "jku"),

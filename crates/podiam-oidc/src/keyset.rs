@@ -44,7 +44,11 @@ impl KeySet {
     /// token's algorithm, if there is exactly one.
     pub fn find(&self, kid: Option<&str>, alg: JwsAlgorithm) -> Option<Arc<VerifyingKey>> {
         match kid {
-            Some(kid) => self.by_kid.get(kid).filter(|k| k.algorithm() == alg).cloned(),
+            Some(kid) => self
+                .by_kid
+                .get(kid)
+                .filter(|k| k.algorithm() == alg)
+                .cloned(),
             None => {
                 let mut candidates = self.keys.iter().filter(|k| k.algorithm() == alg);
                 match (candidates.next(), candidates.next()) {

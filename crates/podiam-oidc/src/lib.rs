@@ -25,7 +25,7 @@ pub use cache::JwksCache;
 pub use claims::{Claims, KubernetesClaims, ObjectRef};
 pub use discovery::{DISCOVERY_PATH, DiscoveryDocument, JWKS_PATH, default_jwks_uri};
 pub use error::{TokenError, TokenErrorKind};
-pub use issuer::{Issuer, TokenRequest, MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME};
+pub use issuer::{Issuer, MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME, TokenRequest};
 pub use jws::MAX_TOKEN_BYTES;
 pub use keyset::KeySet;
 pub use verifier::{MAX_LEEWAY, Verified, Verifier};

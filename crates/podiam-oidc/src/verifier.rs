@@ -64,7 +64,12 @@ impl Verifier {
     }
 
     /// Verifies `token` against `keys` at `now`.
-    pub fn verify(&self, token: &str, keys: &KeySet, now: OffsetDateTime) -> Result<Verified, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: OffsetDateTime,
+    ) -> Result<Verified, TokenError> {
         let parsed = jws::parse(token, &self.algorithms)?;
         let key = keys
             .find(parsed.kid.as_deref(), parsed.alg)
@@ -84,7 +89,12 @@ impl Verifier {
                 found: claims.iss,
             });
         }
-        let Some(audience) = claims.aud.iter().find(|a| self.audiences.contains(a)).cloned() else {
+        let Some(audience) = claims
+            .aud
+            .iter()
+            .find(|a| self.audiences.contains(a))
+            .cloned()
+        else {
             return Err(TokenError::WrongAudience { found: claims.aud });
         };
         if claims.sub.is_empty() {
@@ -94,10 +104,16 @@ impl Verifier {
         if now >= claims.exp.saturating_add(self.leeway) {
             return Err(TokenError::Expired { exp: claims.exp });
         }
-        if let Some(nbf) = claims.nbf.filter(|nbf| now.saturating_add(self.leeway) < *nbf) {
+        if let Some(nbf) = claims
+            .nbf
+            .filter(|nbf| now.saturating_add(self.leeway) < *nbf)
+        {
             return Err(TokenError::NotYetValid { nbf });
         }
-        if let Some(iat) = claims.iat.filter(|iat| now.saturating_add(self.leeway) < *iat) {
+        if let Some(iat) = claims
+            .iat
+            .filter(|iat| now.saturating_add(self.leeway) < *iat)
+        {
             return Err(TokenError::IssuedInFuture { iat });
         }
         Ok(Verified {

@@ -52,10 +52,17 @@ mod tests {
             let id = new_access_key_id("ASIA", &rng).unwrap();
             assert_eq!(id.len(), 20);
             assert!(id.starts_with("ASIA"));
-            assert!(id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+                "{id}"
+            );
             let secret = new_secret(&rng).unwrap();
             assert_eq!(secret.expose().len(), 40);
         }
-        assert_ne!(new_access_key_id("ASIA", &rng).unwrap(), new_access_key_id("ASIA", &rng).unwrap());
+        assert_ne!(
+            new_access_key_id("ASIA", &rng).unwrap(),
+            new_access_key_id("ASIA", &rng).unwrap()
+        );
     }
 }

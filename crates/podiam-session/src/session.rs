@@ -96,7 +96,11 @@ struct Sealed<'a> {
 
 impl Session {
     /// Creates keys for a session and seals it; returns the session and its token.
-    pub fn issue(details: SessionDetails, keyring: &Keyring, rng: &dyn Rng) -> Result<(Self, String), SessionError> {
+    pub fn issue(
+        details: SessionDetails,
+        keyring: &Keyring,
+        rng: &dyn Rng,
+    ) -> Result<(Self, String), SessionError> {
         let session = Self {
             access_key_id: new_access_key_id("ASIA", rng)?,
             secret_access_key: new_secret(rng)?,
@@ -123,9 +127,12 @@ impl Session {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(SessionError::Malformed);
         }
-        let sealed = URL_SAFE_NO_PAD.decode(token).map_err(|_| SessionError::Malformed)?;
+        let sealed = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| SessionError::Malformed)?;
         let plain = Secret::new(keyring.open(&sealed, AAD)?);
-        let record: Sealed<'_> = postcard::from_bytes(plain.expose()).map_err(|_| SessionError::Corrupt)?;
+        let record: Sealed<'_> =
+            postcard::from_bytes(plain.expose()).map_err(|_| SessionError::Corrupt)?;
         Ok(Self {
             access_key_id: record.access_key_id.to_owned(),
             secret_access_key: Secret::new(record.secret_access_key.to_owned()),
@@ -161,6 +168,7 @@ impl Session {
 
     /// The expiry as a date-time.
     pub fn expiration(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.details.expires_at).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp(self.details.expires_at)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
 }

@@ -1,6 +1,6 @@
 //! Issuing, sealing and unsealing sessions.
 
-#![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "test fixtures fail loudly")]
+#![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
 
 use podiam_crypto::{AeadKey, KeyId, Keyring, SeededRng};
 use podiam_session::{MAX_TOKEN_LEN, Origin, Session, SessionDetails, SessionError};
@@ -26,14 +26,20 @@ fn pod_identity() -> SessionDetails {
             ("kubernetes-namespace".into(), "carts".into()),
             ("kubernetes-service-account".into(), "carts".into()),
             ("kubernetes-pod-name".into(), "carts-7d8f9c6b5-abcde".into()),
-            ("kubernetes-pod-uid".into(), "1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b".into()),
+            (
+                "kubernetes-pod-uid".into(),
+                "1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b".into(),
+            ),
         ],
         transitive_tag_keys: vec![],
         policy: None,
         policy_arns: vec![],
         issued_at: 1_714_564_800,
         expires_at: 1_714_564_800 + 6 * 3600,
-        origin: Origin::PodIdentity { cluster: cluster.into(), association_id: "a-aihyvi9tbbw4qzkws".into() },
+        origin: Origin::PodIdentity {
+            cluster: cluster.into(),
+            association_id: "a-aihyvi9tbbw4qzkws".into(),
+        },
     }
 }
 
@@ -49,14 +55,24 @@ fn issue_and_unseal_anywhere() {
     let replica = keyring(b"k1", 1);
     let opened = Session::unseal(&token, &replica).unwrap();
     assert_eq!(opened, session);
-    assert_eq!(opened.assumed_role_arn(), "arn:aws:sts::637423329338:assumed-role/eks-workshop-carts-dynamo-pia/eks-eks-worksh-carts-7d8f-5c1e7b2a-8f3d-4c6b-9a1e-2f4d6b8c0e1a");
-    assert_eq!(opened.assumed_role_id(), format!("AROAZI3SQ6VPDKN6R7U4Q:{}", opened.details.session_name));
-    assert!(!format!("{opened:?}").contains(opened.secret_access_key.expose().as_str()), "Debug hides the secret");
+    assert_eq!(
+        opened.assumed_role_arn(),
+        "arn:aws:sts::637423329338:assumed-role/eks-workshop-carts-dynamo-pia/eks-eks-worksh-carts-7d8f-5c1e7b2a-8f3d-4c6b-9a1e-2f4d6b8c0e1a"
+    );
+    assert_eq!(
+        opened.assumed_role_id(),
+        format!("AROAZI3SQ6VPDKN6R7U4Q:{}", opened.details.session_name)
+    );
+    assert!(
+        !format!("{opened:?}").contains(opened.secret_access_key.expose().as_str()),
+        "Debug hides the secret"
+    );
 }
 
 #[test]
 fn a_typical_token_stays_under_1000_bytes() {
-    let (_, token) = Session::issue(pod_identity(), &keyring(b"k", 1), &SeededRng::new(b"s")).unwrap();
+    let (_, token) =
+        Session::issue(pod_identity(), &keyring(b"k", 1), &SeededRng::new(b"s")).unwrap();
     assert!(token.len() < 1000, "{} bytes", token.len());
     let irsa = SessionDetails {
         tags: vec![],
@@ -80,17 +96,27 @@ fn retired_and_foreign_keys() {
     ring.insert(AeadKey::generate(KeyId(2), &SeededRng::new(b"k2")).unwrap());
     ring.set_current(KeyId(2)).unwrap();
     let (_, new) = Session::issue(pod_identity(), &ring, &rng).unwrap();
-    assert!(Session::unseal(&old, &ring).is_ok(), "old sessions verify during the overlap");
+    assert!(
+        Session::unseal(&old, &ring).is_ok(),
+        "old sessions verify during the overlap"
+    );
     ring.retire(KeyId(1)).unwrap();
-    assert_eq!(Session::unseal(&old, &ring).unwrap_err(), SessionError::UnknownKey(1));
+    assert_eq!(
+        Session::unseal(&old, &ring).unwrap_err(),
+        SessionError::UnknownKey(1)
+    );
     assert!(Session::unseal(&new, &ring).is_ok());
     // Same key id, different material: another installation.
-    assert_eq!(Session::unseal(&new, &keyring(b"other", 2)).unwrap_err(), SessionError::Tampered);
+    assert_eq!(
+        Session::unseal(&new, &keyring(b"other", 2)).unwrap_err(),
+        SessionError::Tampered
+    );
 }
 
 #[test]
 fn expiry_is_the_callers_check() {
-    let (session, _) = Session::issue(pod_identity(), &keyring(b"k", 1), &SeededRng::new(b"e")).unwrap();
+    let (session, _) =
+        Session::issue(pod_identity(), &keyring(b"k", 1), &SeededRng::new(b"e")).unwrap();
     let at = |t| OffsetDateTime::from_unix_timestamp(t).unwrap();
     assert!(!session.is_expired(at(session.details.expires_at - 1)));
     assert!(session.is_expired(at(session.details.expires_at)));
@@ -99,10 +125,19 @@ fn expiry_is_the_callers_check() {
 #[test]
 fn malformed_tokens() {
     let ring = keyring(b"k", 1);
-    for token in ["", "not base64!", "AAAA", &"A".repeat(MAX_TOKEN_LEN + 1), "IQoJb3JpZ2luX2VjEXAMPLE"] {
+    for token in [
+        "",
+        "not base64!",
+        "AAAA",
+        &"A".repeat(MAX_TOKEN_LEN + 1),
+        "IQoJb3JpZ2luX2VjEXAMPLE",
+    ] {
         assert!(Session::unseal(token, &ring).is_err(), "{token:.20}");
     }
-    assert_eq!(Session::unseal("", &ring).unwrap_err(), SessionError::Malformed);
+    assert_eq!(
+        Session::unseal("", &ring).unwrap_err(),
+        SessionError::Malformed
+    );
 }
 
 proptest! {
