@@ -500,6 +500,24 @@ mod tests {
     }
 
     #[test]
+    fn pkcs1_and_sec1_keys_are_read() {
+        let rsa = SigningKey::from_pem(include_str!("../testdata/rsa2048-pkcs1.pem")).unwrap();
+        assert_eq!(rsa.algorithm(), JwsAlgorithm::RS256);
+        let ec = SigningKey::from_pem(include_str!("../testdata/p256-sec1.pem")).unwrap();
+        assert_eq!(ec.algorithm(), JwsAlgorithm::ES256);
+        // Key ids computed independently: openssl pkey -pubout -outform DER | sha256 | base64url.
+        assert_eq!(rsa.kid(), "Flq6LR4j1HXnm7zVGrcD4kF8xg6bcPB2H1NBbTrQ-30");
+        assert_eq!(ec.kid(), "rmishyqgSf8P_D1qwNeTOUgDCQZ0cIyReuwZnePBysk");
+        for key in [rsa, ec] {
+            // Re-exported as PKCS#8, the key keeps its identity.
+            let again = SigningKey::from_pem(key.to_pkcs8_pem().expose()).unwrap();
+            assert_eq!(again.kid(), key.kid());
+            let signature = key.sign(b"m").unwrap();
+            again.verifying_key().verify(b"m", &signature).unwrap();
+        }
+    }
+
+    #[test]
     fn small_rsa_private_keys_are_refused() {
         // A 1024-bit PKCS#8 RSA key (generated for this test with openssl; never used elsewhere).
         let pem = include_str!("../testdata/rsa1024.pem");

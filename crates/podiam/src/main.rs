@@ -1,7 +1,10 @@
 //! `podiam`: short-lived AWS credentials for Kubernetes pods, self-hosted.
 
+mod cli_io;
+mod keys_cmd;
 mod policy_cmd;
 mod simulate_input;
+mod token_cmd;
 
 use std::process::ExitCode;
 
@@ -27,11 +30,19 @@ enum Command {
     /// Validate IAM policies and simulate authorization decisions, offline.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Generate issuer signing keys.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
+    /// Mint and verify Kubernetes service-account tokens; print OIDC discovery.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policy(command) => policy_cmd::run(command),
+        Command::Keys(command) => keys_cmd::run(command),
+        Command::Token(command) => token_cmd::run(command),
     }
 }

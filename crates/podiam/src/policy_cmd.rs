@@ -1,17 +1,14 @@
 //! `podiam policy validate` and `podiam policy simulate`.
 
-use std::io::{IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use podiam_policy::{Policy, PolicyError, PolicyType, parse_as};
 
+use crate::cli_io::{exit_on, read_input};
 use crate::simulate_input::SimulateInput;
-
-/// Inputs larger than this are refused before parsing.
-const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
@@ -81,52 +78,10 @@ fn parse_policy_type(text: &str) -> Result<PolicyType, String> {
 }
 
 pub(crate) fn run(command: PolicyCommand) -> ExitCode {
-    let result = match command {
+    exit_on(match command {
         PolicyCommand::Validate(args) => validate(&args),
         PolicyCommand::Simulate(args) => simulate(&args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// A reader that stopped early (`podiam … | head`) is not an error worth reporting.
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause
-                .downcast_ref::<serde_json::Error>()
-                .and_then(serde_json::Error::io_error_kind)
-                == Some(std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// Reads a file, or standard input for `-`, refusing oversized input.
-pub(crate) fn read_input(path: &Path) -> anyhow::Result<String> {
-    let mut text = String::new();
-    if path == Path::new("-") {
-        std::io::stdin()
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_string(&mut text)
-            .context("cannot read standard input")?;
-    } else {
-        std::fs::File::open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_string(&mut text)
-            .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
-    }
-    if text.len() as u64 > MAX_INPUT_BYTES {
-        bail!("{} is larger than {MAX_INPUT_BYTES} bytes", path.display());
-    }
-    Ok(text)
 }
 
 fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {

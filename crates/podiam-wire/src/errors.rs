@@ -1,0 +1,139 @@
+//! Typed errors to AWS error codes, in one place.
+
+use podiam_oidc::{TokenError, TokenErrorKind};
+use podiam_policy::{PolicyError, ProblemKind};
+use podiam_sigv4::SigV4Error;
+
+/// Which API answers: the code for the same failure differs between protocol families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// STS (awsQuery).
+    Sts,
+    /// IAM (awsQuery).
+    Iam,
+    /// EKS (rest-json).
+    Eks,
+    /// EKS Auth (rest-json).
+    EksAuth,
+}
+
+impl Api {
+    fn is_query(self) -> bool {
+        matches!(self, Self::Sts | Self::Iam)
+    }
+}
+
+/// An error as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    /// The AWS error code (`<Code>` for query APIs, `x-amzn-ErrorType` for rest-json).
+    pub code: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// The message.
+    pub message: String,
+}
+
+impl WireError {
+    fn new(code: &'static str, status: u16, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// `Sender` for client faults, `Receiver` for server faults (query-protocol `<Type>`).
+    pub fn fault(&self) -> &'static str {
+        if self.status >= 500 { "Receiver" } else { "Sender" }
+    }
+}
+
+/// A refused web-identity or pod-identity token.
+pub fn token_error(error: &TokenError, api: Api) -> WireError {
+    let message = error.to_string();
+    match (api, error.kind()) {
+        (Api::EksAuth | Api::Eks, TokenErrorKind::Expired) => {
+            WireError::new("ExpiredTokenException", 400, message)
+        }
+        (Api::EksAuth | Api::Eks, _) => WireError::new("InvalidTokenException", 400, message),
+        (_, TokenErrorKind::Expired) => WireError::new("ExpiredTokenException", 400, message),
+        (_, TokenErrorKind::RejectedClaim) => WireError::new("IDPRejectedClaim", 403, message),
+        (_, TokenErrorKind::Invalid) => WireError::new("InvalidIdentityToken", 400, message),
+    }
+}
+
+/// A refused request signature.
+pub fn sigv4_error(error: &SigV4Error, api: Api) -> WireError {
+    let message = error.to_string();
+    let query = api.is_query();
+    let (code, status) = match error {
+        SigV4Error::MissingAuthenticationToken if query => ("MissingAuthenticationToken", 403),
+        SigV4Error::MissingAuthenticationToken => ("MissingAuthenticationTokenException", 403),
+        SigV4Error::IncompleteSignature(_) if query => ("IncompleteSignature", 400),
+        SigV4Error::IncompleteSignature(_) => ("IncompleteSignatureException", 400),
+        SigV4Error::InvalidClientTokenId(_) if query => ("InvalidClientTokenId", 403),
+        SigV4Error::InvalidClientTokenId(_) => ("UnrecognizedClientException", 403),
+        SigV4Error::SignatureDoesNotMatch(_) if query => ("SignatureDoesNotMatch", 403),
+        SigV4Error::RequestExpired(_) if query => ("RequestExpired", 400),
+        SigV4Error::SignatureExpired(_) if query => ("SignatureExpired", 403),
+        SigV4Error::SignatureDoesNotMatch(_)
+        | SigV4Error::RequestExpired(_)
+        | SigV4Error::SignatureExpired(_) => ("InvalidSignatureException", 403),
+        SigV4Error::ExpiredToken(_) if query => ("ExpiredToken", 403),
+        SigV4Error::ExpiredToken(_) => ("ExpiredTokenException", 403),
+        _ => ("AccessDenied", 403),
+    };
+    WireError::new(code, status, message)
+}
+
+/// A refused policy document (IAM: `MalformedPolicyDocument` or `LimitExceeded`; STS session
+/// policies: `MalformedPolicyDocument` or `PackedPolicyTooLarge`).
+pub fn policy_error(error: &PolicyError, api: Api) -> WireError {
+    let too_large = matches!(error, PolicyError::TooLarge { .. })
+        || error.problems().first().is_some_and(|p| p.kind == ProblemKind::TooLarge);
+    match (too_large, api) {
+        (true, Api::Sts) => WireError::new("PackedPolicyTooLarge", 400, error.iam_message()),
+        (true, _) => WireError::new("LimitExceeded", 409, error.iam_message()),
+        (false, _) => WireError::new("MalformedPolicyDocument", 400, error.iam_message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_errors_per_api() {
+        let expired = TokenError::Expired { exp: 1 };
+        assert_eq!(token_error(&expired, Api::Sts).code, "ExpiredTokenException");
+        assert_eq!(token_error(&expired, Api::EksAuth).code, "ExpiredTokenException");
+        let bad = TokenError::BadSignature;
+        assert_eq!(token_error(&bad, Api::Sts).code, "InvalidIdentityToken");
+        assert_eq!(token_error(&bad, Api::EksAuth).code, "InvalidTokenException");
+        let claim = TokenError::MissingClaim("sub");
+        assert_eq!(token_error(&claim, Api::Sts), WireError::new("IDPRejectedClaim", 403, claim.to_string()));
+    }
+
+    #[test]
+    fn signature_errors_per_protocol() {
+        let mismatch = SigV4Error::SignatureDoesNotMatch("x".into());
+        assert_eq!(sigv4_error(&mismatch, Api::Iam).code, "SignatureDoesNotMatch");
+        assert_eq!(sigv4_error(&mismatch, Api::Eks).code, "InvalidSignatureException");
+        assert_eq!(sigv4_error(&SigV4Error::MissingAuthenticationToken, Api::Sts).status, 403);
+        let unknown = SigV4Error::InvalidClientTokenId("x".into());
+        assert_eq!(sigv4_error(&unknown, Api::EksAuth).code, "UnrecognizedClientException");
+        assert_eq!(sigv4_error(&SigV4Error::ExpiredToken("x".into()), Api::Sts).code, "ExpiredToken");
+    }
+
+    #[test]
+    fn policy_errors() {
+        let malformed = podiam_policy::Policy::parse("{").unwrap_err();
+        assert_eq!(policy_error(&malformed, Api::Iam).code, "MalformedPolicyDocument");
+        let big = format!("{{\"Version\":\"2012-10-17\",\"Statement\":{{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"sts:AssumeRole\",\"Condition\":{{\"StringEquals\":{{\"k:k\":\"{}\"}}}}}}}}", "x".repeat(3000));
+        let err = podiam_policy::parse_as(&big, podiam_policy::PolicyType::Trust).unwrap_err();
+        let wire = policy_error(&err, Api::Iam);
+        assert_eq!((wire.code, wire.status), ("LimitExceeded", 409));
+        assert_eq!(policy_error(&err, Api::Sts).code, "PackedPolicyTooLarge");
+    }
+}
