@@ -45,7 +45,11 @@ impl WireError {
 
     /// `Sender` for client faults, `Receiver` for server faults (query-protocol `<Type>`).
     pub fn fault(&self) -> &'static str {
-        if self.status >= 500 { "Receiver" } else { "Sender" }
+        if self.status >= 500 {
+            "Receiver"
+        } else {
+            "Sender"
+        }
     }
 }
 
@@ -91,7 +95,10 @@ pub fn sigv4_error(error: &SigV4Error, api: Api) -> WireError {
 /// policies: `MalformedPolicyDocument` or `PackedPolicyTooLarge`).
 pub fn policy_error(error: &PolicyError, api: Api) -> WireError {
     let too_large = matches!(error, PolicyError::TooLarge { .. })
-        || error.problems().first().is_some_and(|p| p.kind == ProblemKind::TooLarge);
+        || error
+            .problems()
+            .first()
+            .is_some_and(|p| p.kind == ProblemKind::TooLarge);
     match (too_large, api) {
         (true, Api::Sts) => WireError::new("PackedPolicyTooLarge", 400, error.iam_message()),
         (true, _) => WireError::new("LimitExceeded", 409, error.iam_message()),
@@ -106,31 +113,64 @@ mod tests {
     #[test]
     fn token_errors_per_api() {
         let expired = TokenError::Expired { exp: 1 };
-        assert_eq!(token_error(&expired, Api::Sts).code, "ExpiredTokenException");
-        assert_eq!(token_error(&expired, Api::EksAuth).code, "ExpiredTokenException");
+        assert_eq!(
+            token_error(&expired, Api::Sts).code,
+            "ExpiredTokenException"
+        );
+        assert_eq!(
+            token_error(&expired, Api::EksAuth).code,
+            "ExpiredTokenException"
+        );
         let bad = TokenError::BadSignature;
         assert_eq!(token_error(&bad, Api::Sts).code, "InvalidIdentityToken");
-        assert_eq!(token_error(&bad, Api::EksAuth).code, "InvalidTokenException");
+        assert_eq!(
+            token_error(&bad, Api::EksAuth).code,
+            "InvalidTokenException"
+        );
         let claim = TokenError::MissingClaim("sub");
-        assert_eq!(token_error(&claim, Api::Sts), WireError::new("IDPRejectedClaim", 403, claim.to_string()));
+        assert_eq!(
+            token_error(&claim, Api::Sts),
+            WireError::new("IDPRejectedClaim", 403, claim.to_string())
+        );
     }
 
     #[test]
     fn signature_errors_per_protocol() {
         let mismatch = SigV4Error::SignatureDoesNotMatch("x".into());
-        assert_eq!(sigv4_error(&mismatch, Api::Iam).code, "SignatureDoesNotMatch");
-        assert_eq!(sigv4_error(&mismatch, Api::Eks).code, "InvalidSignatureException");
-        assert_eq!(sigv4_error(&SigV4Error::MissingAuthenticationToken, Api::Sts).status, 403);
+        assert_eq!(
+            sigv4_error(&mismatch, Api::Iam).code,
+            "SignatureDoesNotMatch"
+        );
+        assert_eq!(
+            sigv4_error(&mismatch, Api::Eks).code,
+            "InvalidSignatureException"
+        );
+        assert_eq!(
+            sigv4_error(&SigV4Error::MissingAuthenticationToken, Api::Sts).status,
+            403
+        );
         let unknown = SigV4Error::InvalidClientTokenId("x".into());
-        assert_eq!(sigv4_error(&unknown, Api::EksAuth).code, "UnrecognizedClientException");
-        assert_eq!(sigv4_error(&SigV4Error::ExpiredToken("x".into()), Api::Sts).code, "ExpiredToken");
+        assert_eq!(
+            sigv4_error(&unknown, Api::EksAuth).code,
+            "UnrecognizedClientException"
+        );
+        assert_eq!(
+            sigv4_error(&SigV4Error::ExpiredToken("x".into()), Api::Sts).code,
+            "ExpiredToken"
+        );
     }
 
     #[test]
     fn policy_errors() {
         let malformed = podiam_policy::Policy::parse("{").unwrap_err();
-        assert_eq!(policy_error(&malformed, Api::Iam).code, "MalformedPolicyDocument");
-        let big = format!("{{\"Version\":\"2012-10-17\",\"Statement\":{{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"sts:AssumeRole\",\"Condition\":{{\"StringEquals\":{{\"k:k\":\"{}\"}}}}}}}}", "x".repeat(3000));
+        assert_eq!(
+            policy_error(&malformed, Api::Iam).code,
+            "MalformedPolicyDocument"
+        );
+        let big = format!(
+            "{{\"Version\":\"2012-10-17\",\"Statement\":{{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"sts:AssumeRole\",\"Condition\":{{\"StringEquals\":{{\"k:k\":\"{}\"}}}}}}}}",
+            "x".repeat(3000)
+        );
         let err = podiam_policy::parse_as(&big, podiam_policy::PolicyType::Trust).unwrap_err();
         let wire = policy_error(&err, Api::Iam);
         assert_eq!((wire.code, wire.status), ("LimitExceeded", 409));

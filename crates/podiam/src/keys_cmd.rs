@@ -65,7 +65,16 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         (Algorithm::Rs256, RsaBits::B2048) => KeyKind::Rsa2048,
     };
     let key = SigningKey::generate(kind).context("cannot generate a key")?;
-    write_private(&args.out, key.to_pkcs8_pem().expose().as_bytes(), args.force)?;
-    println!("{}: {} key, kid {}", args.out.display(), key.algorithm(), key.kid());
+    write_private(
+        &args.out,
+        key.to_pkcs8_pem().expose().as_bytes(),
+        args.force,
+    )?;
+    println!(
+        "{}: {} key, kid {}",
+        args.out.display(),
+        key.algorithm(),
+        key.kid()
+    );
     Ok(ExitCode::SUCCESS)
 }

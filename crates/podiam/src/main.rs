@@ -35,7 +35,7 @@ enum Command {
     Keys(keys_cmd::KeysCommand),
     /// Mint and verify Kubernetes service-account tokens; print OIDC discovery.
     #[command(subcommand)]
-    Token(token_cmd::TokenCommand),
+    Token(Box<token_cmd::TokenCommand>),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +43,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Policy(command) => policy_cmd::run(command),
         Command::Keys(command) => keys_cmd::run(command),
-        Command::Token(command) => token_cmd::run(command),
+        Command::Token(command) => token_cmd::run(*command),
     }
 }

@@ -1,7 +1,7 @@
 //! `podiam token mint | verify | discovery`.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -119,9 +119,10 @@ pub(crate) fn run(command: TokenCommand) -> ExitCode {
     })
 }
 
-fn load_key(path: &PathBuf) -> anyhow::Result<SigningKey> {
+fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
     let text = read_input(path)?;
-    SigningKey::from_pem(&text).with_context(|| format!("{} is not a usable private key", path.display()))
+    SigningKey::from_pem(&text)
+        .with_context(|| format!("{} is not a usable private key", path.display()))
 }
 
 /// A stable, name-derived uid (a version-8 UUID over SHA-256), for objects podiam invents.
@@ -157,11 +158,17 @@ fn mint(args: &MintArgs) -> anyhow::Result<ExitCode> {
         audiences: args.audience.clone(),
         pod: args.pod_name.as_ref().map(|name| ObjectRef {
             name: name.clone(),
-            uid: args.pod_uid.clone().unwrap_or_else(|| derived_uid(&["pod", ns, name])),
+            uid: args
+                .pod_uid
+                .clone()
+                .unwrap_or_else(|| derived_uid(&["pod", ns, name])),
         }),
         node: args.node_name.as_ref().map(|name| ObjectRef {
             name: name.clone(),
-            uid: args.node_uid.clone().unwrap_or_else(|| derived_uid(&["node", name])),
+            uid: args
+                .node_uid
+                .clone()
+                .unwrap_or_else(|| derived_uid(&["node", name])),
         }),
         lifetime: Duration::from_secs(args.ttl),
         warn_after: None,
@@ -173,7 +180,7 @@ fn mint(args: &MintArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads a JWKS, or the `jwks` member of `podiam token discovery` output.
-fn load_jwks(path: &PathBuf) -> anyhow::Result<JwkSet> {
+fn load_jwks(path: &Path) -> anyhow::Result<JwkSet> {
     let text = read_input(path)?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
@@ -194,7 +201,7 @@ fn verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         bail!("{} has no usable RS256 or ES256 keys", args.jwks.display());
     }
     let token = if args.token == "-" {
-        read_input(std::path::Path::new("-"))?
+        read_input(Path::new("-"))?
     } else {
         args.token.clone()
     };
@@ -223,9 +230,14 @@ fn discovery(args: &DiscoveryArgs) -> anyhow::Result<ExitCode> {
     let mut keys = KeySet::new();
     for path in &args.key {
         let key = load_key(path)?;
-        keys.insert(podiam_crypto::VerifyingKey::from_jwk(&key.verifying_key().to_jwk())?);
+        keys.insert(podiam_crypto::VerifyingKey::from_jwk(
+            &key.verifying_key().to_jwk(),
+        )?);
     }
-    let jwks_uri = args.jwks_uri.clone().unwrap_or_else(|| default_jwks_uri(&args.issuer));
+    let jwks_uri = args
+        .jwks_uri
+        .clone()
+        .unwrap_or_else(|| default_jwks_uri(&args.issuer));
     let document = DiscoveryDocument::new(&args.issuer, &jwks_uri, &keys.algorithms());
     let jwks = keys.to_jwks();
     if let Some(dir) = &args.out_dir {
@@ -235,9 +247,11 @@ fn discovery(args: &DiscoveryArgs) -> anyhow::Result<ExitCode> {
         ] {
             let path = dir.join(relative.trim_start_matches('/'));
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
             }
-            std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, contents)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
     }
