@@ -86,7 +86,13 @@ impl SecretLookup for Fixed {
 }
 
 fn cases(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap() {
+    let entries = fs::read_dir(dir).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the SigV4 test suite at {} (the repository's ../shared/testdata): {e}",
+            dir.display()
+        )
+    });
+    for entry in entries {
         let path = entry.unwrap().path();
         if path.is_dir() {
             let name = path.file_name().unwrap().to_str().unwrap().to_owned();
