@@ -1,0 +1,99 @@
+//! Recent history and live fan-out of changes, shared by the local backends.
+
+use std::collections::VecDeque;
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::{Event, Revision, StoreError, Watch};
+
+/// How many commits of history are kept for watches that start in the past.
+const HISTORY: usize = 4096;
+
+/// Buffered events per watcher before it is told to re-list.
+const WATCH_BUFFER: usize = 4096;
+
+#[derive(Debug)]
+pub(crate) struct Hub {
+    /// Recent commits, oldest first.
+    log: VecDeque<(Revision, Vec<Event>)>,
+    /// Every commit after this revision is in `log`.
+    floor: Revision,
+    live: broadcast::Sender<(Revision, Vec<Event>)>,
+}
+
+impl Hub {
+    /// A hub for a store whose history starts at `revision`.
+    pub(crate) fn new(revision: Revision) -> Self {
+        let (live, _) = broadcast::channel(WATCH_BUFFER);
+        Self {
+            log: VecDeque::new(),
+            floor: revision,
+            live,
+        }
+    }
+
+    /// Records a commit. Call with the store's write lock held, after the commit is durable.
+    pub(crate) fn publish(&mut self, revision: Revision, events: Vec<Event>) {
+        if self.log.len() == HISTORY {
+            if let Some((oldest, _)) = self.log.pop_front() {
+                self.floor = oldest;
+            }
+        }
+        self.log.push_back((revision, events.clone()));
+        let _ = self.live.send((revision, events));
+    }
+
+    /// Starts a watch. Call with the store's write lock held, so no commit falls in between
+    /// the replay and the subscription.
+    pub(crate) fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StoreError> {
+        if after < self.floor {
+            return Err(StoreError::Compacted {
+                requested: after,
+                oldest: self.floor,
+            });
+        }
+        let matches = {
+            let prefix = prefix.to_owned();
+            move |event: &Event| event.key.starts_with(&prefix) && event.revision > after
+        };
+        let replay: Vec<Event> = self
+            .log
+            .iter()
+            .flat_map(|(_, events)| events.iter())
+            .filter(|e| matches(e))
+            .cloned()
+            .collect();
+        let mut live = self.live.subscribe();
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let floor = self.floor;
+        tokio::spawn(async move {
+            for event in replay {
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                match live.recv().await {
+                    Ok((_, events)) => {
+                        for event in events.into_iter().filter(|e| matches(e)) {
+                            if tx.send(Ok(event)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = tx
+                            .send(Err(StoreError::Compacted {
+                                requested: after,
+                                oldest: floor,
+                            }))
+                            .await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Watch { rx })
+    }
+}

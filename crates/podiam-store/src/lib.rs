@@ -1,0 +1,23 @@
+//! podiam's durable state behind one contract.
+//!
+//! A [`Store`] is a sorted key-value space with a global revision that every commit increases,
+//! the model etcd uses: [`Store::txn`] applies puts and deletes atomically when every
+//! [`Compare`] holds (compare-and-swap by revision), [`Store::list`] pages through a prefix in
+//! key order, and [`Store::watch`] streams every change under a prefix after a revision, so a
+//! cache can list once and then follow. Backends: [`MemoryStore`] (tests, and the fake behind
+//! unit tests of the layers above) and [`RedbStore`] (embedded, durable, the default); both pass
+//! the conformance suite in `tests/`.
+
+mod error;
+mod hub;
+mod memory;
+mod redb_store;
+mod types;
+
+pub use error::StoreError;
+pub use memory::MemoryStore;
+pub use redb_store::RedbStore;
+pub use types::{
+    Compare, Entry, Event, EventKind, MAX_KEY_LEN, MAX_VALUE_LEN, Op, Page, Revision, Store,
+    TxnOutcome, Watch, validate_key,
+};
