@@ -2,7 +2,11 @@
 //! see its LICENSE and NOTICE): from each signed request, the canonical request, the string to
 //! sign and the signature must match the suite byte for byte, and the request must verify.
 
-#![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test fixtures fail loudly"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

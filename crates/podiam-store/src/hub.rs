@@ -34,10 +34,10 @@ impl Hub {
 
     /// Records a commit. Call with the store's write lock held, after the commit is durable.
     pub(crate) fn publish(&mut self, revision: Revision, events: Vec<Event>) {
-        if self.log.len() == HISTORY {
-            if let Some((oldest, _)) = self.log.pop_front() {
-                self.floor = oldest;
-            }
+        if self.log.len() == HISTORY
+            && let Some((oldest, _)) = self.log.pop_front()
+        {
+            self.floor = oldest;
         }
         self.log.push_back((revision, events.clone()));
         let _ = self.live.send((revision, events));

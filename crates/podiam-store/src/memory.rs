@@ -45,12 +45,17 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 /// Does every comparison hold against `data`?
-pub(crate) fn compares_hold(compares: &[Compare], current: impl Fn(&str) -> Option<Revision>) -> bool {
+pub(crate) fn compares_hold(
+    compares: &[Compare],
+    current: impl Fn(&str) -> Option<Revision>,
+) -> bool {
     compares.iter().all(|c| match c {
         Compare::Absent(key) => current(key).is_none(),
         Compare::ModRevision(key, revision) => current(key) == Some(*revision),
@@ -103,7 +108,8 @@ impl Store for MemoryStore {
         for op in ops {
             match op {
                 Op::Put(key, value) => {
-                    let create_revision = inner.data.get(key).map_or(revision, |e| e.create_revision);
+                    let create_revision =
+                        inner.data.get(key).map_or(revision, |e| e.create_revision);
                     inner.data.insert(
                         key.clone(),
                         Entry {
@@ -137,7 +143,12 @@ impl Store for MemoryStore {
         Ok(TxnOutcome::Committed(revision))
     }
 
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
         let inner = self.lock();
         let range = inner
             .data

@@ -36,7 +36,9 @@ fn decode(key: &str, raw: &[u8]) -> Result<Entry, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("entry {key:?} is shorter than its header"));
     let create = raw.get(..8).ok_or_else(corrupt)?;
     let modified = raw.get(8..16).ok_or_else(corrupt)?;
-    let to_u64 = |b: &[u8]| -> Result<u64, StoreError> { Ok(u64::from_le_bytes(b.try_into().map_err(|_| corrupt())?)) };
+    let to_u64 = |b: &[u8]| -> Result<u64, StoreError> {
+        Ok(u64::from_le_bytes(b.try_into().map_err(|_| corrupt())?))
+    };
     Ok(Entry {
         key: key.to_owned(),
         value: raw.get(16..).unwrap_or_default().to_vec(),
@@ -66,7 +68,9 @@ impl RedbStore {
         let revision = {
             write.open_table(DATA).map_err(backend)?;
             let meta = write.open_table(META).map_err(backend)?;
-            meta.get("revision").map_err(backend)?.map_or(0, |v| v.value())
+            meta.get("revision")
+                .map_err(backend)?
+                .map_or(0, |v| v.value())
         };
         write.commit().map_err(backend)?;
         Ok(Self {
@@ -100,7 +104,10 @@ fn current(table: &redb::Table<'_, &str, &[u8]>, key: &str) -> Result<Option<Ent
 fn read_revision(db: &Database) -> Result<Revision, StoreError> {
     let read = db.begin_read().map_err(backend)?;
     let meta = read.open_table(META).map_err(backend)?;
-    Ok(meta.get("revision").map_err(backend)?.map_or(0, |v| v.value()))
+    Ok(meta
+        .get("revision")
+        .map_err(backend)?
+        .map_or(0, |v| v.value()))
 }
 
 #[async_trait]
@@ -122,7 +129,10 @@ impl Store for RedbStore {
         let compares = compares.to_vec();
         let ops = ops.to_vec();
         self.blocking(move |shared| {
-            let mut hub = shared.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut hub = shared
+                .writer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let write = shared.db.begin_write().map_err(backend)?;
             let (revision, events) = {
                 let mut table = write.open_table(DATA).map_err(backend)?;
@@ -136,18 +146,35 @@ impl Store for RedbStore {
                 if !held {
                     return Ok(TxnOutcome::Failed);
                 }
-                let revision = meta.get("revision").map_err(backend)?.map_or(0, |v| v.value()) + 1;
+                let revision = meta
+                    .get("revision")
+                    .map_err(backend)?
+                    .map_or(0, |v| v.value())
+                    + 1;
                 let mut events = Vec::with_capacity(ops.len());
                 for op in &ops {
                     match op {
                         Op::Put(key, value) => {
-                            let create = current(&table, key)?.map_or(revision, |e| e.create_revision);
-                            table.insert(key.as_str(), encode(create, revision, value).as_slice()).map_err(backend)?;
-                            events.push(Event { kind: EventKind::Put, key: key.clone(), value: Some(value.clone()), revision });
+                            let create =
+                                current(&table, key)?.map_or(revision, |e| e.create_revision);
+                            table
+                                .insert(key.as_str(), encode(create, revision, value).as_slice())
+                                .map_err(backend)?;
+                            events.push(Event {
+                                kind: EventKind::Put,
+                                key: key.clone(),
+                                value: Some(value.clone()),
+                                revision,
+                            });
                         }
                         Op::Delete(key) => {
                             if table.remove(key.as_str()).map_err(backend)?.is_some() {
-                                events.push(Event { kind: EventKind::Delete, key: key.clone(), value: None, revision });
+                                events.push(Event {
+                                    kind: EventKind::Delete,
+                                    key: key.clone(),
+                                    value: None,
+                                    revision,
+                                });
                             }
                         }
                     }
@@ -162,16 +189,26 @@ impl Store for RedbStore {
         .await
     }
 
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
         let prefix = prefix.to_owned();
         let after = after.map(str::to_owned);
         self.blocking(move |shared| {
             let read = shared.db.begin_read().map_err(backend)?;
             let table = read.open_table(DATA).map_err(backend)?;
             let meta = read.open_table(META).map_err(backend)?;
-            let revision = meta.get("revision").map_err(backend)?.map_or(0, |v| v.value());
+            let revision = meta
+                .get("revision")
+                .map_err(backend)?
+                .map_or(0, |v| v.value());
             let start = start_bound(&prefix, after.as_deref());
-            let range = table.range::<&str>((start, Bound::Unbounded)).map_err(backend)?;
+            let range = table
+                .range::<&str>((start, Bound::Unbounded))
+                .map_err(backend)?;
             let mut entries = Vec::new();
             let mut more = false;
             for item in range {
@@ -186,13 +223,21 @@ impl Store for RedbStore {
                 }
                 entries.push(decode(key, value.value())?);
             }
-            Ok(Page { entries, more, revision })
+            Ok(Page {
+                entries,
+                more,
+                revision,
+            })
         })
         .await
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StoreError> {
-        let hub = self.shared.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hub = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         hub.watch(prefix, after)
     }
 

@@ -168,7 +168,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError>;
 
     /// Up to `limit` entries whose keys start with `prefix`, after the key `after` if given.
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Page, StoreError>;
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
 
     /// Every change under `prefix` with a revision greater than `after`.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StoreError>;
@@ -180,7 +185,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<Revision, StoreError> {
         match self.txn(&[], &[Op::Put(key.to_owned(), value)]).await? {
             TxnOutcome::Committed(revision) => Ok(revision),
-            TxnOutcome::Failed => Err(StoreError::Backend("an unconditional put failed".to_owned())),
+            TxnOutcome::Failed => Err(StoreError::Backend(
+                "an unconditional put failed".to_owned(),
+            )),
         }
     }
 
@@ -195,7 +202,8 @@ pub trait Store: Send + Sync + fmt::Debug {
             None => Compare::Absent(key.to_owned()),
             Some(revision) => Compare::ModRevision(key.to_owned(), revision),
         };
-        self.txn(&[compare], &[Op::Put(key.to_owned(), value)]).await
+        self.txn(&[compare], &[Op::Put(key.to_owned(), value)])
+            .await
     }
 
     /// Removes `key`; true if it existed.

@@ -1,6 +1,12 @@
 //! The store contract, run against every backend. A new backend adds one line at the bottom.
 
-#![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test fixtures fail loudly"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +14,11 @@ use std::time::Duration;
 use podiam_store::{Compare, EventKind, MemoryStore, Op, RedbStore, Store, StoreError, TxnOutcome};
 
 async fn next_event(watch: &mut podiam_store::Watch) -> podiam_store::Event {
-    tokio::time::timeout(Duration::from_secs(5), watch.next()).await.expect("an event within 5 s").unwrap().unwrap()
+    tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("an event within 5 s")
+        .unwrap()
+        .unwrap()
 }
 
 async fn get_put_revisions(store: Arc<dyn Store>) {
@@ -17,21 +27,59 @@ async fn get_put_revisions(store: Arc<dyn Store>) {
     let r1 = store.put("a", b"1".to_vec()).await.unwrap();
     assert!(r1 > start);
     let e = store.get("a").await.unwrap().unwrap();
-    assert_eq!((e.value.as_slice(), e.create_revision, e.mod_revision), (&b"1"[..], r1, r1));
+    assert_eq!(
+        (e.value.as_slice(), e.create_revision, e.mod_revision),
+        (&b"1"[..], r1, r1)
+    );
     let r2 = store.put("a", b"2".to_vec()).await.unwrap();
     assert!(r2 > r1);
     let e = store.get("a").await.unwrap().unwrap();
-    assert_eq!((e.value.as_slice(), e.create_revision, e.mod_revision), (&b"2"[..], r1, r2));
+    assert_eq!(
+        (e.value.as_slice(), e.create_revision, e.mod_revision),
+        (&b"2"[..], r1, r2)
+    );
     assert_eq!(store.revision().await.unwrap(), r2);
 }
 
 async fn compare_and_swap(store: Arc<dyn Store>) {
-    assert!(matches!(store.compare_and_swap("k", None, b"v1".to_vec()).await.unwrap(), TxnOutcome::Committed(_)));
-    assert_eq!(store.compare_and_swap("k", None, b"v2".to_vec()).await.unwrap(), TxnOutcome::Failed, "create only once");
+    assert!(matches!(
+        store
+            .compare_and_swap("k", None, b"v1".to_vec())
+            .await
+            .unwrap(),
+        TxnOutcome::Committed(_)
+    ));
+    assert_eq!(
+        store
+            .compare_and_swap("k", None, b"v2".to_vec())
+            .await
+            .unwrap(),
+        TxnOutcome::Failed,
+        "create only once"
+    );
     let rev = store.get("k").await.unwrap().unwrap().mod_revision;
-    assert_eq!(store.compare_and_swap("k", Some(rev + 100), b"v2".to_vec()).await.unwrap(), TxnOutcome::Failed);
-    assert!(matches!(store.compare_and_swap("k", Some(rev), b"v2".to_vec()).await.unwrap(), TxnOutcome::Committed(_)));
-    assert_eq!(store.compare_and_swap("k", Some(rev), b"v3".to_vec()).await.unwrap(), TxnOutcome::Failed, "stale revision");
+    assert_eq!(
+        store
+            .compare_and_swap("k", Some(rev + 100), b"v2".to_vec())
+            .await
+            .unwrap(),
+        TxnOutcome::Failed
+    );
+    assert!(matches!(
+        store
+            .compare_and_swap("k", Some(rev), b"v2".to_vec())
+            .await
+            .unwrap(),
+        TxnOutcome::Committed(_)
+    ));
+    assert_eq!(
+        store
+            .compare_and_swap("k", Some(rev), b"v3".to_vec())
+            .await
+            .unwrap(),
+        TxnOutcome::Failed,
+        "stale revision"
+    );
     assert_eq!(store.get("k").await.unwrap().unwrap().value, b"v2");
 }
 
@@ -40,7 +88,10 @@ async fn transactions_are_atomic(store: Arc<dyn Store>) {
     let rev = store.get("x").await.unwrap().unwrap().mod_revision;
     let failed = store
         .txn(
-            &[Compare::ModRevision("x".into(), rev), Compare::Absent("x".into())],
+            &[
+                Compare::ModRevision("x".into(), rev),
+                Compare::Absent("x".into()),
+            ],
             &[Op::Put("y".into(), b"1".to_vec()), Op::Delete("x".into())],
         )
         .await
@@ -50,8 +101,15 @@ async fn transactions_are_atomic(store: Arc<dyn Store>) {
     assert!(store.get("x").await.unwrap().is_some());
     let TxnOutcome::Committed(r) = store
         .txn(
-            &[Compare::ModRevision("x".into(), rev), Compare::Absent("y".into())],
-            &[Op::Put("y".into(), b"1".to_vec()), Op::Put("z".into(), b"2".to_vec()), Op::Delete("x".into())],
+            &[
+                Compare::ModRevision("x".into(), rev),
+                Compare::Absent("y".into()),
+            ],
+            &[
+                Op::Put("y".into(), b"1".to_vec()),
+                Op::Put("z".into(), b"2".to_vec()),
+                Op::Delete("x".into()),
+            ],
         )
         .await
         .unwrap()
@@ -59,7 +117,11 @@ async fn transactions_are_atomic(store: Arc<dyn Store>) {
         panic!("should commit")
     };
     assert_eq!(store.get("y").await.unwrap().unwrap().mod_revision, r);
-    assert_eq!(store.get("z").await.unwrap().unwrap().mod_revision, r, "one revision for the whole transaction");
+    assert_eq!(
+        store.get("z").await.unwrap().unwrap().mod_revision,
+        r,
+        "one revision for the whole transaction"
+    );
     assert!(store.get("x").await.unwrap().is_none());
 }
 
@@ -69,7 +131,11 @@ async fn deletes(store: Arc<dyn Store>) {
     assert!(store.delete("gone").await.unwrap());
     assert!(store.get("gone").await.unwrap().is_none());
     let r = store.put("gone", b"again".to_vec()).await.unwrap();
-    assert_eq!(store.get("gone").await.unwrap().unwrap().create_revision, r, "a re-created key starts over");
+    assert_eq!(
+        store.get("gone").await.unwrap().unwrap().create_revision,
+        r,
+        "a re-created key starts over"
+    );
 }
 
 async fn prefix_listing_and_pages(store: Arc<dyn Store>) {
@@ -84,15 +150,29 @@ async fn prefix_listing_and_pages(store: Arc<dyn Store>) {
     let first = store.list("p/", None, 2).await.unwrap();
     assert_eq!(first.entries.len(), 2);
     assert!(first.more);
-    let second = store.list("p/", Some(&first.entries[1].key), 2).await.unwrap();
+    let second = store
+        .list("p/", Some(&first.entries[1].key), 2)
+        .await
+        .unwrap();
     let keys: Vec<&str> = second.entries.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["p/b", "p/b/x"]);
     assert!(second.more);
     let last = store.list("p/", Some("p/b/x"), 2).await.unwrap();
     assert_eq!(last.entries.len(), 1);
     assert!(!last.more);
-    assert!(store.list("nothing/", None, 10).await.unwrap().entries.is_empty());
-    assert_eq!(store.list("", None, 100).await.unwrap().entries.len(), 8, "the empty prefix lists everything");
+    assert!(
+        store
+            .list("nothing/", None, 10)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+    assert_eq!(
+        store.list("", None, 100).await.unwrap().entries.len(),
+        8,
+        "the empty prefix lists everything"
+    );
 }
 
 async fn watches(store: Arc<dyn Store>) {
@@ -101,13 +181,28 @@ async fn watches(store: Arc<dyn Store>) {
     let mut watch = store.watch("w/", start).await.unwrap();
     let r1 = store.put("w/a", b"1".to_vec()).await.unwrap();
     store.put("other", b"ignored".to_vec()).await.unwrap();
-    let r2 = store.txn(&[], &[Op::Put("w/b".into(), b"2".to_vec()), Op::Delete("w/a".into())]).await.unwrap();
+    let r2 = store
+        .txn(
+            &[],
+            &[
+                Op::Put("w/b".into(), b"2".to_vec()),
+                Op::Delete("w/a".into()),
+            ],
+        )
+        .await
+        .unwrap();
     let e = next_event(&mut watch).await;
-    assert_eq!((e.kind, e.key.as_str(), e.value.as_deref(), e.revision), (EventKind::Put, "w/a", Some(&b"1"[..]), r1));
+    assert_eq!(
+        (e.kind, e.key.as_str(), e.value.as_deref(), e.revision),
+        (EventKind::Put, "w/a", Some(&b"1"[..]), r1)
+    );
     let e = next_event(&mut watch).await;
     assert_eq!((e.kind, e.key.as_str()), (EventKind::Put, "w/b"));
     let e2 = next_event(&mut watch).await;
-    assert_eq!((e2.kind, e2.key.as_str(), e2.value), (EventKind::Delete, "w/a", None));
+    assert_eq!(
+        (e2.kind, e2.key.as_str(), e2.value),
+        (EventKind::Delete, "w/a", None)
+    );
     assert_eq!(TxnOutcome::Committed(e.revision), r2);
     assert_eq!(e.revision, e2.revision);
 
@@ -121,9 +216,18 @@ async fn watches(store: Arc<dyn Store>) {
 }
 
 async fn limits(store: Arc<dyn Store>) {
-    assert!(matches!(store.get("").await, Err(StoreError::InvalidArgument(_))));
-    assert!(matches!(store.put(&"k".repeat(2000), vec![]).await, Err(StoreError::InvalidArgument(_))));
-    assert!(matches!(store.put("big", vec![0; 2 * 1024 * 1024]).await, Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(
+        store.get("").await,
+        Err(StoreError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store.put(&"k".repeat(2000), vec![]).await,
+        Err(StoreError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store.put("big", vec![0; 2 * 1024 * 1024]).await,
+        Err(StoreError::InvalidArgument(_))
+    ));
     store.put("empty", Vec::new()).await.unwrap();
     assert_eq!(store.get("empty").await.unwrap().unwrap().value, b"");
 }
@@ -139,7 +243,12 @@ async fn concurrent_compare_and_swap(store: Arc<dyn Store>) {
                     let e = store.get("counter").await.unwrap().unwrap();
                     let n: u32 = String::from_utf8(e.value).unwrap().parse().unwrap();
                     let next = (n + 1).to_string().into_bytes();
-                    if store.compare_and_swap("counter", Some(e.mod_revision), next).await.unwrap() != TxnOutcome::Failed {
+                    if store
+                        .compare_and_swap("counter", Some(e.mod_revision), next)
+                        .await
+                        .unwrap()
+                        != TxnOutcome::Failed
+                    {
                         break;
                     }
                 }
@@ -149,7 +258,11 @@ async fn concurrent_compare_and_swap(store: Arc<dyn Store>) {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(store.get("counter").await.unwrap().unwrap().value, b"80", "no lost update");
+    assert_eq!(
+        store.get("counter").await.unwrap().unwrap().value,
+        b"80",
+        "no lost update"
+    );
 }
 
 macro_rules! conformance {
@@ -163,21 +276,37 @@ macro_rules! conformance {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn get_put_revisions() { super::get_put_revisions(store().await.0).await }
+            async fn get_put_revisions() {
+                super::get_put_revisions(store().await.0).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn compare_and_swap() { super::compare_and_swap(store().await.0).await }
+            async fn compare_and_swap() {
+                super::compare_and_swap(store().await.0).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn transactions_are_atomic() { super::transactions_are_atomic(store().await.0).await }
+            async fn transactions_are_atomic() {
+                super::transactions_are_atomic(store().await.0).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn deletes() { super::deletes(store().await.0).await }
+            async fn deletes() {
+                super::deletes(store().await.0).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn prefix_listing_and_pages() { super::prefix_listing_and_pages(store().await.0).await }
+            async fn prefix_listing_and_pages() {
+                super::prefix_listing_and_pages(store().await.0).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn watches() { super::watches(store().await.0).await }
+            async fn watches() {
+                super::watches(store().await.0).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn limits() { super::limits(store().await.0).await }
+            async fn limits() {
+                super::limits(store().await.0).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn concurrent_compare_and_swap() { super::concurrent_compare_and_swap(store().await.0).await }
+            async fn concurrent_compare_and_swap() {
+                super::concurrent_compare_and_swap(store().await.0).await
+            }
         }
     };
 }
@@ -190,7 +319,8 @@ mod tempdir {
         pub fn new(name: &str) -> Self {
             static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let path = std::env::temp_dir().join(format!("podiam-store-{name}-{}-{n}", std::process::id()));
+            let path = std::env::temp_dir()
+                .join(format!("podiam-store-{name}-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&path);
             std::fs::create_dir_all(&path).unwrap();
             Self(path)
@@ -204,7 +334,9 @@ mod tempdir {
     }
 }
 
-conformance!(memory, || async { (Arc::new(MemoryStore::new()) as Arc<dyn Store>, None) });
+conformance!(memory, || async {
+    (Arc::new(MemoryStore::new()) as Arc<dyn Store>, None)
+});
 conformance!(redb, || async {
     let dir = tempdir::Dir::new("redb");
     let store = RedbStore::open(&dir.0.join("podiam.redb")).unwrap();
@@ -225,7 +357,10 @@ async fn redb_survives_reopening() {
     let store = RedbStore::open(&path).unwrap();
     assert_eq!(store.revision().await.unwrap(), revision);
     assert_eq!(store.get("b").await.unwrap().unwrap().value, b"2");
-    assert!(matches!(store.watch("", 0).await, Err(StoreError::Compacted { .. })));
+    assert!(matches!(
+        store.watch("", 0).await,
+        Err(StoreError::Compacted { .. })
+    ));
     let mut watch = store.watch("", revision).await.unwrap();
     let next = store.put("c", b"3".to_vec()).await.unwrap();
     assert_eq!(next, revision + 1);
