@@ -295,29 +295,83 @@ pub struct PolicySet<'a> {
     pub resource_control: Vec<Vec<&'a Policy>>,
 }
 
-/// Which rule decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reason {
-    Denied(String),
-    NoRcpAllow(usize),
-    NoScpAllow(usize),
-    ResourceDirect,
-    CrossAccountNoResource,
-    CrossAccountNoIdentity,
-    NothingAllows,
+/// Which kind of policy a [`Rule`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    /// An identity-based policy.
+    Identity,
+    /// The resource-based policy.
+    Resource,
+    /// The permissions boundary.
     Boundary,
+    /// A session policy.
     Session,
+    /// A service control policy.
+    ServiceControl,
+    /// A resource control policy.
+    ResourceControl,
+}
+
+impl PolicyKind {
+    /// As AWS names it in messages: `identity-based policy`, `permissions boundary`, …
+    pub fn aws_name(self) -> &'static str {
+        match self {
+            Self::Identity => "identity-based policy",
+            Self::Resource => "resource-based policy",
+            Self::Boundary => "permissions boundary",
+            Self::Session => "session policy",
+            Self::ServiceControl => "service control policy",
+            Self::ResourceControl => "resource control policy",
+        }
+    }
+}
+
+/// The rule of the evaluation logic that made a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rule {
+    /// An explicit deny in a policy of this kind.
+    Denied(PolicyKind),
+    /// No resource control policy at this level allows.
+    NoRcpAllow(usize),
+    /// No service control policy at this level allows.
+    NoScpAllow(usize),
+    /// The resource-based policy names the requester, in the same account.
+    ResourceDirect,
+    /// Across accounts, the resource-based policy does not allow.
+    CrossAccountNoResource,
+    /// Across accounts, no identity-based policy allows.
+    CrossAccountNoIdentity,
+    /// Nothing allows.
+    NothingAllows,
+    /// The permissions boundary does not allow.
+    Boundary,
+    /// No session policy allows.
+    Session,
+    /// Allowed.
     Allowed {
+        /// An identity-based policy allowed.
         identity: bool,
+        /// The resource-based policy allowed.
         resource: bool,
+        /// The request crossed accounts.
         cross_account: bool,
     },
 }
 
-impl Reason {
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Rule {
     fn describe(&self) -> String {
         match self {
-            Self::Denied(source) => format!("an explicit Deny in {source} applies"),
+            Self::Denied(kind) => {
+                let article = if *kind == PolicyKind::Resource || *kind == PolicyKind::Boundary { "the" } else { "a" };
+                format!("an explicit Deny in {article} {} applies", kind.aws_name())
+            }
             Self::NoRcpAllow(level) => {
                 format!("no resource control policy at level {level} allows the request")
             }
@@ -403,6 +457,11 @@ impl PolicySet<'_> {
         self.run(request, None).0
     }
 
+    /// The decision and the rule that made it, without a trace.
+    pub fn decide(&self, request: &Request) -> (Decision, Rule) {
+        self.run(request, None)
+    }
+
     /// The decision, the rule that made it, and a trace of every policy and statement.
     pub fn explain(&self, request: &Request) -> Explanation {
         let mut trace = Vec::new();
@@ -418,7 +477,7 @@ impl PolicySet<'_> {
         &self,
         request: &Request,
         mut traces: Option<&mut Vec<PolicyTrace>>,
-    ) -> (Decision, Reason) {
+    ) -> (Decision, Rule) {
         let t = &mut traces;
         let identity = group(self.identity.iter().copied(), request, t, &|i| {
             format!("identity[{i}]")
@@ -456,26 +515,23 @@ impl PolicySet<'_> {
         let denied = |r: &PolicyResult| r.outcome == PolicyOutcome::Deny;
         let allows = |r: &PolicyResult| r.outcome == PolicyOutcome::Allow;
         let deny_source = [
-            (denied(&identity), "an identity-based policy"),
-            (denied(&resource), "the resource-based policy"),
-            (
-                boundary.as_ref().is_some_and(denied),
-                "the permissions boundary",
-            ),
-            (session.as_ref().is_some_and(denied), "a session policy"),
-            (scps.iter().any(denied), "a service control policy"),
-            (rcps.iter().any(denied), "a resource control policy"),
+            (denied(&identity), PolicyKind::Identity),
+            (denied(&resource), PolicyKind::Resource),
+            (boundary.as_ref().is_some_and(denied), PolicyKind::Boundary),
+            (session.as_ref().is_some_and(denied), PolicyKind::Session),
+            (scps.iter().any(denied), PolicyKind::ServiceControl),
+            (rcps.iter().any(denied), PolicyKind::ResourceControl),
         ]
         .into_iter()
         .find(|(d, _)| *d);
-        if let Some((_, source)) = deny_source {
-            return (Decision::ExplicitDeny, Reason::Denied(source.into()));
+        if let Some((_, kind)) = deny_source {
+            return (Decision::ExplicitDeny, Rule::Denied(kind));
         }
         if let Some(level) = rcps.iter().position(|r| !allows(r)) {
-            return (Decision::ImplicitDeny, Reason::NoRcpAllow(level));
+            return (Decision::ImplicitDeny, Rule::NoRcpAllow(level));
         }
         if let Some(level) = scps.iter().position(|r| !allows(r)) {
-            return (Decision::ImplicitDeny, Reason::NoScpAllow(level));
+            return (Decision::ImplicitDeny, Rule::NoScpAllow(level));
         }
 
         let grant = resource.grant.filter(|_| allows(&resource));
@@ -486,29 +542,29 @@ impl PolicySet<'_> {
         };
         if cross_account {
             if grant.is_none() {
-                return (Decision::ImplicitDeny, Reason::CrossAccountNoResource);
+                return (Decision::ImplicitDeny, Rule::CrossAccountNoResource);
             }
             if !identity_allows {
-                return (Decision::ImplicitDeny, Reason::CrossAccountNoIdentity);
+                return (Decision::ImplicitDeny, Rule::CrossAccountNoIdentity);
             }
         } else {
             if grant == Some(Grant::Direct) {
-                return (Decision::Allow, Reason::ResourceDirect);
+                return (Decision::Allow, Rule::ResourceDirect);
             }
             let via_resource = matches!(grant, Some(Grant::RoleArn | Grant::Wildcard));
             if !identity_allows && !via_resource {
-                return (Decision::ImplicitDeny, Reason::NothingAllows);
+                return (Decision::ImplicitDeny, Rule::NothingAllows);
             }
         }
         if boundary.as_ref().is_some_and(|b| !allows(b)) {
-            return (Decision::ImplicitDeny, Reason::Boundary);
+            return (Decision::ImplicitDeny, Rule::Boundary);
         }
         if session.as_ref().is_some_and(|s| !allows(s)) {
-            return (Decision::ImplicitDeny, Reason::Session);
+            return (Decision::ImplicitDeny, Rule::Session);
         }
         (
             Decision::Allow,
-            Reason::Allowed {
+            Rule::Allowed {
                 identity: identity_allows,
                 resource: grant.is_some(),
                 cross_account,

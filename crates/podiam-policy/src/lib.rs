@@ -54,7 +54,7 @@ pub use document::{
     ActionElement, Effect, MAX_DOCUMENT_BYTES, Policy, ResourceElement, Statement, Version,
 };
 pub use error::{PolicyError, Problem, ProblemKind};
-pub use evaluate::PolicySet;
+pub use evaluate::{PolicyKind, PolicySet, Rule};
 pub use pattern::wildcard_match;
 pub use principal::{PrincipalElement, PrincipalEntry, PrincipalType};
 pub use trace::{

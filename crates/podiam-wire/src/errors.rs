@@ -35,12 +35,18 @@ pub struct WireError {
 }
 
 impl WireError {
-    fn new(code: &'static str, status: u16, message: impl Into<String>) -> Self {
+    /// An error with a code, status and message.
+    pub fn new(code: &'static str, status: u16, message: impl Into<String>) -> Self {
         Self {
             code,
             status,
             message: message.into(),
         }
+    }
+
+    /// A `ValidationError` (400): a parameter breaks the model's constraints.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new("ValidationError", 400, message)
     }
 
     /// `Sender` for client faults, `Receiver` for server faults (query-protocol `<Type>`).

@@ -2,5 +2,11 @@
 //! AWS error codes and HTTP statuses, per protocol family.
 
 mod errors;
+mod query;
+mod xml;
 
 pub use errors::{Api, WireError, policy_error, sigv4_error, token_error};
+pub use query::{MAX_BODY_BYTES, QueryRequest, Validation};
+pub use xml::{
+    IAM_NAMESPACE, STS_NAMESPACE, Xml, iso8601, policy_document, query_error, query_response,
+};
