@@ -220,6 +220,18 @@ impl Policy {
         }
     }
 
+    /// A policy with no statements: it allows and denies nothing. Stands in for a policy that
+    /// should restrict but cannot be read (a deleted boundary, a corrupt session policy), so
+    /// that nothing is allowed through it.
+    pub fn allow_nothing() -> Self {
+        Self {
+            text: "".into(),
+            version: Some(Version::V2012_10_17),
+            id: None,
+            statements: Vec::new(),
+        }
+    }
+
     /// The document exactly as given.
     pub fn text(&self) -> &str {
         &self.text

@@ -15,14 +15,20 @@ const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 /// `prefix` (`ASIA` for session keys, `AKIA` for long-term keys) followed by upper-case
 /// letters and digits up to 20 characters, drawn uniformly.
 pub fn new_access_key_id(prefix: &str, rng: &dyn Rng) -> Result<String, CryptoError> {
-    let mut id = String::with_capacity(ACCESS_KEY_ID_LEN);
+    random_id(prefix, ACCESS_KEY_ID_LEN, rng)
+}
+
+/// `prefix` followed by uniformly drawn upper-case letters and digits up to `len` characters
+/// (AWS's id alphabet: `AROA…`, `AIDA…`, `ANPA…`, `AKIA…`, `ASIA…`).
+pub fn random_id(prefix: &str, len: usize, rng: &dyn Rng) -> Result<String, CryptoError> {
+    let mut id = String::with_capacity(len);
     id.push_str(prefix);
     let mut buf = [0u8; 32];
-    while id.len() < ACCESS_KEY_ID_LEN {
+    while id.len() < len {
         rng.fill(&mut buf)?;
         // 252 = 7 × 36: rejecting larger bytes keeps every symbol equally likely.
         for &b in buf.iter().filter(|b| **b < 252) {
-            if id.len() == ACCESS_KEY_ID_LEN {
+            if id.len() == len {
                 break;
             }
             if let Some(&c) = ALPHABET.get(usize::from(b % 36)) {

@@ -1,0 +1,360 @@
+//! Roles, their trust policies, tags, inline and attached policies.
+
+use std::sync::Arc;
+
+use podiam_policy::PolicyType;
+
+use super::users::ATTACHED_PER_ENTITY;
+use super::{Paged, check_name, check_path, check_policy, check_tags, merge_tags, paginate};
+use crate::model::{RoleRecord, keys};
+use crate::{Iam, IamError, RoleEntry, new_unique_id};
+
+/// What `CreateRole` creates.
+#[derive(Debug, Clone, Default)]
+pub struct NewRole {
+    /// The name.
+    pub name: String,
+    /// The path (`/` by default).
+    pub path: Option<String>,
+    /// The trust policy document.
+    pub trust: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Longest session in seconds (3600 by default).
+    pub max_session: Option<u32>,
+    /// The permissions boundary ARN.
+    pub boundary: Option<String>,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// What `UpdateRole` changes.
+#[derive(Debug, Clone, Default)]
+pub struct RoleUpdate {
+    /// A new description.
+    pub description: Option<String>,
+    /// A new longest session.
+    pub max_session: Option<u32>,
+}
+
+/// IAM's quota of inline policy characters per role.
+const ROLE_INLINE_CHARS: usize = 10_240;
+
+fn no_role(name: &str) -> IamError {
+    IamError::NoSuchEntity(format!("The role with name {name} cannot be found."))
+}
+
+fn check_max_session(seconds: u32) -> Result<(), IamError> {
+    if (3600..=43_200).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(IamError::InvalidInput(format!(
+            "The requested MaxSessionDuration {seconds} is not valid: it must be between 3600 and 43200 seconds."
+        )))
+    }
+}
+
+impl Iam {
+    /// `CreateRole`.
+    pub async fn create_role(&self, new: NewRole) -> Result<Arc<RoleEntry>, IamError> {
+        check_name("roleName", &new.name, 64)?;
+        let path = new.path.unwrap_or_else(|| "/".to_owned());
+        check_path(&path)?;
+        check_tags(&new.tags)?;
+        check_policy(&new.trust, PolicyType::Trust)?;
+        let max_session = new.max_session.unwrap_or(3600);
+        check_max_session(max_session)?;
+        if let Some(arn) = &new.boundary {
+            self.require_policy(arn)?;
+        }
+        let record = RoleRecord {
+            name: new.name.clone(),
+            id: new_unique_id("AROA", self.rng())?,
+            path,
+            created: self.now().unix_timestamp(),
+            trust: new.trust,
+            description: new.description,
+            max_session,
+            boundary: new.boundary,
+            tags: new.tags,
+            inline: Default::default(),
+            attached: Vec::new(),
+        };
+        let exists =
+            IamError::EntityAlreadyExists(format!("Role with name {} already exists.", new.name));
+        self.create(&keys::role(&new.name), &record, Vec::new(), exists)
+            .await?;
+        self.get_role(&new.name)
+    }
+
+    /// `GetRole`.
+    pub fn get_role(&self, name: &str) -> Result<Arc<RoleEntry>, IamError> {
+        self.state().role(name).ok_or_else(|| no_role(name))
+    }
+
+    /// `ListRoles`.
+    pub fn list_roles(
+        &self,
+        path_prefix: Option<&str>,
+        marker: Option<&str>,
+        max: usize,
+    ) -> Paged<Arc<RoleEntry>> {
+        let state = self.state();
+        let roles = state
+            .roles
+            .iter()
+            .filter(|(_, r)| path_prefix.is_none_or(|p| r.record.path.starts_with(p)))
+            .map(|(k, r)| (k.clone(), Arc::clone(r)));
+        paginate(roles, marker, max)
+    }
+
+    /// `DeleteRole`: only once it has no policies.
+    pub async fn delete_role(&self, name: &str) -> Result<(), IamError> {
+        self.remove::<RoleRecord, _>(
+            &keys::role(name),
+            || no_role(name),
+            |role| {
+                if !role.inline.is_empty() {
+                    return Err(IamError::DeleteConflict(
+                        "Cannot delete entity, must delete policies first.".to_owned(),
+                    ));
+                }
+                if !role.attached.is_empty() {
+                    return Err(IamError::DeleteConflict(
+                        "Cannot delete entity, must detach all policies first.".to_owned(),
+                    ));
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `UpdateRole`.
+    pub async fn update_role(&self, name: &str, update: RoleUpdate) -> Result<(), IamError> {
+        if let Some(seconds) = update.max_session {
+            check_max_session(seconds)?;
+        }
+        self.modify::<RoleRecord, _>(
+            &keys::role(name),
+            || no_role(name),
+            &[],
+            |role| {
+                if let Some(description) = &update.description {
+                    role.description = Some(description.clone());
+                }
+                if let Some(seconds) = update.max_session {
+                    role.max_session = seconds;
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `UpdateAssumeRolePolicy`.
+    pub async fn update_assume_role_policy(
+        &self,
+        name: &str,
+        document: &str,
+    ) -> Result<(), IamError> {
+        check_policy(document, PolicyType::Trust)?;
+        self.modify::<RoleRecord, _>(
+            &keys::role(name),
+            || no_role(name),
+            &[],
+            |role| {
+                role.trust = document.to_owned();
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `TagRole`.
+    pub async fn tag_role(&self, name: &str, tags: &[(String, String)]) -> Result<(), IamError> {
+        check_tags(tags)?;
+        self.modify::<RoleRecord, _>(
+            &keys::role(name),
+            || no_role(name),
+            &[],
+            |role| {
+                merge_tags(&mut role.tags, tags);
+                check_tags(&role.tags)
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `UntagRole`.
+    pub async fn untag_role(&self, name: &str, tag_keys: &[String]) -> Result<(), IamError> {
+        self.modify::<RoleRecord, _>(
+            &keys::role(name),
+            || no_role(name),
+            &[],
+            |role| {
+                role.tags
+                    .retain(|(k, _)| !tag_keys.iter().any(|t| t.eq_ignore_ascii_case(k)));
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `ListRoleTags`.
+    pub fn list_role_tags(
+        &self,
+        name: &str,
+        marker: Option<&str>,
+        max: usize,
+    ) -> Result<Paged<(String, String)>, IamError> {
+        let role = self.get_role(name)?;
+        let tags = role
+            .record
+            .tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{i:05}"), t.clone()));
+        Ok(paginate(tags, marker, max))
+    }
+
+    /// `PutRolePolicy`.
+    pub async fn put_role_policy(
+        &self,
+        role: &str,
+        policy: &str,
+        document: &str,
+    ) -> Result<(), IamError> {
+        check_name("policyName", policy, 128)?;
+        check_policy(document, PolicyType::Identity)?;
+        self.modify::<RoleRecord, _>(
+            &keys::role(role),
+            || no_role(role),
+            &[],
+            |record| {
+                record.inline.insert(policy.to_owned(), document.to_owned());
+                let total: usize = record
+                    .inline
+                    .values()
+                    .map(|d| podiam_policy::policy_size(d))
+                    .sum();
+                if total > ROLE_INLINE_CHARS {
+                    return Err(IamError::LimitExceeded(format!(
+                        "Maximum policy size of {ROLE_INLINE_CHARS} bytes exceeded for role {role}"
+                    )));
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `GetRolePolicy`: the document as submitted.
+    pub fn get_role_policy(&self, role: &str, policy: &str) -> Result<String, IamError> {
+        self.get_role(role)?
+            .record
+            .inline
+            .get(policy)
+            .cloned()
+            .ok_or_else(|| {
+                IamError::NoSuchEntity(format!(
+                    "The role policy with name {policy} cannot be found."
+                ))
+            })
+    }
+
+    /// `ListRolePolicies`.
+    pub fn list_role_policies(
+        &self,
+        role: &str,
+        marker: Option<&str>,
+        max: usize,
+    ) -> Result<Paged<String>, IamError> {
+        let role = self.get_role(role)?;
+        Ok(paginate(
+            role.record.inline.keys().map(|k| (k.clone(), k.clone())),
+            marker,
+            max,
+        ))
+    }
+
+    /// `DeleteRolePolicy`.
+    pub async fn delete_role_policy(&self, role: &str, policy: &str) -> Result<(), IamError> {
+        self.modify::<RoleRecord, _>(
+            &keys::role(role),
+            || no_role(role),
+            &[],
+            |record| {
+                record.inline.remove(policy).map(|_| ()).ok_or_else(|| {
+                    IamError::NoSuchEntity(format!(
+                        "The role policy with name {policy} cannot be found."
+                    ))
+                })
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `AttachRolePolicy`.
+    pub async fn attach_role_policy(&self, role: &str, arn: &str) -> Result<(), IamError> {
+        self.require_policy(arn)?;
+        self.modify::<RoleRecord, _>(
+            &keys::role(role),
+            || no_role(role),
+            &[keys::policy(arn)],
+            |record| {
+                if !record.attached.iter().any(|a| a == arn) {
+                    if record.attached.len() >= ATTACHED_PER_ENTITY {
+                        return Err(IamError::LimitExceeded(format!(
+                            "Cannot exceed quota for PoliciesPerRole: {ATTACHED_PER_ENTITY}"
+                        )));
+                    }
+                    record.attached.push(arn.to_owned());
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `DetachRolePolicy`.
+    pub async fn detach_role_policy(&self, role: &str, arn: &str) -> Result<(), IamError> {
+        self.modify::<RoleRecord, _>(
+            &keys::role(role),
+            || no_role(role),
+            &[],
+            |record| {
+                let before = record.attached.len();
+                record.attached.retain(|a| a != arn);
+                if record.attached.len() == before {
+                    return Err(IamError::NoSuchEntity(format!(
+                        "Policy {arn} was not found."
+                    )));
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `ListAttachedRolePolicies`: `(name, arn)` pairs.
+    pub fn list_attached_role_policies(
+        &self,
+        role: &str,
+        path_prefix: Option<&str>,
+        marker: Option<&str>,
+        max: usize,
+    ) -> Result<Paged<(String, String)>, IamError> {
+        let role = self.get_role(role)?;
+        Ok(self.attached_page(&role.record.attached, path_prefix, marker, max))
+    }
+}
