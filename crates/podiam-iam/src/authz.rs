@@ -231,22 +231,7 @@ impl IamState {
         if matches!(caller, Caller::Root) {
             return Ok(());
         }
-        let mut context = caller.context(self, facts);
-        for (k, v) in extra {
-            context.insert(k, v.clone());
-        }
-        let request = Request::new(action)
-            .principal(caller.principal(self))
-            .resource(resource)
-            .context(context);
-        let policies = self.caller_policies(caller);
-        let set = PolicySet {
-            identity: policies.identity.iter().map(AsRef::as_ref).collect(),
-            permissions_boundary: policies.boundary.as_deref(),
-            session: policies.session.iter().map(AsRef::as_ref).collect(),
-            ..PolicySet::default()
-        };
-        let (decision, rule) = set.decide(&request);
+        let (decision, rule) = self.decide(caller, action, resource, None, facts, extra);
         if decision == Decision::Allow {
             return Ok(());
         }
@@ -257,7 +242,79 @@ impl IamState {
             &rule,
         )))
     }
+
+    /// The full decision for `caller`, with a resource-based policy when the resource has one
+    /// (a role's trust policy for `sts:AssumeRole`). The root's identity allows everything,
+    /// but a resource-based policy still has to let it in.
+    pub fn decide(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        resource_policy: Option<&Policy>,
+        facts: &RequestFacts,
+        extra: &[(String, ContextValue)],
+    ) -> (Decision, Rule) {
+        let request = self.request_for(caller, action, resource, facts, extra);
+        let mut policies = self.caller_policies(caller);
+        if matches!(caller, Caller::Root) {
+            policies.identity.extend(ALLOW_ALL.clone());
+        }
+        let set = PolicySet {
+            identity: policies.identity.iter().map(AsRef::as_ref).collect(),
+            resource: resource_policy,
+            permissions_boundary: policies.boundary.as_deref(),
+            session: policies.session.iter().map(AsRef::as_ref).collect(),
+            ..PolicySet::default()
+        };
+        set.decide(&request)
+    }
 }
+
+impl IamState {
+    /// The policy engine's request for a call by `caller`.
+    fn request_for(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        facts: &RequestFacts,
+        extra: &[(String, ContextValue)],
+    ) -> Request {
+        let mut context = caller.context(self, facts);
+        for (k, v) in extra {
+            context.insert(k, v.clone());
+        }
+        Request::new(action)
+            .principal(caller.principal(self))
+            .resource(resource)
+            .context(context)
+    }
+
+    /// Whether `policy` by itself allows the call (a role's trust policy must, for
+    /// `sts:AssumeRole`, even when the caller's own policies would).
+    pub fn policy_allows(
+        &self,
+        policy: &Policy,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        facts: &RequestFacts,
+        extra: &[(String, ContextValue)],
+    ) -> bool {
+        let request = self.request_for(caller, action, resource, facts, extra);
+        policy.evaluate(&request) == podiam_policy::PolicyOutcome::Allow
+    }
+}
+
+/// The root's implicit identity policy.
+static ALLOW_ALL: std::sync::LazyLock<Option<Arc<Policy>>> = std::sync::LazyLock::new(|| {
+    Policy::parse(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+    )
+    .ok()
+    .map(Arc::new)
+});
 
 /// AWS's message for a refused call.
 pub(crate) fn access_denied(caller: &str, action: &str, resource: &str, rule: &Rule) -> String {

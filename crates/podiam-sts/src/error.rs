@@ -1,0 +1,48 @@
+use podiam_iam::IamError;
+use podiam_oidc::TokenError;
+use podiam_policy::PolicyError;
+use podiam_session::SessionError;
+use thiserror::Error;
+
+/// STS's errors.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum StsError {
+    /// The web identity token was refused (`InvalidIdentityToken`, `ExpiredTokenException`,
+    /// `IDPRejectedClaim`).
+    #[error("{0}")]
+    Token(TokenError),
+    /// No OIDC provider for the token's issuer (`InvalidIdentityToken`).
+    #[error("{0}")]
+    UnknownProvider(String),
+    /// The issuer's keys could not be fetched (`IDPCommunicationError`, retried by SDKs).
+    #[error("{0}")]
+    IdpCommunication(String),
+    /// The trust policy or the caller's policies do not allow it (`AccessDenied`).
+    #[error("{0}")]
+    AccessDenied(String),
+    /// A parameter breaks a rule (`ValidationError`).
+    #[error("{0}")]
+    Validation(String),
+    /// A session policy is malformed or too large.
+    #[error("{0}")]
+    Policy(PolicyError),
+    /// Issuing the session failed.
+    #[error("{0}")]
+    Session(SessionError),
+    /// IAM failed.
+    #[error("{0}")]
+    Iam(IamError),
+}
+
+impl From<TokenError> for StsError {
+    fn from(e: TokenError) -> Self {
+        Self::Token(e)
+    }
+}
+
+impl From<SessionError> for StsError {
+    fn from(e: SessionError) -> Self {
+        Self::Session(e)
+    }
+}
