@@ -1,8 +1,10 @@
 //! Typed errors to AWS error codes, in one place.
 
+use podiam_iam::IamError;
 use podiam_oidc::{TokenError, TokenErrorKind};
 use podiam_policy::{PolicyError, ProblemKind};
 use podiam_sigv4::SigV4Error;
+use podiam_sts::StsError;
 
 /// Which API answers: the code for the same failure differs between protocol families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,47 @@ pub fn policy_error(error: &PolicyError, api: Api) -> WireError {
     }
 }
 
+/// An IAM failure.
+pub fn iam_error(error: &IamError) -> WireError {
+    let message = error.to_string();
+    match error {
+        IamError::NoSuchEntity(_) => WireError::new("NoSuchEntity", 404, message),
+        IamError::EntityAlreadyExists(_) => WireError::new("EntityAlreadyExists", 409, message),
+        IamError::LimitExceeded(_) => WireError::new("LimitExceeded", 409, message),
+        IamError::InvalidInput(_) => WireError::new("InvalidInput", 400, message),
+        IamError::Policy(e) => policy_error(e, Api::Iam),
+        IamError::DeleteConflict(_) => WireError::new("DeleteConflict", 409, message),
+        IamError::ConcurrentModification(_) => {
+            WireError::new("ConcurrentModification", 409, message)
+        }
+        IamError::AccessDenied(_) => WireError::new("AccessDenied", 403, message),
+        _ => WireError::new(
+            "ServiceFailure",
+            500,
+            "The request processing has failed because of an unknown error, exception or failure.",
+        ),
+    }
+}
+
+/// An STS failure.
+pub fn sts_error(error: &StsError) -> WireError {
+    let message = error.to_string();
+    match error {
+        StsError::Token(e) => token_error(e, Api::Sts),
+        StsError::UnknownProvider(_) => WireError::new("InvalidIdentityToken", 400, message),
+        StsError::IdpCommunication(_) => WireError::new("IDPCommunicationError", 400, message),
+        StsError::AccessDenied(_) => WireError::new("AccessDenied", 403, message),
+        StsError::Validation(_) => WireError::new("ValidationError", 400, message),
+        StsError::Policy(e) => policy_error(e, Api::Sts),
+        StsError::Iam(e) => iam_error(e),
+        _ => WireError::new(
+            "InternalFailure",
+            500,
+            "The request processing has failed because of an unknown error, exception or failure.",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +206,24 @@ mod tests {
         assert_eq!(
             sigv4_error(&SigV4Error::ExpiredToken("x".into()), Api::Sts).code,
             "ExpiredToken"
+        );
+    }
+
+    #[test]
+    fn iam_and_sts_errors() {
+        assert_eq!(iam_error(&IamError::NoSuchEntity("x".into())).status, 404);
+        assert_eq!(iam_error(&IamError::DeleteConflict("x".into())).status, 409);
+        assert_eq!(
+            sts_error(&StsError::IdpCommunication("x".into())).code,
+            "IDPCommunicationError"
+        );
+        assert_eq!(
+            sts_error(&StsError::Token(TokenError::Expired { exp: 1 })).code,
+            "ExpiredTokenException"
+        );
+        assert_eq!(
+            sts_error(&StsError::UnknownProvider("x".into())).code,
+            "InvalidIdentityToken"
         );
     }
 

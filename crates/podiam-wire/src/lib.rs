@@ -5,7 +5,7 @@ mod errors;
 mod query;
 mod xml;
 
-pub use errors::{Api, WireError, policy_error, sigv4_error, token_error};
+pub use errors::{Api, WireError, iam_error, policy_error, sigv4_error, sts_error, token_error};
 pub use query::{MAX_BODY_BYTES, QueryRequest, Validation};
 pub use xml::{
     IAM_NAMESPACE, STS_NAMESPACE, Xml, iso8601, policy_document, query_error, query_response,

@@ -3,6 +3,7 @@
 mod cli_io;
 mod keys_cmd;
 mod policy_cmd;
+mod server_cmd;
 mod simulate_input;
 mod token_cmd;
 
@@ -27,6 +28,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the control plane: IAM and STS over the AWS wire.
+    Server(Box<server_cmd::ServerArgs>),
     /// Validate IAM policies and simulate authorization decisions, offline.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -41,6 +44,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Server(args) => server_cmd::run(*args),
         Command::Policy(command) => policy_cmd::run(command),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Token(command) => token_cmd::run(*command),

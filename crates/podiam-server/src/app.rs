@@ -1,0 +1,129 @@
+//! The application state and its routes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use podiam_crypto::Rng;
+use podiam_iam::Iam;
+use podiam_sts::{SharedKeyring, Sts};
+use podiam_types::Clock;
+use time::OffsetDateTime;
+
+use crate::metrics::Metrics;
+use crate::query;
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) iam: Iam,
+    pub(crate) sts: Sts,
+    pub(crate) keyring: SharedKeyring,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: Arc<dyn Rng>,
+    pub(crate) metrics: Metrics,
+    pub(crate) region: String,
+    pub(crate) allow_http_issuers: bool,
+    pub(crate) ready: AtomicBool,
+}
+
+/// The control plane's shared state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl App {
+    pub(crate) fn new(
+        iam: Iam,
+        sts: Sts,
+        keyring: SharedKeyring,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+        region: String,
+        allow_http_issuers: bool,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                iam,
+                sts,
+                keyring,
+                clock,
+                rng,
+                metrics: Metrics::new(),
+                region,
+                allow_http_issuers,
+                ready: AtomicBool::new(true),
+            }),
+        }
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    /// A fresh request id (a version-4 UUID).
+    pub(crate) fn request_id(&self) -> String {
+        let mut b = [0u8; 16];
+        if self.inner.rng.fill(&mut b).is_err() {
+            b = self.now().unix_timestamp_nanos().to_be_bytes();
+        }
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            h.get(..8).unwrap_or_default(),
+            h.get(8..12).unwrap_or_default(),
+            h.get(12..16).unwrap_or_default(),
+            h.get(16..20).unwrap_or_default(),
+            h.get(20..).unwrap_or_default()
+        )
+    }
+
+    /// The IAM service.
+    pub fn iam(&self) -> &Iam {
+        &self.inner.iam
+    }
+
+    /// Marks the server as (not) ready for `/readyz`.
+    pub fn set_ready(&self, ready: bool) {
+        self.inner.ready.store(ready, Ordering::SeqCst);
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    if app.inner.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.inner.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Every route: the AWS query APIs at `/`, health and metrics.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(query::handle).post(query::handle))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}

@@ -1,0 +1,354 @@
+//! Opening a data directory: the key-encryption key, the store, the account, the session
+//! keyring, the seeded AWS-managed policies and, on first start, the root access key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use podiam_crypto::{AeadKey, KeyId, Keyring, Rng, Secret};
+use podiam_iam::{Iam, IamConfig};
+use podiam_store::{Compare, Op, RedbStore, Store, TxnOutcome};
+use podiam_sts::Sts;
+use podiam_types::{AccountId, Clock};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::HttpIssuerKeys;
+use crate::app::App;
+
+/// How the server is configured.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory (store, key-encryption key, root credentials).
+    pub data_dir: PathBuf,
+    /// The account id (the stored one when `None`; `000000000000` for a new data directory).
+    pub account_id: Option<String>,
+    /// The region the server reports and signs for.
+    pub region: String,
+    /// Accept `http://` token issuers on loopback.
+    pub allow_http_issuers: bool,
+    /// A PEM bundle of extra CAs for issuer discovery over HTTPS.
+    pub oidc_ca_file: Option<PathBuf>,
+    /// The key-encryption key file (default: `<data-dir>/kek`, created on first start).
+    pub kek_file: Option<PathBuf>,
+}
+
+/// Why the server cannot start. Each message says what to do.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BootError {
+    /// A file or directory problem.
+    #[error("{0}")]
+    Io(String),
+    /// The store failed.
+    #[error("the store failed: {0}")]
+    Store(#[from] podiam_store::StoreError),
+    /// A configuration that contradicts the data directory.
+    #[error("{0}")]
+    Config(String),
+    /// IAM could not load.
+    #[error("IAM could not load: {0}")]
+    Iam(#[from] podiam_iam::IamError),
+    /// Key material problem.
+    #[error("{0}")]
+    Crypto(String),
+}
+
+/// A started control plane.
+#[derive(Debug)]
+pub struct Opened {
+    /// The application, ready to serve.
+    pub app: App,
+    /// The account id.
+    pub account_id: String,
+    /// The root access key created on this start (first start only), to print once.
+    pub new_root_key: Option<(String, Secret<String>)>,
+    /// Where the root credentials were written.
+    pub root_credentials_path: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccountRecord {
+    account_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SealedKey {
+    sealed: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CurrentKey {
+    id: u32,
+}
+
+const ACCOUNT_KEY: &str = "meta/account";
+const SESSION_KEYS: &str = "keys/session/";
+const SESSION_CURRENT: &str = "keys/session/current";
+
+fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> BootError {
+    BootError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+/// Writes a new file readable only by its owner.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), BootError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io("cannot create", path, e))?;
+    file.write_all(contents)
+        .map_err(|e| io("cannot write", path, e))?;
+    file.sync_all().map_err(|e| io("cannot write", path, e))
+}
+
+/// The key-encryption key: from `--kek-file`, or `<data-dir>/kek` (created on first start).
+fn load_kek(config: &ServerConfig, rng: &dyn Rng) -> Result<Keyring, BootError> {
+    let path = config
+        .kek_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("kek"));
+    if !path.exists() {
+        if config.kek_file.is_some() {
+            return Err(BootError::Config(format!(
+                "the key-encryption key file {} does not exist",
+                path.display()
+            )));
+        }
+        let mut bytes = Secret::new(vec![0u8; AeadKey::LEN]);
+        rng.fill(bytes.expose_mut())
+            .map_err(|e| BootError::Crypto(e.to_string()))?;
+        write_private(
+            &path,
+            format!("{}\n", STANDARD.encode(bytes.expose())).as_bytes(),
+        )?;
+    }
+    let text =
+        Secret::new(std::fs::read_to_string(&path).map_err(|e| io("cannot read", &path, e))?);
+    let bytes = Secret::new(STANDARD.decode(text.expose().trim()).map_err(|_| {
+        BootError::Config(format!(
+            "{} is not a base64 key-encryption key",
+            path.display()
+        ))
+    })?);
+    let key = AeadKey::from_bytes(KeyId(0), bytes.expose())
+        .map_err(|e| BootError::Config(format!("{}: {e}", path.display())))?;
+    Ok(Keyring::new(key))
+}
+
+/// The session keyring from the store (every key, sealed under the KEK), created on first start.
+async fn load_session_keyring(
+    store: &dyn Store,
+    kek: &Keyring,
+    rng: &dyn Rng,
+) -> Result<Keyring, BootError> {
+    if store.get(SESSION_CURRENT).await?.is_none() {
+        let key = AeadKey::generate(KeyId(1), rng).map_err(|e| BootError::Crypto(e.to_string()))?;
+        let name = format!("{SESSION_KEYS}1");
+        let sealed = kek
+            .seal(key.material().expose(), name.as_bytes(), rng)
+            .map_err(|e| BootError::Crypto(e.to_string()))?;
+        let record = serde_json::to_vec(&SealedKey {
+            sealed: URL_SAFE_NO_PAD.encode(sealed),
+        })
+        .map_err(|e| BootError::Crypto(e.to_string()))?;
+        let current = serde_json::to_vec(&CurrentKey { id: 1 })
+            .map_err(|e| BootError::Crypto(e.to_string()))?;
+        // Another replica may win the race; its key is then the one loaded below.
+        store
+            .txn(
+                &[Compare::Absent(SESSION_CURRENT.to_owned())],
+                &[
+                    Op::Put(name, record),
+                    Op::Put(SESSION_CURRENT.to_owned(), current),
+                ],
+            )
+            .await?;
+    }
+    let current: CurrentKey = match store.get(SESSION_CURRENT).await? {
+        Some(e) => serde_json::from_slice(&e.value)
+            .map_err(|e| BootError::Crypto(format!("{SESSION_CURRENT}: {e}")))?,
+        None => {
+            return Err(BootError::Crypto(
+                "the session keyring disappeared while starting".to_owned(),
+            ));
+        }
+    };
+    let mut keyring: Option<Keyring> = None;
+    let page = store.list(SESSION_KEYS, None, 1000).await?;
+    for entry in page.entries.iter().filter(|e| e.key != SESSION_CURRENT) {
+        let Some(id) = entry
+            .key
+            .strip_prefix(SESSION_KEYS)
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let record: SealedKey = serde_json::from_slice(&entry.value)
+            .map_err(|e| BootError::Crypto(format!("{}: {e}", entry.key)))?;
+        let sealed = URL_SAFE_NO_PAD
+            .decode(record.sealed)
+            .map_err(|e| BootError::Crypto(format!("{}: {e}", entry.key)))?;
+        let material = Secret::new(kek.open(&sealed, entry.key.as_bytes()).map_err(|_| {
+            BootError::Config(format!(
+                "the session key {} does not open with this key-encryption key; start with the --kek-file this data was created with",
+                entry.key
+            ))
+        })?);
+        let key = AeadKey::from_bytes(KeyId(id), material.expose())
+            .map_err(|e| BootError::Crypto(e.to_string()))?;
+        match &mut keyring {
+            Some(ring) => ring.insert(key),
+            None => keyring = Some(Keyring::new(key)),
+        }
+    }
+    let mut keyring =
+        keyring.ok_or_else(|| BootError::Crypto("no session keys in the store".to_owned()))?;
+    keyring
+        .set_current(KeyId(current.id))
+        .map_err(|e| BootError::Crypto(e.to_string()))?;
+    Ok(keyring)
+}
+
+/// The account of this data directory.
+async fn load_account(store: &dyn Store, asked: Option<&str>) -> Result<String, BootError> {
+    if let Some(asked) = asked {
+        asked
+            .parse::<AccountId>()
+            .map_err(|e| BootError::Config(format!("--account-id: {e}")))?;
+    }
+    match store.get(ACCOUNT_KEY).await? {
+        Some(entry) => {
+            let record: AccountRecord = serde_json::from_slice(&entry.value)
+                .map_err(|e| BootError::Config(format!("{ACCOUNT_KEY}: {e}")))?;
+            match asked {
+                Some(asked) if asked != record.account_id => Err(BootError::Config(format!(
+                    "this data directory belongs to account {}; start with --account-id {} or use another --data-dir",
+                    record.account_id, record.account_id
+                ))),
+                _ => Ok(record.account_id),
+            }
+        }
+        None => {
+            let account_id = asked.unwrap_or("000000000000").to_owned();
+            let value = serde_json::to_vec(&AccountRecord {
+                account_id: account_id.clone(),
+            })
+            .map_err(|e| BootError::Config(e.to_string()))?;
+            if store.compare_and_swap(ACCOUNT_KEY, None, value).await? == TxnOutcome::Failed {
+                return Box::pin(load_account(store, asked)).await;
+            }
+            Ok(account_id)
+        }
+    }
+}
+
+/// AWS-managed policies every account has (simplified documents with the same intent).
+const AWS_MANAGED: &[(&str, &str, &str)] = &[
+    (
+        "AdministratorAccess",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        "Provides full access to AWS services and resources.",
+    ),
+    (
+        "ReadOnlyAccess",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:Get*","iam:List*","iam:Simulate*","sts:GetCallerIdentity","eks:Describe*","eks:List*","dynamodb:BatchGet*","dynamodb:Describe*","dynamodb:Get*","dynamodb:List*","dynamodb:Query","dynamodb:Scan"],"Resource":"*"}]}"#,
+        "Provides read-only access to the services podiam implements.",
+    ),
+    (
+        "AmazonDynamoDBFullAccess",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"dynamodb:*","Resource":"*"}]}"#,
+        "Provides full access to Amazon DynamoDB.",
+    ),
+];
+
+/// Opens the data directory and builds the application.
+pub async fn open(
+    config: &ServerConfig,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+) -> Result<Opened, BootError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| io("cannot create the data directory", &config.data_dir, e))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let kek = Arc::new(load_kek(config, rng.as_ref())?);
+    let store_path = config.data_dir.join("podiam.redb");
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&store_path).map_err(|e| {
+        BootError::Io(format!(
+            "cannot open the store {}: {e} (is another podiam server using this --data-dir?)",
+            store_path.display()
+        ))
+    })?);
+    let account_id = load_account(store.as_ref(), config.account_id.as_deref()).await?;
+    let keyring = load_session_keyring(store.as_ref(), &kek, rng.as_ref()).await?;
+    let iam_config = IamConfig {
+        account: account_id.clone(),
+        partition: "aws".to_owned(),
+    };
+    let iam = Iam::open(
+        Arc::clone(&store),
+        kek,
+        Arc::clone(&rng),
+        Arc::clone(&clock),
+        &iam_config,
+    )
+    .await?;
+    for (name, document, description) in AWS_MANAGED {
+        iam.ensure_aws_managed_policy(name, "/", document, description)
+            .await?;
+    }
+    let root_credentials_path = config.data_dir.join("root-credentials");
+    let mut new_root_key = None;
+    if iam.state().keys_of(None).is_empty() {
+        let (record, secret) = iam.create_access_key(None).await?;
+        let _ = std::fs::remove_file(&root_credentials_path);
+        let text = format!(
+            "# podiam root credentials for account {account_id}; keep them secret.\n[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            record.id,
+            secret.expose()
+        );
+        write_private(&root_credentials_path, text.as_bytes())?;
+        new_root_key = Some((record.id, secret));
+    }
+    let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
+    let issuers = Arc::new(
+        HttpIssuerKeys::new(
+            config.allow_http_issuers,
+            config.oidc_ca_file.as_deref(),
+            Arc::clone(&clock),
+        )
+        .map_err(|e| BootError::Config(e.to_string()))?,
+    );
+    let sts = Sts::new(
+        iam.clone(),
+        Arc::clone(&keyring),
+        issuers,
+        Arc::clone(&rng),
+        Arc::clone(&clock),
+    );
+    let app = App::new(
+        iam,
+        sts,
+        keyring,
+        clock,
+        rng,
+        config.region.clone(),
+        config.allow_http_issuers,
+    );
+    Ok(Opened {
+        app,
+        account_id,
+        new_root_key,
+        root_credentials_path,
+    })
+}

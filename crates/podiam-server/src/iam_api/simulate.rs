@@ -1,0 +1,295 @@
+//! `SimulatePrincipalPolicy` and `SimulateCustomPolicy` on the policy engine.
+
+use std::sync::Arc;
+
+use podiam_policy::{
+    AwsPrincipal, Context, ContextValue, Decision, Explanation, Policy, PolicyOutcome, PolicySet,
+    Principal, Request,
+};
+use podiam_wire::{Api, QueryRequest, Validation, WireError, Xml, policy_error};
+
+use super::arn;
+use crate::query::{Ctx, Output};
+
+/// A policy with the id the simulator reports for it.
+struct Named {
+    id: String,
+    kind: &'static str,
+    policy: Arc<Policy>,
+}
+
+fn parse(text: &str) -> Result<Arc<Policy>, WireError> {
+    Policy::parse(text)
+        .map(Arc::new)
+        .map_err(|e| policy_error(&e, Api::Iam))
+}
+
+fn inputs(q: &QueryRequest, param: &str, kind: &'static str) -> Result<Vec<Named>, WireError> {
+    q.list(param)?
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            Ok(Named {
+                id: format!("{param}.{}", i + 1),
+                kind,
+                policy: parse(text)?,
+            })
+        })
+        .collect()
+}
+
+/// `ContextEntries.member.N.{ContextKeyName, ContextKeyValues.member.M, ContextKeyType}`.
+fn context(q: &QueryRequest) -> Result<Context, WireError> {
+    let mut context = Context::new();
+    for entry in q.structs("ContextEntries")? {
+        let Some(name) = entry.get("ContextKeyName") else {
+            return Err(WireError::validation(
+                "ContextEntries: every entry needs a ContextKeyName",
+            ));
+        };
+        let mut values: Vec<(u32, String)> = entry
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("ContextKeyValues.member.")
+                    .and_then(|n| n.parse().ok())
+                    .map(|n| (n, v.clone()))
+            })
+            .collect();
+        values.sort_by_key(|(n, _)| *n);
+        let values: Vec<String> = values.into_iter().map(|(_, v)| v).collect();
+        let is_list = entry
+            .get("ContextKeyType")
+            .is_some_and(|t| t.ends_with("List"));
+        let value = match (is_list, values.len()) {
+            (false, 1) => ContextValue::Single(values.into_iter().next().unwrap_or_default()),
+            _ => ContextValue::Multi(values),
+        };
+        context.insert(name, value);
+    }
+    Ok(context)
+}
+
+fn decision_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Allow => "allowed",
+        Decision::ExplicitDeny => "explicitDeny",
+        Decision::ImplicitDeny => "implicitDeny",
+    }
+}
+
+/// Runs every action × resource and writes `EvaluationResults`.
+fn simulate(
+    identity: &[Named],
+    boundary: &[Named],
+    resource_policy: Option<&Named>,
+    principal: Principal,
+    q: &QueryRequest,
+) -> Output {
+    let mut v = Validation::new();
+    let actions = q.list("ActionNames")?;
+    if actions.is_empty() {
+        v.fail(
+            "Value null at 'actionNames' failed to satisfy constraint: Member must not be null"
+                .to_owned(),
+        );
+    }
+    let mut resources = q.list("ResourceArns")?;
+    if resources.is_empty() {
+        resources.push("*".to_owned());
+    }
+    let owner = q.get("ResourceOwner").map(str::to_owned);
+    v.finish()?;
+    let context = context(q)?;
+    let set = PolicySet {
+        identity: identity.iter().map(|n| n.policy.as_ref()).collect(),
+        resource: resource_policy.map(|n| n.policy.as_ref()),
+        permissions_boundary: boundary.first().map(|n| n.policy.as_ref()),
+        ..PolicySet::default()
+    };
+    let label = |policy_label: &str| -> Option<&Named> {
+        if policy_label == "resource" {
+            return resource_policy;
+        }
+        if policy_label == "permissions_boundary" {
+            return boundary.first();
+        }
+        let index: usize = policy_label
+            .strip_prefix("identity[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        identity.get(index)
+    };
+    let mut x = Xml::new();
+    let mut pairs = Vec::new();
+    for action in &actions {
+        for resource in &resources {
+            pairs.push((action, resource));
+        }
+    }
+    x.members("EvaluationResults", pairs, |x, (action, resource)| {
+        let mut request = Request::new(action)
+            .principal(principal.clone())
+            .resource(resource)
+            .context(context.clone());
+        if let Some(owner) = &owner {
+            request = request.resource_account(owner);
+        }
+        let explanation: Explanation = set.explain(&request);
+        x.text("EvalActionName", action)
+            .text("EvalResourceName", resource)
+            .text("EvalDecision", decision_name(explanation.decision));
+        let wanted = match explanation.decision {
+            Decision::ExplicitDeny => PolicyOutcome::Deny,
+            _ => PolicyOutcome::Allow,
+        };
+        let matched: Vec<(&Named, usize)> = explanation
+            .trace
+            .iter()
+            .filter(|p| p.outcome == wanted && explanation.decision != Decision::ImplicitDeny)
+            .filter_map(|p| label(&p.policy).map(|n| (n, p)))
+            .flat_map(|(n, p)| {
+                p.statements
+                    .iter()
+                    .filter(|s| {
+                        s.applies && (s.effect == "Deny") == (wanted == PolicyOutcome::Deny)
+                    })
+                    .map(move |s| (n, s.index))
+            })
+            .collect();
+        x.members("MatchedStatements", matched, |x, (named, _)| {
+            x.text("SourcePolicyId", &named.id)
+                .text("SourcePolicyType", named.kind);
+        });
+        x.open("MissingContextValues").close("MissingContextValues");
+    });
+    x.text("IsTruncated", "false");
+    Ok(Some(x))
+}
+
+pub(super) fn principal(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
+    let mut v = Validation::new();
+    let source = arn(&mut v, q, "PolicySourceArn").to_owned();
+    v.finish()?;
+    ctx.authorize("iam:SimulatePrincipalPolicy", &source)?;
+    let state = ctx.app.inner.iam.state();
+    let mut identity = Vec::new();
+    let mut boundary = Vec::new();
+    let managed = |arns: &[String], out: &mut Vec<Named>| {
+        for arn in arns {
+            if let Some(p) = state.policy(arn).and_then(|p| p.default.clone()) {
+                out.push(Named {
+                    id: arn.clone(),
+                    kind: "IAM Policy",
+                    policy: p,
+                });
+            }
+        }
+    };
+    let resource_name = source.rsplit('/').next().unwrap_or_default().to_owned();
+    if source.contains(":role/") {
+        let role = state
+            .role(&resource_name)
+            .filter(|r| state.role_arn(&r.record) == source)
+            .ok_or_else(|| {
+                WireError::new(
+                    "NoSuchEntity",
+                    404,
+                    format!("The role with name {resource_name} cannot be found."),
+                )
+            })?;
+        for ((name, _), policy) in role.record.inline.iter().zip(&role.inline) {
+            identity.push(Named {
+                id: name.clone(),
+                kind: "IAM Policy",
+                policy: Arc::clone(policy),
+            });
+        }
+        managed(&role.record.attached, &mut identity);
+        if let Some(b) = &role.record.boundary {
+            managed(std::slice::from_ref(b), &mut boundary);
+        }
+    } else if source.contains(":user/") {
+        let user = state
+            .user(&resource_name)
+            .filter(|u| state.user_arn(&u.record) == source)
+            .ok_or_else(|| {
+                WireError::new(
+                    "NoSuchEntity",
+                    404,
+                    format!("The user with name {resource_name} cannot be found."),
+                )
+            })?;
+        for ((name, _), policy) in user.record.inline.iter().zip(&user.inline) {
+            identity.push(Named {
+                id: name.clone(),
+                kind: "IAM Policy",
+                policy: Arc::clone(policy),
+            });
+        }
+        managed(&user.record.attached, &mut identity);
+        if let Some(b) = &user.record.boundary {
+            managed(std::slice::from_ref(b), &mut boundary);
+        }
+    } else {
+        return Err(WireError::new(
+            "InvalidInput",
+            400,
+            format!("PolicySourceArn {source} must be a user or role of this account."),
+        ));
+    }
+    drop(state);
+    identity.extend(inputs(q, "PolicyInputList", "IAM Policy")?);
+    let overrides = inputs(
+        q,
+        "PermissionsBoundaryPolicyInputList",
+        "PermissionsBoundaryPolicy",
+    )?;
+    if !overrides.is_empty() {
+        boundary = overrides;
+    }
+    let resource_policy = q
+        .get("ResourcePolicy")
+        .map(|t| {
+            Ok::<_, WireError>(Named {
+                id: "ResourcePolicy".into(),
+                kind: "Resource Policy",
+                policy: parse(t)?,
+            })
+        })
+        .transpose()?;
+    let principal = source
+        .parse::<AwsPrincipal>()
+        .map_or(Principal::Anonymous, Principal::Aws);
+    simulate(&identity, &boundary, resource_policy.as_ref(), principal, q)
+}
+
+pub(super) fn custom(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
+    ctx.authorize("iam:SimulateCustomPolicy", "*")?;
+    let identity = inputs(q, "PolicyInputList", "IAM Policy")?;
+    if identity.is_empty() {
+        return Err(WireError::validation(
+            "1 validation error detected: Value null at 'policyInputList' failed to satisfy constraint: Member must not be null",
+        ));
+    }
+    let boundary = inputs(
+        q,
+        "PermissionsBoundaryPolicyInputList",
+        "PermissionsBoundaryPolicy",
+    )?;
+    let resource_policy = q
+        .get("ResourcePolicy")
+        .map(|t| {
+            Ok::<_, WireError>(Named {
+                id: "ResourcePolicy".into(),
+                kind: "Resource Policy",
+                policy: parse(t)?,
+            })
+        })
+        .transpose()?;
+    let principal = q
+        .get("CallerArn")
+        .and_then(|arn| arn.parse::<AwsPrincipal>().ok())
+        .map_or(Principal::Anonymous, Principal::Aws);
+    simulate(&identity, &boundary, resource_policy.as_ref(), principal, q)
+}

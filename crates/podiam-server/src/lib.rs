@@ -1,0 +1,37 @@
+//! The podiam control plane: IAM and STS on one HTTP port, over the real AWS wire.
+//!
+//! Handlers are thin: they decode the awsQuery request, authenticate it (SigV4, except the
+//! unsigned `AssumeRoleWithWebIdentity`), authorize it against the caller's policies, call
+//! [`podiam_iam`] or [`podiam_sts`], and encode the result. Every response carries an
+//! `x-amzn-RequestId`; every error is AWS's code from [`podiam_wire`].
+
+mod app;
+mod audit;
+mod auth;
+mod bootstrap;
+mod iam_api;
+mod issuers;
+mod metrics;
+mod query;
+mod sts_api;
+
+pub use app::{App, router};
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+pub use bootstrap::{BootError, Opened, ServerConfig, open};
+pub use issuers::HttpIssuerKeys;

@@ -1,0 +1,286 @@
+//! The awsQuery endpoint (`POST /` and presigned `GET /`) shared by STS and IAM.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt as _, Limited};
+use podiam_iam::{Caller, IamError, RequestFacts};
+use podiam_sigv4::{SignedRequest, Verifier};
+use podiam_wire::{
+    Api, IAM_NAMESPACE, MAX_BODY_BYTES, QueryRequest, STS_NAMESPACE, WireError, Xml, iam_error,
+    query_error, query_response, sigv4_error,
+};
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::auth::Lookup;
+use crate::{iam_api, sts_api};
+
+/// Which API a query request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
+    Sts,
+    Iam,
+}
+
+impl Service {
+    fn of(query: &QueryRequest) -> Option<Self> {
+        match query.version() {
+            "2011-06-15" => Some(Self::Sts),
+            "2010-05-08" => Some(Self::Iam),
+            _ if sts_api::is_action(query.action()) => Some(Self::Sts),
+            _ if iam_api::is_action(query.action()) => Some(Self::Iam),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sts => "sts",
+            Self::Iam => "iam",
+        }
+    }
+
+    fn namespace(self) -> &'static str {
+        match self {
+            Self::Sts => STS_NAMESPACE,
+            Self::Iam => IAM_NAMESPACE,
+        }
+    }
+}
+
+/// What a handler gets: the app, who called (when signed), and the request's facts.
+pub(crate) struct Ctx<'a> {
+    pub(crate) app: &'a App,
+    pub(crate) caller: Option<Caller>,
+    pub(crate) facts: RequestFacts,
+    pub(crate) request_id: String,
+}
+
+impl Ctx<'_> {
+    /// The signed caller (every operation but `AssumeRoleWithWebIdentity` has one).
+    pub(crate) fn caller(&self) -> Result<&Caller, WireError> {
+        self.caller.as_ref().ok_or_else(|| {
+            WireError::new(
+                "MissingAuthenticationToken",
+                403,
+                "Request is missing Authentication Token",
+            )
+        })
+    }
+
+    /// The caller's policies must allow `action` on `resource`.
+    pub(crate) fn authorize(&self, action: &str, resource: &str) -> Result<(), WireError> {
+        let caller = self.caller()?;
+        self.app
+            .inner
+            .iam
+            .state()
+            .authorize(caller, action, resource, &self.facts, &[])
+            .map_err(|e| iam_error(&e))
+    }
+}
+
+fn xml(status: StatusCode, body: String, request_id: &str, now: OffsetDateTime) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    let date = now
+        .to_offset(time::UtcOffset::UTC)
+        .format(time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        ))
+        .unwrap_or_default();
+    if let Ok(date) = HeaderValue::from_str(&date) {
+        headers.insert(header::DATE, date);
+    }
+    response
+}
+
+fn error_response(
+    error: &WireError,
+    namespace: &str,
+    request_id: &str,
+    now: OffsetDateTime,
+) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    xml(
+        status,
+        query_error(namespace, error, request_id),
+        request_id,
+        now,
+    )
+}
+
+async fn read_body(body: Body) -> Result<bytes::Bytes, WireError> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(WireError::new(
+            "RequestEntityTooLarge",
+            413,
+            format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+        )),
+        Err(_) => Err(WireError::new(
+            "IncompleteBody",
+            400,
+            "The request body could not be read.",
+        )),
+    }
+}
+
+/// Verifies the signature; returns the caller and the signed region.
+fn authenticate(
+    app: &App,
+    service: Service,
+    parts: &Parts,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<(Caller, String), WireError> {
+    let api = match service {
+        Service::Sts => Api::Sts,
+        Service::Iam => Api::Iam,
+    };
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &parts.headers,
+        body,
+    };
+    let verified = Verifier::new(service.name())
+        .verify(&signed, &Lookup { app, now }, now)
+        .map_err(|e| sigv4_error(&e, api))?;
+    Ok((verified.identity, verified.region))
+}
+
+/// `POST /` and `GET /`.
+pub(crate) async fn handle(State(app): State<App>, request: Request) -> Response {
+    let started = Instant::now();
+    let now = app.now();
+    let request_id = app.request_id();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(e) => return error_response(&e, STS_NAMESPACE, &request_id, now),
+    };
+    let form: &[u8] = if parts.method == Method::POST {
+        &body
+    } else {
+        parts.uri.query().unwrap_or_default().as_bytes()
+    };
+    let query = match QueryRequest::parse(form) {
+        Ok(q) => q.without_auth_params(),
+        Err(e) => return error_response(&e, STS_NAMESPACE, &request_id, now),
+    };
+    let Some(service) = Service::of(&query) else {
+        let e = WireError::new(
+            "InvalidAction",
+            400,
+            format!(
+                "Could not find operation {} for version {}",
+                query.action(),
+                query.version()
+            ),
+        );
+        app.inner.metrics.request(
+            "unknown",
+            "unknown",
+            e.code,
+            started.elapsed().as_secs_f64(),
+        );
+        return error_response(&e, STS_NAMESPACE, &request_id, now);
+    };
+    let user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut ctx = Ctx {
+        app: &app,
+        caller: None,
+        facts: RequestFacts {
+            now,
+            source_ip: peer.map(|p| p.ip().to_string()),
+            secure_transport: false,
+            region: app.inner.region.clone(),
+            user_agent,
+        },
+        request_id: request_id.clone(),
+    };
+    let unsigned = service == Service::Sts && query.action() == "AssumeRoleWithWebIdentity";
+    let result = if unsigned {
+        sts_api::handle(&ctx, &query).await
+    } else {
+        match authenticate(&app, service, &parts, form_body(&parts, &body), now) {
+            Ok((caller, region)) => {
+                ctx.caller = Some(caller);
+                ctx.facts.region = region;
+                match service {
+                    Service::Sts => sts_api::handle(&ctx, &query).await,
+                    Service::Iam => iam_api::handle(&ctx, &query).await,
+                }
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let operation = if sts_api::is_action(query.action()) || iam_api::is_action(query.action()) {
+        query.action()
+    } else {
+        "unknown"
+    };
+    let (response, code) = match result {
+        Ok(result) => (
+            xml(
+                StatusCode::OK,
+                query_response(query.action(), service.namespace(), &request_id, result),
+                &request_id,
+                now,
+            ),
+            "OK",
+        ),
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(request_id, operation, code = e.code, message = %e.message, "request failed");
+            }
+            (
+                error_response(&e, service.namespace(), &request_id, now),
+                e.code,
+            )
+        }
+    };
+    app.inner.metrics.request(
+        service.name(),
+        operation,
+        code,
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The body the signature covers (a presigned GET has none).
+fn form_body<'a>(parts: &Parts, body: &'a [u8]) -> &'a [u8] {
+    if parts.method == Method::POST {
+        body
+    } else {
+        &[]
+    }
+}
+
+/// `None` for operations without output.
+pub(crate) type Output = Result<Option<Xml>, WireError>;
+
+/// An IAM error as the wire error.
+pub(crate) fn iam(e: IamError) -> WireError {
+    iam_error(&e)
+}

@@ -1,0 +1,133 @@
+//! `podiam server`: the control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use podiam_crypto::SystemRng;
+use podiam_server::ServerConfig;
+use podiam_types::SystemClock;
+
+use crate::cli_io::exit_on;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Run the control plane: IAM and STS on one port, over the AWS wire.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4599")]
+    listen: SocketAddr,
+    /// Where the state lives (created on first start).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "PODIAM_DATA_DIR",
+        default_value = "podiam-data"
+    )]
+    data_dir: PathBuf,
+    /// The account id (for a new data directory; default 000000000000).
+    #[arg(long, value_name = "ID")]
+    account_id: Option<String>,
+    /// The region this server answers for.
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    region: String,
+    /// Accept http:// token issuers on loopback addresses (for local test issuers).
+    #[arg(long)]
+    allow_http_issuers: bool,
+    /// A PEM bundle of extra CAs for fetching issuers' keys over HTTPS.
+    #[arg(long, value_name = "FILE")]
+    oidc_ca_file: Option<PathBuf>,
+    /// The key-encryption key (default: DATA_DIR/kek, created on first start).
+    #[arg(long, value_name = "FILE")]
+    kek_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+pub(crate) fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+pub(crate) fn run(args: ServerArgs) -> ExitCode {
+    exit_on(run_server(args))
+}
+
+fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let config = ServerConfig {
+            listen: args.listen,
+            data_dir: args.data_dir,
+            account_id: args.account_id,
+            region: args.region,
+            allow_http_issuers: args.allow_http_issuers,
+            oidc_ca_file: args.oidc_ca_file,
+            kek_file: args.kek_file,
+        };
+        let opened = podiam_server::open(&config, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (is another server running there? choose one with --listen)", config.listen))?;
+        let address = listener.local_addr().context("no local address")?;
+        println!(
+            "podiam server: http://{address} (account {}, region {}, data {}), ready in {} ms",
+            opened.account_id,
+            config.region,
+            config.data_dir.display(),
+            started.elapsed().as_millis()
+        );
+        if let Some((id, secret)) = &opened.new_root_key {
+            println!("Created the root access key; it is also in {} (mode 0600):", opened.root_credentials_path.display());
+            println!("  AWS_ACCESS_KEY_ID={id}");
+            println!("  AWS_SECRET_ACCESS_KEY={}", secret.expose());
+        }
+        println!("Use it with: AWS_ENDPOINT_URL=http://{address} AWS_DEFAULT_REGION={} AWS_REGION={}", config.region, config.region);
+        tracing::info!(%address, "serving");
+        podiam_server::serve(opened.app, listener, shutdown_signal()).await.context("the server failed")?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
