@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use podiam_crypto::Rng;
@@ -118,6 +118,20 @@ async fn metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// Gives every response an `x-amzn-RequestId` (the query handler sets its own first).
+async fn request_id(State(app): State<App>, mut response: Response) -> Response {
+    if !response.headers().contains_key("x-amzn-requestid")
+        && let Ok(id) = HeaderValue::from_str(&app.request_id())
+    {
+        response.headers_mut().insert("x-amzn-requestid", id);
+    }
+    response
+}
+
 /// Every route: the AWS query APIs at `/`, health and metrics.
 pub fn router(app: App) -> Router {
     Router::new()
@@ -125,5 +139,10 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response_with_state(
+            app.clone(),
+            request_id,
+        ))
         .with_state(app)
 }

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use podiam_crypto::{AeadKey, KeyId, Keyring, Rng, Secret};
 use podiam_iam::{Iam, IamConfig};
 use podiam_store::{Compare, Op, RedbStore, Store, TxnOutcome};
-use podiam_sts::Sts;
+use podiam_sts::{IssuerKeys, Sts};
 use podiam_types::{AccountId, Clock};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -269,7 +269,88 @@ const AWS_MANAGED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Opens the data directory and builds the application.
+/// What [`start`] needs besides the store and the key-encryption key.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// The account id (the stored one when `None`; `000000000000` for a new store).
+    pub account_id: Option<String>,
+    /// The region the server reports.
+    pub region: String,
+    /// Accept `http://` token issuers on loopback.
+    pub allow_http_issuers: bool,
+}
+
+/// A control plane built over a store.
+#[derive(Debug)]
+pub struct Started {
+    /// The application, ready to serve.
+    pub app: App,
+    /// The account id.
+    pub account_id: String,
+    /// The root access key created now (only when the store had none), to hand out once.
+    pub new_root_key: Option<(String, Secret<String>)>,
+}
+
+/// Builds the control plane over `store`: the account, the session keyring (sealed under
+/// `kek`), the AWS-managed policies and, for a new store, the root access key. Token issuers'
+/// keys come from `issuers`; time and randomness from `clock` and `rng`.
+pub async fn start(
+    store: Arc<dyn Store>,
+    kek: Arc<Keyring>,
+    options: &StartOptions,
+    issuers: Arc<dyn IssuerKeys>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+) -> Result<Started, BootError> {
+    let account_id = load_account(store.as_ref(), options.account_id.as_deref()).await?;
+    let keyring = load_session_keyring(store.as_ref(), &kek, rng.as_ref()).await?;
+    let iam_config = IamConfig {
+        account: account_id.clone(),
+        partition: "aws".to_owned(),
+    };
+    let iam = Iam::open(
+        Arc::clone(&store),
+        kek,
+        Arc::clone(&rng),
+        Arc::clone(&clock),
+        &iam_config,
+    )
+    .await?;
+    for (name, document, description) in AWS_MANAGED {
+        iam.ensure_aws_managed_policy(name, "/", document, description)
+            .await?;
+    }
+    let mut new_root_key = None;
+    if iam.state().keys_of(None).is_empty() {
+        let (record, secret) = iam.create_access_key(None).await?;
+        new_root_key = Some((record.id, secret));
+    }
+    let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
+    let sts = Sts::new(
+        iam.clone(),
+        Arc::clone(&keyring),
+        issuers,
+        Arc::clone(&rng),
+        Arc::clone(&clock),
+    );
+    let app = App::new(
+        iam,
+        sts,
+        keyring,
+        clock,
+        rng,
+        options.region.clone(),
+        options.allow_http_issuers,
+    );
+    Ok(Started {
+        app,
+        account_id,
+        new_root_key,
+    })
+}
+
+/// Opens the data directory (key-encryption key, redb store) and starts the control plane
+/// over it; a new root access key is also written to `<data-dir>/root-credentials` (0600).
 pub async fn open(
     config: &ServerConfig,
     clock: Arc<dyn Clock>,
@@ -289,38 +370,6 @@ pub async fn open(
             store_path.display()
         ))
     })?);
-    let account_id = load_account(store.as_ref(), config.account_id.as_deref()).await?;
-    let keyring = load_session_keyring(store.as_ref(), &kek, rng.as_ref()).await?;
-    let iam_config = IamConfig {
-        account: account_id.clone(),
-        partition: "aws".to_owned(),
-    };
-    let iam = Iam::open(
-        Arc::clone(&store),
-        kek,
-        Arc::clone(&rng),
-        Arc::clone(&clock),
-        &iam_config,
-    )
-    .await?;
-    for (name, document, description) in AWS_MANAGED {
-        iam.ensure_aws_managed_policy(name, "/", document, description)
-            .await?;
-    }
-    let root_credentials_path = config.data_dir.join("root-credentials");
-    let mut new_root_key = None;
-    if iam.state().keys_of(None).is_empty() {
-        let (record, secret) = iam.create_access_key(None).await?;
-        let _ = std::fs::remove_file(&root_credentials_path);
-        let text = format!(
-            "# podiam root credentials for account {account_id}; keep them secret.\n[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-            record.id,
-            secret.expose()
-        );
-        write_private(&root_credentials_path, text.as_bytes())?;
-        new_root_key = Some((record.id, secret));
-    }
-    let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
     let issuers = Arc::new(
         HttpIssuerKeys::new(
             config.allow_http_issuers,
@@ -329,26 +378,26 @@ pub async fn open(
         )
         .map_err(|e| BootError::Config(e.to_string()))?,
     );
-    let sts = Sts::new(
-        iam.clone(),
-        Arc::clone(&keyring),
-        issuers,
-        Arc::clone(&rng),
-        Arc::clone(&clock),
-    );
-    let app = App::new(
-        iam,
-        sts,
-        keyring,
-        clock,
-        rng,
-        config.region.clone(),
-        config.allow_http_issuers,
-    );
+    let options = StartOptions {
+        account_id: config.account_id.clone(),
+        region: config.region.clone(),
+        allow_http_issuers: config.allow_http_issuers,
+    };
+    let started = start(store, kek, &options, issuers, clock, rng).await?;
+    let root_credentials_path = config.data_dir.join("root-credentials");
+    if let Some((id, secret)) = &started.new_root_key {
+        let _ = std::fs::remove_file(&root_credentials_path);
+        let text = format!(
+            "# podiam root credentials for account {}; keep them secret.\n[default]\naws_access_key_id = {id}\naws_secret_access_key = {}\n",
+            started.account_id,
+            secret.expose()
+        );
+        write_private(&root_credentials_path, text.as_bytes())?;
+    }
     Ok(Opened {
-        app,
-        account_id,
-        new_root_key,
+        app: started.app,
+        account_id: started.account_id,
+        new_root_key: started.new_root_key,
         root_credentials_path,
     })
 }

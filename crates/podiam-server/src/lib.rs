@@ -33,5 +33,5 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
 }
-pub use bootstrap::{BootError, Opened, ServerConfig, open};
+pub use bootstrap::{BootError, Opened, ServerConfig, StartOptions, Started, open, start};
 pub use issuers::HttpIssuerKeys;

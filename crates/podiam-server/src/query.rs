@@ -38,6 +38,14 @@ impl Service {
         }
     }
 
+    /// Checked before authentication, as AWS does, so a typo is not reported as a bad signature.
+    fn implements(self, action: &str) -> bool {
+        match self {
+            Self::Sts => sts_api::is_action(action),
+            Self::Iam => iam_api::is_action(action),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Sts => "sts",
@@ -183,7 +191,8 @@ pub(crate) async fn handle(State(app): State<App>, request: Request) -> Response
         Ok(q) => q.without_auth_params(),
         Err(e) => return error_response(&e, STS_NAMESPACE, &request_id, now),
     };
-    let Some(service) = Service::of(&query) else {
+    let service = Service::of(&query).filter(|s| s.implements(query.action()));
+    let Some(service) = service else {
         let e = WireError::new(
             "InvalidAction",
             400,
@@ -234,11 +243,7 @@ pub(crate) async fn handle(State(app): State<App>, request: Request) -> Response
             Err(e) => Err(e),
         }
     };
-    let operation = if sts_api::is_action(query.action()) || iam_api::is_action(query.action()) {
-        query.action()
-    } else {
-        "unknown"
-    };
+    let operation = query.action();
     let (response, code) = match result {
         Ok(result) => (
             xml(

@@ -86,8 +86,11 @@ pub fn sigv4_error(error: &SigV4Error, api: Api) -> WireError {
         SigV4Error::IncompleteSignature(_) => ("IncompleteSignatureException", 400),
         SigV4Error::InvalidClientTokenId(_) if query => ("InvalidClientTokenId", 403),
         SigV4Error::InvalidClientTokenId(_) => ("UnrecognizedClientException", 403),
-        SigV4Error::SignatureDoesNotMatch(_) if query => ("SignatureDoesNotMatch", 403),
-        SigV4Error::RequestExpired(_) if query => ("RequestExpired", 400),
+        // STS and IAM answer a stale or future `X-Amz-Date` with `SignatureDoesNotMatch`
+        // ("Signature expired: …"), which botocore's clock-skew correction recognises.
+        SigV4Error::SignatureDoesNotMatch(_) | SigV4Error::RequestExpired(_) if query => {
+            ("SignatureDoesNotMatch", 403)
+        }
         SigV4Error::SignatureExpired(_) if query => ("SignatureExpired", 403),
         SigV4Error::SignatureDoesNotMatch(_)
         | SigV4Error::RequestExpired(_)

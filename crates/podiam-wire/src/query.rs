@@ -351,4 +351,54 @@ mod tests {
             "3 validation errors detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null; Value 'my session' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*; Value '100' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+                if let Ok(q) = QueryRequest::parse(&body) {
+                    let _ = q.list("A");
+                    let _ = q.structs("A");
+                    let _ = q.tags("A");
+                }
+            }
+
+            #[test]
+            fn encoded_parameters_round_trip(
+                action in "[A-Za-z]{1,30}",
+                params in proptest::collection::btree_map("[A-Za-z.0-9]{1,20}", ".{0,40}", 0..10),
+            ) {
+                let mut form = form_urlencoded::Serializer::new(String::new());
+                form.append_pair("Action", &action);
+                for (k, v) in &params {
+                    if k != "Action" && k != "Version" {
+                        form.append_pair(k, v);
+                    }
+                }
+                let q = QueryRequest::parse(form.finish().as_bytes()).unwrap();
+                prop_assert_eq!(q.action(), action.as_str());
+                for (k, v) in &params {
+                    if k != "Action" && k != "Version" {
+                        prop_assert_eq!(q.get(k), Some(v.as_str()));
+                    }
+                }
+            }
+
+            #[test]
+            fn lists_come_back_in_member_order(values in proptest::collection::vec("[a-z]{0,8}", 1..30)) {
+                let mut form = form_urlencoded::Serializer::new(String::new());
+                form.append_pair("Action", "X");
+                // Send the members in reverse to show the order comes from the index.
+                for (i, v) in values.iter().enumerate().rev() {
+                    form.append_pair(&format!("L.member.{}", i + 1), v);
+                }
+                let q = QueryRequest::parse(form.finish().as_bytes()).unwrap();
+                prop_assert_eq!(q.list("L").unwrap(), values);
+            }
+        }
+    }
 }

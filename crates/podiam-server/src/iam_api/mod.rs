@@ -7,6 +7,8 @@ mod roles;
 mod simulate;
 mod users;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use podiam_iam::Paged;
 use podiam_wire::{QueryRequest, Validation, WireError, Xml};
 
@@ -192,12 +194,21 @@ fn path(v: &mut Validation, q: &QueryRequest, param: &str) -> Option<String> {
     Some(value.to_owned())
 }
 
-/// `Marker` and `MaxItems` (default 100).
-fn paging<'q>(v: &mut Validation, q: &'q QueryRequest) -> (Option<&'q str>, usize) {
-    let marker = q.get("Marker");
-    if let Some(m) = marker {
+/// `Marker` (opaque: base64url of the last key listed) and `MaxItems` (default 100).
+fn paging(v: &mut Validation, q: &QueryRequest) -> (Option<String>, usize) {
+    let marker = q.get("Marker").and_then(|m| {
         v.length("Marker", m, 1, 320);
-    }
+        let key = URL_SAFE_NO_PAD
+            .decode(m)
+            .ok()
+            .and_then(|k| String::from_utf8(k).ok());
+        if key.is_none() {
+            v.fail(format!(
+                "Invalid Marker: {m:?} is not a marker this service returned"
+            ));
+        }
+        key
+    });
     let max = v
         .integer(q, "MaxItems", 1, 1000)
         .map_or(100, |m| usize::try_from(m).unwrap_or(100));
@@ -227,7 +238,9 @@ fn page_end<T>(x: &mut Xml, page: &Paged<T>) {
             "false"
         },
     );
-    x.optional("Marker", page.marker.as_deref());
+    if let Some(last) = &page.marker {
+        x.text("Marker", &URL_SAFE_NO_PAD.encode(last));
+    }
 }
 
 impl Ctx<'_> {

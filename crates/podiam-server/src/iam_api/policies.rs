@@ -86,11 +86,13 @@ pub(super) fn list_policies(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let (marker, max) = paging(&mut v, q);
     v.finish()?;
     ctx.authorize("iam:ListPolicies", "*")?;
-    let page =
-        ctx.app
-            .inner
-            .iam
-            .list_policies(scope, only_attached, prefix.as_deref(), marker, max);
+    let page = ctx.app.inner.iam.list_policies(
+        scope,
+        only_attached,
+        prefix.as_deref(),
+        marker.as_deref(),
+        max,
+    );
     let state = ctx.app.inner.iam.state();
     let mut x = Xml::new();
     x.members("Policies", &page.items, |x, p| render::policy(x, &state, p));

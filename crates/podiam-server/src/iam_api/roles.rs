@@ -72,7 +72,11 @@ pub(super) fn list_roles(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let (marker, max) = paging(&mut v, q);
     v.finish()?;
     ctx.authorize("iam:ListRoles", "*")?;
-    let page = ctx.app.inner.iam.list_roles(prefix.as_deref(), marker, max);
+    let page = ctx
+        .app
+        .inner
+        .iam
+        .list_roles(prefix.as_deref(), marker.as_deref(), max);
     let state = ctx.app.inner.iam.state();
     let mut x = Xml::new();
     x.members("Roles", &page.items, |x, r| {
@@ -168,7 +172,7 @@ pub(super) fn list_role_tags(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         .app
         .inner
         .iam
-        .list_role_tags(role, marker, max)
+        .list_role_tags(role, marker.as_deref(), max)
         .map_err(iam)?;
     let mut x = Xml::new();
     x.tags("Tags", &page.items);
@@ -230,7 +234,7 @@ pub(super) fn list_role_policies(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         .app
         .inner
         .iam
-        .list_role_policies(role, marker, max)
+        .list_role_policies(role, marker.as_deref(), max)
         .map_err(iam)?;
     let mut x = Xml::new();
     x.string_members("PolicyNames", page.items.iter().map(String::as_str));
@@ -294,7 +298,7 @@ pub(super) fn list_attached_role_policies(ctx: &Ctx<'_>, q: &QueryRequest) -> Ou
         .app
         .inner
         .iam
-        .list_attached_role_policies(role, prefix.as_deref(), marker, max)
+        .list_attached_role_policies(role, prefix.as_deref(), marker.as_deref(), max)
         .map_err(iam)?;
     let mut x = Xml::new();
     x.members("AttachedPolicies", &page.items, |x, (name, arn)| {

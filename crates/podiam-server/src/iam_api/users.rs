@@ -72,7 +72,11 @@ pub(super) fn list_users(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let (marker, max) = paging(&mut v, q);
     v.finish()?;
     ctx.authorize("iam:ListUsers", "*")?;
-    let page = ctx.app.inner.iam.list_users(prefix.as_deref(), marker, max);
+    let page = ctx
+        .app
+        .inner
+        .iam
+        .list_users(prefix.as_deref(), marker.as_deref(), max);
     let state = ctx.app.inner.iam.state();
     let mut x = Xml::new();
     x.members("Users", &page.items, |x, u| {
@@ -258,7 +262,7 @@ pub(super) fn list_user_policies(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         .app
         .inner
         .iam
-        .list_user_policies(user, marker, max)
+        .list_user_policies(user, marker.as_deref(), max)
         .map_err(iam)?;
     let mut x = Xml::new();
     x.string_members("PolicyNames", page.items.iter().map(String::as_str));
@@ -322,7 +326,7 @@ pub(super) fn list_attached_user_policies(ctx: &Ctx<'_>, q: &QueryRequest) -> Ou
         .app
         .inner
         .iam
-        .list_attached_user_policies(user, prefix.as_deref(), marker, max)
+        .list_attached_user_policies(user, prefix.as_deref(), marker.as_deref(), max)
         .map_err(iam)?;
     let mut x = Xml::new();
     x.members("AttachedPolicies", &page.items, |x, (name, arn)| {
