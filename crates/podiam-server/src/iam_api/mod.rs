@@ -257,6 +257,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// What a list call is authorized on, as AWS names it: `arn:aws:iam::<account>:role/`
+    /// (or the path prefix asked for).
+    fn list_resource(&self, kind: &str, prefix: Option<&str>) -> String {
+        let state = self.app.inner.iam.state();
+        format!(
+            "arn:{}:iam::{}:{kind}{}",
+            state.partition(),
+            state.account(),
+            prefix.unwrap_or("/")
+        )
+    }
+
     /// The ARN of user `name` (its real path when it exists).
     fn user_arn(&self, name: &str) -> String {
         let state = self.app.inner.iam.state();

@@ -85,7 +85,10 @@ pub(super) fn list_policies(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let prefix = path(&mut v, q, "PathPrefix");
     let (marker, max) = paging(&mut v, q);
     v.finish()?;
-    ctx.authorize("iam:ListPolicies", "*")?;
+    ctx.authorize(
+        "iam:ListPolicies",
+        &ctx.list_resource("policy", prefix.as_deref()),
+    )?;
     let page = ctx.app.inner.iam.list_policies(
         scope,
         only_attached,

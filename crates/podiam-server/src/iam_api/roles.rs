@@ -71,7 +71,10 @@ pub(super) fn list_roles(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let prefix = path(&mut v, q, "PathPrefix");
     let (marker, max) = paging(&mut v, q);
     v.finish()?;
-    ctx.authorize("iam:ListRoles", "*")?;
+    ctx.authorize(
+        "iam:ListRoles",
+        &ctx.list_resource("role", prefix.as_deref()),
+    )?;
     let page = ctx
         .app
         .inner

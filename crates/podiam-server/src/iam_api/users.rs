@@ -71,7 +71,10 @@ pub(super) fn list_users(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let prefix = path(&mut v, q, "PathPrefix");
     let (marker, max) = paging(&mut v, q);
     v.finish()?;
-    ctx.authorize("iam:ListUsers", "*")?;
+    ctx.authorize(
+        "iam:ListUsers",
+        &ctx.list_resource("user", prefix.as_deref()),
+    )?;
     let page = ctx
         .app
         .inner

@@ -1,0 +1,231 @@
+//! The end-to-end harness: starts the real `podiam` binary on loopback with its own data
+//! directory, serves a test OIDC issuer, and runs the AWS CLI and boto3 from the project's
+//! venv against it. Everything here fails loudly: a harness problem is a failed test.
+//!
+//! Needs `cargo build -p podiam` (or `PODIAM_BIN`) and `scripts/python-env` (or
+//! `PODIAM_VENV`); `scripts/test` does both.
+
+#![expect(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "test harness: a setup failure aborts the test with its message"
+)]
+
+mod issuer;
+mod server;
+
+pub use issuer::TestIssuer;
+pub use server::{Server, ServerOptions};
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root exists")
+}
+
+/// The `podiam` binary: `PODIAM_BIN`, else the one beside the running test in `target/`.
+pub fn podiam_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PODIAM_BIN") {
+        return PathBuf::from(bin);
+    }
+    // target/<profile>/deps/<test> → target/<profile>/podiam
+    let exe = std::env::current_exe().expect("the test knows its path");
+    let candidates = exe
+        .ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join("podiam"))
+        .collect::<Vec<_>>();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the podiam binary is not built (looked at {candidates:?}); run `cargo build -p podiam` or set PODIAM_BIN"
+            )
+        })
+}
+
+/// The Python venv with the pinned AWS CLI and boto3: `PODIAM_VENV`, else `<workspace>/.venv`.
+pub fn venv() -> PathBuf {
+    let venv =
+        std::env::var_os("PODIAM_VENV").map_or_else(|| workspace().join(".venv"), PathBuf::from);
+    for tool in ["aws", "python"] {
+        assert!(
+            venv.join("bin").join(tool).is_file(),
+            "{} has no bin/{tool}; run scripts/python-env (or set PODIAM_VENV)",
+            venv.display()
+        );
+    }
+    venv
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Run {
+    /// Did it exit 0?
+    pub success: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Self {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns standard output.
+    pub fn ok(self) -> String {
+        assert!(
+            self.success,
+            "command failed\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self.stdout
+    }
+
+    /// Asserts success and parses standard output as JSON.
+    pub fn json(self) -> serde_json::Value {
+        let out = self.ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// Asserts failure with the AWS error `code` (as the CLI and boto3 print it).
+    pub fn fails_with(self, code: &str) -> String {
+        assert!(
+            !self.success,
+            "expected {code}, but it succeeded: {}",
+            self.stdout
+        );
+        assert!(
+            self.stderr.contains(&format!("({code})")),
+            "expected ({code}) in: {}",
+            self.stderr
+        );
+        self.stderr
+    }
+}
+
+/// An environment for the AWS CLI and boto3: nothing inherited but `PATH`, a private `HOME`,
+/// the server's endpoint and region; credentials as the caller adds them.
+#[derive(Debug, Clone)]
+pub struct ClientEnv {
+    vars: Vec<(String, String)>,
+    faketime: Option<String>,
+}
+
+impl ClientEnv {
+    /// The base environment for `server`, with no credentials.
+    pub fn new(server: &Server) -> Self {
+        let home = server.dir().join("client-home");
+        std::fs::create_dir_all(&home).expect("create the client home");
+        let vars = [
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("HOME", home.display().to_string()),
+            ("LANG", "C.UTF-8".to_owned()),
+            ("PYTHONDONTWRITEBYTECODE", "1".to_owned()),
+            (
+                "AWS_CONFIG_FILE",
+                home.join("no-config").display().to_string(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                home.join("no-credentials").display().to_string(),
+            ),
+            ("AWS_ENDPOINT_URL", server.endpoint()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_MAX_ATTEMPTS", "1".to_owned()),
+        ];
+        Self {
+            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            faketime: None,
+        }
+    }
+
+    /// The base environment signed as the account's root.
+    pub fn root(server: &Server) -> Self {
+        Self::new(server).set(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            &server.root_credentials_file().display().to_string(),
+        )
+    }
+
+    /// The base environment with these credentials.
+    pub fn keys(server: &Server, id: &str, secret: &str, token: Option<&str>) -> Self {
+        let env = Self::new(server)
+            .set("AWS_ACCESS_KEY_ID", id)
+            .set("AWS_SECRET_ACCESS_KEY", secret);
+        match token {
+            Some(token) => env.set("AWS_SESSION_TOKEN", token),
+            None => env,
+        }
+    }
+
+    /// Sets (or replaces) a variable.
+    #[must_use]
+    pub fn set(mut self, name: &str, value: &str) -> Self {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs the clients with libfaketime's clock shifted, e.g. `+2h`.
+    #[must_use]
+    pub fn faketime(mut self, offset: &str) -> Self {
+        self.faketime = Some(offset.to_owned());
+        self
+    }
+
+    fn command(&self, program: &Path, args: &[&str]) -> Command {
+        let mut command = match &self.faketime {
+            Some(offset) => {
+                let mut c = Command::new("faketime");
+                c.arg("-f").arg(offset).arg(program);
+                c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+                c
+            }
+            None => Command::new(program),
+        };
+        command.args(args);
+        command.env_clear();
+        if self.faketime.is_some() {
+            command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        command.envs(self.vars.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    /// `aws <args> --output json`.
+    pub fn aws(&self, args: &[&str]) -> Run {
+        let aws = venv().join("bin/aws");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--output", "json"]);
+        Run::from(self.command(&aws, &all).output().expect("the AWS CLI runs"))
+    }
+
+    /// The venv's Python running `script` (relative to this crate's `py/`) with `args`.
+    pub fn python(&self, script: &str, args: &[&str]) -> Run {
+        let python = venv().join("bin/python");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("py")
+            .join(script);
+        let path = path.display().to_string();
+        let mut all = vec![path.as_str()];
+        all.extend_from_slice(args);
+        Run::from(self.command(&python, &all).output().expect("python runs"))
+    }
+}

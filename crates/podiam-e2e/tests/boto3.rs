@@ -1,0 +1,137 @@
+//! boto3, unmodified, against the real server: every operation (py/boto3_every_operation.py),
+//! and the default credential chain with IRSA's environment variables.
+
+use podiam_e2e::{ClientEnv, Server, TestIssuer};
+
+#[test]
+fn every_operation_through_boto3() {
+    let server = Server::start();
+    let issuer = TestIssuer::start();
+    let token = issuer.mint("carts", "carts", "sts.amazonaws.com", &[]);
+    let out = ClientEnv::root(&server)
+        .set("PODIAM_ISSUER_URL", issuer.url())
+        .set("PODIAM_TOKEN", &token)
+        .python("boto3_every_operation.py", &["all"])
+        .json();
+    let checked = out["checked"].as_u64().unwrap_or_default();
+    assert!(checked >= 50, "only {checked} checks ran: {out}");
+    let sent: Vec<&str> = out["operations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let missing: Vec<&&str> = OPERATIONS.iter().filter(|op| !sent.contains(op)).collect();
+    assert!(missing.is_empty(), "boto3 never called {missing:?}");
+}
+
+/// Every operation the server implements.
+const OPERATIONS: &[&str] = &[
+    "CreateUser",
+    "GetUser",
+    "ListUsers",
+    "DeleteUser",
+    "CreateAccessKey",
+    "ListAccessKeys",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+    "PutUserPolicy",
+    "GetUserPolicy",
+    "ListUserPolicies",
+    "DeleteUserPolicy",
+    "AttachUserPolicy",
+    "DetachUserPolicy",
+    "ListAttachedUserPolicies",
+    "CreateRole",
+    "GetRole",
+    "ListRoles",
+    "DeleteRole",
+    "UpdateRole",
+    "UpdateAssumeRolePolicy",
+    "TagRole",
+    "UntagRole",
+    "ListRoleTags",
+    "PutRolePolicy",
+    "GetRolePolicy",
+    "ListRolePolicies",
+    "DeleteRolePolicy",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "ListAttachedRolePolicies",
+    "CreatePolicy",
+    "GetPolicy",
+    "GetPolicyVersion",
+    "ListPolicies",
+    "DeletePolicy",
+    "CreatePolicyVersion",
+    "ListPolicyVersions",
+    "DeletePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "CreateOpenIDConnectProvider",
+    "GetOpenIDConnectProvider",
+    "ListOpenIDConnectProviders",
+    "DeleteOpenIDConnectProvider",
+    "AddClientIDToOpenIDConnectProvider",
+    "RemoveClientIDFromOpenIDConnectProvider",
+    "UpdateOpenIDConnectProviderThumbprint",
+    "SimulatePrincipalPolicy",
+    "SimulateCustomPolicy",
+    "AssumeRole",
+    "AssumeRoleWithWebIdentity",
+    "GetCallerIdentity",
+];
+
+#[test]
+fn boto3_default_chain_uses_the_web_identity_token_file() {
+    let server = Server::start();
+    let issuer = TestIssuer::start();
+    let root = ClientEnv::root(&server);
+    root.aws(&[
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        issuer.url(),
+        "--client-id-list",
+        "sts.amazonaws.com",
+    ])
+    .ok();
+    let host = issuer.host_path();
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": format!("arn:aws:iam::000000000000:oidc-provider/{host}")},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {format!("{host}:sub"): "system:serviceaccount:carts:carts"}}
+        }]
+    });
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "carts",
+        "--assume-role-policy-document",
+        &trust.to_string(),
+    ])
+    .ok();
+    let token_file = server.dir().join("token");
+    std::fs::write(
+        &token_file,
+        issuer.mint("carts", "carts", "sts.amazonaws.com", &[]),
+    )
+    .unwrap_or_default();
+    let out = ClientEnv::new(&server)
+        .set("AWS_ROLE_ARN", "arn:aws:iam::000000000000:role/carts")
+        .set(
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            &token_file.display().to_string(),
+        )
+        .set("AWS_ENDPOINT_URL_STS", &server.endpoint())
+        .python("boto3_every_operation.py", &["irsa"])
+        .json();
+    let arn = out["Arn"].as_str().unwrap_or_default();
+    assert!(
+        arn.starts_with("arn:aws:sts::000000000000:assumed-role/carts/botocore-session-"),
+        "{out}"
+    );
+}
