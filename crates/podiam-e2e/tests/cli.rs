@@ -122,6 +122,10 @@ fn workshop_irsa_flow() {
     let log = server.log();
     assert!(log.contains("credential_issued"), "{log}");
     assert!(log.contains("credential_denied"), "{log}");
+    assert!(
+        log.contains("system:serviceaccount:orders:orders (aud sts.amazonaws.com) via arn:aws:iam::000000000000:oidc-provider/"),
+        "the denial names who was refused: {log}"
+    );
     let token = std::fs::read_to_string(&token_file).unwrap_or_default();
     assert!(!log.contains(&token));
     let signature = token.rsplit('.').next().unwrap_or_default();

@@ -155,7 +155,7 @@ fn audit_denied(
         access_key_id: None,
         expiration: None,
         code: Some(wire.code),
-        reason: Some(&error.to_string()),
+        reason: Some(&error.reason()),
     });
 }
 
@@ -212,7 +212,7 @@ async fn web_identity(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
             audit_denied(
                 ctx,
                 "AssumeRoleWithWebIdentity",
-                "web identity",
+                "web identity token",
                 role_arn,
                 session_name,
                 &e,

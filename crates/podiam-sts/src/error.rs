@@ -18,9 +18,15 @@ pub enum StsError {
     /// The issuer's keys could not be fetched (`IDPCommunicationError`, retried by SDKs).
     #[error("{0}")]
     IdpCommunication(String),
-    /// The trust policy or the caller's policies do not allow it (`AccessDenied`).
-    #[error("{0}")]
-    AccessDenied(String),
+    /// The trust policy or the caller's policies do not allow it (`AccessDenied`). The
+    /// message is AWS's; `reason` says why, for the audit trail (never sent to the caller).
+    #[error("{message}")]
+    AccessDenied {
+        /// What the caller is told.
+        message: String,
+        /// Why, for operators.
+        reason: String,
+    },
     /// A parameter breaks a rule (`ValidationError`).
     #[error("{0}")]
     Validation(String),
@@ -44,5 +50,15 @@ impl From<TokenError> for StsError {
 impl From<SessionError> for StsError {
     fn from(e: SessionError) -> Self {
         Self::Session(e)
+    }
+}
+
+impl StsError {
+    /// Why the request failed, in more detail than the caller is told: for the audit trail.
+    pub fn reason(&self) -> String {
+        match self {
+            Self::AccessDenied { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
     }
 }

@@ -360,17 +360,25 @@ impl Sts {
             }
             other => other?,
         };
-        let denied = || {
-            StsError::AccessDenied(
-                "Not authorized to perform sts:AssumeRoleWithWebIdentity".to_owned(),
-            )
+        let who = format!(
+            "{} (aud {}) via {provider_arn}",
+            verified.claims.sub, verified.audience
+        );
+        let denied = |why: String| StsError::AccessDenied {
+            message: "Not authorized to perform sts:AssumeRoleWithWebIdentity".to_owned(),
+            reason: format!("{who}: {why}"),
         };
         let role = self
             .iam
             .state()
             .role_by_arn(&request.role_arn)
-            .ok_or_else(denied)?;
-        let trust = role.trust.clone().ok_or_else(denied)?;
+            .ok_or_else(|| denied(format!("role {} does not exist", request.role_arn)))?;
+        let trust = role.trust.clone().ok_or_else(|| {
+            denied(format!(
+                "the trust policy of {} no longer parses",
+                request.role_arn
+            ))
+        })?;
         let (tags, transitive) = token_tags(&claims);
         check_tags(&tags, &transitive)?;
 
@@ -405,8 +413,12 @@ impl Sts {
                 .principal(Principal::Federated(provider_arn.clone()))
                 .resource(&request.role_arn)
                 .context(context.clone());
-            if set.evaluate(&asked) != Decision::Allow {
-                return Err(denied());
+            let (decision, rule) = set.decide(&asked);
+            if decision != Decision::Allow {
+                return Err(denied(format!(
+                    "the trust policy of {} does not allow {action}: {rule}",
+                    request.role_arn
+                )));
             }
         }
 
@@ -461,14 +473,22 @@ impl Sts {
         }
         let state = self.iam.state();
         let caller_arn = caller.arn(&state);
-        let denied = || {
-            StsError::AccessDenied(format!(
+        let denied = |why: String| StsError::AccessDenied {
+            message: format!(
                 "User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {}",
                 request.role_arn
-            ))
+            ),
+            reason: format!("{caller_arn}: {why}"),
         };
-        let role = state.role_by_arn(&request.role_arn).ok_or_else(denied)?;
-        let trust = role.trust.clone().ok_or_else(denied)?;
+        let role = state
+            .role_by_arn(&request.role_arn)
+            .ok_or_else(|| denied(format!("role {} does not exist", request.role_arn)))?;
+        let trust = role.trust.clone().ok_or_else(|| {
+            denied(format!(
+                "the trust policy of {} no longer parses",
+                request.role_arn
+            ))
+        })?;
         let chained = matches!(caller, Caller::Session { .. });
 
         // Tags: incoming transitive tags from a chained session, then the request's own.
@@ -523,9 +543,13 @@ impl Sts {
         check_tags(&tags, &transitive)?;
         let source_identity = match (inherited_source, &request.source_identity) {
             (Some(inherited), Some(asked)) if inherited != *asked => {
-                return Err(StsError::AccessDenied(
-                    "The source identity of a chained session cannot be changed.".to_owned(),
-                ));
+                return Err(StsError::AccessDenied {
+                    message: "The source identity of a chained session cannot be changed."
+                        .to_owned(),
+                    reason: format!(
+                        "{caller_arn}: source identity {inherited:?} cannot become {asked:?}"
+                    ),
+                });
             }
             (Some(inherited), _) => Some(inherited),
             (None, asked) => asked.clone(),
@@ -576,8 +600,17 @@ impl Sts {
                 facts,
                 &extra,
             );
-            if !trusted || decision != Decision::Allow {
-                return Err(denied());
+            if !trusted {
+                return Err(denied(format!(
+                    "the trust policy of {} does not allow {action} for this principal",
+                    request.role_arn
+                )));
+            }
+            if decision != Decision::Allow {
+                return Err(denied(format!(
+                    "the caller's own policies do not allow {action} on {}",
+                    request.role_arn
+                )));
             }
         }
         let account = state.account().to_owned();

@@ -198,7 +198,7 @@ async fn irsa_refusals() {
     // The trust policy's sub condition.
     let other = token(&w, "orders", "orders", "sts.amazonaws.com", NOW);
     assert!(
-        matches!(err(w.sts.assume_role_with_web_identity(&web(other), &facts()).await), StsError::AccessDenied(m) if m == "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        matches!(err(w.sts.assume_role_with_web_identity(&web(other), &facts()).await), StsError::AccessDenied { message, .. } if message == "Not authorized to perform sts:AssumeRoleWithWebIdentity")
     );
     // The provider's client ids.
     let pods = token(&w, "carts", "carts", "pods.eks.amazonaws.com", NOW);
@@ -270,7 +270,7 @@ async fn irsa_refusals() {
             .sts
             .assume_role_with_web_identity(&missing, &facts())
             .await),
-        StsError::AccessDenied(_)
+        StsError::AccessDenied { .. }
     ));
     let mut long = web(good.clone());
     long.duration = Some(7200);
@@ -351,7 +351,7 @@ async fn assume_role_by_users_and_sessions() {
         .await
         .unwrap_err();
     assert!(
-        matches!(denied, StsError::AccessDenied(m) if m == "User: arn:aws:iam::637423329338:user/bob is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::637423329338:role/deployer")
+        matches!(denied, StsError::AccessDenied { message, .. } if message == "User: arn:aws:iam::637423329338:user/bob is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::637423329338:role/deployer")
     );
     w.iam.put_user_policy("bob", "assume", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","sts:TagSession"],"Resource":"*"}]}"#).await.unwrap();
     let issued = w.sts.assume_role(&bob(), &request, &facts()).await.unwrap();
@@ -366,7 +366,7 @@ async fn assume_role_by_users_and_sessions() {
     };
     assert!(matches!(
         w.sts.assume_role(&bob(), &wrong, &facts()).await,
-        Err(StsError::AccessDenied(_))
+        Err(StsError::AccessDenied { .. })
     ));
     // Root passes its own policies, but the trust policy still decides.
     assert!(

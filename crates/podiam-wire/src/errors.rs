@@ -146,7 +146,7 @@ pub fn sts_error(error: &StsError) -> WireError {
         StsError::Token(e) => token_error(e, Api::Sts),
         StsError::UnknownProvider(_) => WireError::new("InvalidIdentityToken", 400, message),
         StsError::IdpCommunication(_) => WireError::new("IDPCommunicationError", 400, message),
-        StsError::AccessDenied(_) => WireError::new("AccessDenied", 403, message),
+        StsError::AccessDenied { .. } => WireError::new("AccessDenied", 403, message),
         StsError::Validation(_) => WireError::new("ValidationError", 400, message),
         StsError::Policy(e) => policy_error(e, Api::Sts),
         StsError::Iam(e) => iam_error(e),
