@@ -27,6 +27,10 @@ pub struct UserRecord {
     /// Attached managed policy ARNs.
     #[serde(default)]
     pub attached: Vec<String>,
+    /// The ids of its access keys: written in the same transaction as the keys, so that
+    /// `DeleteUser` and `CreateAccessKey` cannot both succeed.
+    #[serde(default)]
+    pub access_keys: Vec<String>,
 }
 
 /// `iam/role/{lower-case name}`.

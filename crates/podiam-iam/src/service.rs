@@ -38,7 +38,7 @@ pub struct Iam {
 }
 
 /// How many times a write is retried when its record changes under it.
-const WRITE_ATTEMPTS: usize = 5;
+pub(crate) const WRITE_ATTEMPTS: usize = 5;
 
 /// Page size when loading the state.
 const LOAD_PAGE: usize = 500;
@@ -147,6 +147,11 @@ impl Iam {
             Some(_) => Ok(()),
             None => Err(exists),
         }
+    }
+
+    /// Is `key` in the store now?
+    pub(crate) async fn inner_store_has(&self, key: &str) -> Result<bool, IamError> {
+        Ok(self.inner.store.get(key).await?.is_some())
     }
 
     /// Read-modify-write of one record with compare-and-swap, retried when it changes

@@ -473,3 +473,32 @@ async fn authorization_of_users() {
         .authorize(&Caller::Root, "iam:DeleteRole", role_arn, &facts(), &[])
         .unwrap();
 }
+
+/// `DeleteUser` on a replica that has not yet seen another replica's new access key: the
+/// user record in the store lists the key, so the delete is refused and no key is left behind
+/// for a user that is gone (it would sign as a later user of the same name).
+#[tokio::test]
+async fn delete_user_on_a_lagging_replica_sees_new_access_keys() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let a = iam_on(Arc::clone(&store)).await;
+    let b = iam_on(Arc::clone(&store)).await;
+    a.create_user(NewUser {
+        name: "racer".into(),
+        ..NewUser::default()
+    })
+    .await
+    .unwrap();
+    for _ in 0..100 {
+        if b.get_user("racer").is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // No yield between the two calls: replica a's follower has not applied b's write.
+    b.create_access_key(Some("racer")).await.unwrap();
+    let deleted = a.delete_user("racer").await;
+    assert!(
+        matches!(deleted, Err(IamError::DeleteConflict(_))),
+        "{deleted:?}"
+    );
+}

@@ -43,12 +43,15 @@ impl SecretLookup for Lookup<'_> {
                 return Err(LookupError::ExpiredToken);
             }
             let secret = session.secret_access_key.clone();
+            // The role as it was when the session was issued: a role deleted and created
+            // again under the same name is another role, and grants its old sessions nothing.
             let role = self
                 .app
                 .inner
                 .iam
                 .state()
-                .role_by_arn(&session.details.role_arn);
+                .role_by_arn(&session.details.role_arn)
+                .filter(|r| r.record.id == session.details.role_id);
             return Ok((
                 secret,
                 Caller::Session {

@@ -87,6 +87,7 @@ struct CurrentKey {
 }
 
 const ACCOUNT_KEY: &str = "meta/account";
+const ROOT_KEY_ISSUED: &str = "meta/root-key-issued";
 const SESSION_KEYS: &str = "keys/session/";
 const SESSION_CURRENT: &str = "keys/session/current";
 
@@ -320,10 +321,17 @@ pub async fn start(
         iam.ensure_aws_managed_policy(name, "/", document, description)
             .await?;
     }
+    // The root key is created once per account: deleting every root key (to lock the account
+    // down) must not bring a new one back at the next start.
     let mut new_root_key = None;
-    if iam.state().keys_of(None).is_empty() {
-        let (record, secret) = iam.create_access_key(None).await?;
-        new_root_key = Some((record.id, secret));
+    if store.get(ROOT_KEY_ISSUED).await?.is_none() {
+        if iam.state().keys_of(None).is_empty() {
+            let (record, secret) = iam.create_access_key(None).await?;
+            new_root_key = Some((record.id, secret));
+        }
+        store
+            .compare_and_swap(ROOT_KEY_ISSUED, None, b"{}".to_vec())
+            .await?;
     }
     let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
     let sts = Sts::new(

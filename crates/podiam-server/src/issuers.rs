@@ -22,29 +22,60 @@ const MIN_REFETCH: Duration = Duration::from_secs(10);
 /// Keys are refetched after this long even without an unknown key id.
 const MAX_AGE: Duration = Duration::from_secs(3600);
 
+/// One issuer's keys, and the lock that makes concurrent misses wait for one fetch.
+#[derive(Debug)]
+struct Entry {
+    cache: Mutex<JwksCache>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
 /// OIDC discovery over HTTP(S).
 #[derive(Debug)]
 pub struct HttpIssuerKeys {
     client: reqwest::Client,
     allow_http: bool,
-    caches: Mutex<HashMap<String, JwksCache>>,
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
     clock: Arc<dyn Clock>,
 }
 
-/// `http://127.0.0.1:8080/x`, `http://localhost/x`, `http://[::1]/x`.
-fn is_loopback_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// May the server fetch `url`? `https://` always; `http://` only to a loopback host and only
+/// when allowed. No user info (`http://127.0.0.1:1@evil.example/`), no other schemes.
+fn url_allowed(url: &reqwest::Url, allow_http: bool) -> Result<(), String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("the URL {url} carries user information"));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) && allow_http => Ok(()),
+        "http" if is_loopback(url) => Err(format!(
+            "the issuer {url} uses plain HTTP; start the server with --allow-http-issuers to accept loopback test issuers"
+        )),
+        _ => Err(format!("the URL {url} must use https://")),
+    }
+}
+
+/// `127.0.0.0/8`, `::1` or `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Follows at most 3 redirects, each to a URL that [`url_allowed`] accepts: a redirect cannot
+/// downgrade to plain HTTP or lead to a host the issuer rules would refuse.
+fn redirects(allow_http: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 3 {
+            attempt.error("too many redirects")
+        } else if let Err(e) = url_allowed(attempt.url(), allow_http) {
+            attempt.error(e)
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 impl HttpIssuerKeys {
@@ -57,7 +88,7 @@ impl HttpIssuerKeys {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(redirects(allow_http))
             .user_agent(concat!("podiam/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = ca_file {
             let pem = std::fs::read(path)
@@ -72,23 +103,15 @@ impl HttpIssuerKeys {
         Ok(Self {
             client,
             allow_http,
-            caches: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::new()),
             clock,
         })
     }
 
     fn allowed(&self, url: &str) -> Result<(), IssuerError> {
-        if url.starts_with("https://") || (self.allow_http && is_loopback_http(url)) {
-            return Ok(());
-        }
-        if is_loopback_http(url) {
-            return Err(IssuerError::NotAllowed(format!(
-                "the issuer {url} uses plain HTTP; start the server with --allow-http-issuers to accept loopback test issuers"
-            )));
-        }
-        Err(IssuerError::NotAllowed(format!(
-            "the issuer URL {url} must use https://"
-        )))
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| IssuerError::NotAllowed(format!("the URL {url:?} is not valid: {e}")))?;
+        url_allowed(&parsed, self.allow_http).map_err(IssuerError::NotAllowed)
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, IssuerError> {
@@ -139,34 +162,66 @@ impl HttpIssuerKeys {
     }
 }
 
+impl HttpIssuerKeys {
+    fn entry(&self, issuer: &str) -> Arc<Entry> {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(entries.entry(issuer.to_owned()).or_insert_with(|| {
+            Arc::new(Entry {
+                cache: Mutex::new(JwksCache::new(MIN_REFETCH, MAX_AGE)),
+                fetching: tokio::sync::Mutex::new(()),
+            })
+        }))
+    }
+}
+
+fn lock(cache: &Mutex<JwksCache>) -> std::sync::MutexGuard<'_, JwksCache> {
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The cached keys when no fetch is due; `None` when the caller should fetch.
+fn cached(cache: &Mutex<JwksCache>, now: time::OffsetDateTime, refresh: bool) -> Option<KeySet> {
+    let cache = lock(cache);
+    (!cache.should_fetch(now, refresh)).then(|| cache.keys().clone())
+}
+
 #[async_trait]
 impl IssuerKeys for HttpIssuerKeys {
+    /// Called only for issuers with a registered OIDC provider (STS looks the provider up
+    /// first), so the entries are bounded by the providers. Concurrent misses wait for one
+    /// fetch; an issuer that has never answered is `IDPCommunicationError` (SDKs retry it).
     async fn keys(&self, issuer: &str, refresh: bool) -> Result<KeySet, IssuerError> {
         self.allowed(issuer)?;
+        let entry = self.entry(issuer);
+        if let Some(keys) = cached(&entry.cache, self.clock.now(), refresh)
+            && !keys.is_empty()
+        {
+            return Ok(keys);
+        }
+        let _fetching = entry.fetching.lock().await;
+        // Another request may have fetched while this one waited.
         let now = self.clock.now();
-        let stale_keys = {
-            let mut caches = self
-                .caches
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let cache = caches
-                .entry(issuer.to_owned())
-                .or_insert_with(|| JwksCache::new(MIN_REFETCH, MAX_AGE));
-            if !cache.should_fetch(now, refresh) {
-                return Ok(cache.keys().clone());
+        let stale_keys = match cached(&entry.cache, now, refresh) {
+            Some(keys) if !keys.is_empty() => return Ok(keys),
+            Some(_) => {
+                return Err(IssuerError::Unreachable(format!(
+                    "no keys of {issuer} yet: the last fetch failed; retrying within {} s",
+                    MIN_REFETCH.as_secs()
+                )));
             }
-            cache.attempted(now);
-            cache.keys().clone()
+            None => {
+                let mut cache = lock(&entry.cache);
+                cache.attempted(now);
+                cache.keys().clone()
+            }
         };
         match self.fetch(issuer).await {
             Ok(jwks) => {
-                let mut caches = self
-                    .caches
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let cache = caches
-                    .entry(issuer.to_owned())
-                    .or_insert_with(|| JwksCache::new(MIN_REFETCH, MAX_AGE));
+                let mut cache = lock(&entry.cache);
                 for reason in cache.update(&jwks, now) {
                     tracing::info!(issuer, "skipped a key of the issuer's JWKS: {reason}");
                 }
@@ -177,7 +232,10 @@ impl IssuerKeys for HttpIssuerKeys {
                 tracing::warn!(issuer, error = %e, "refreshing the issuer's keys failed; using the keys fetched before");
                 Ok(stale_keys)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                tracing::warn!(issuer, error = %e, "cannot fetch the issuer's keys");
+                Err(e)
+            }
         }
     }
 }
@@ -186,13 +244,23 @@ impl IssuerKeys for HttpIssuerKeys {
 mod tests {
     use super::*;
 
+    fn allowed(url: &str, allow_http: bool) -> bool {
+        reqwest::Url::parse(url).is_ok_and(|u| url_allowed(&u, allow_http).is_ok())
+    }
+
     #[test]
-    fn loopback_detection() {
-        assert!(is_loopback_http("http://127.0.0.1:8080/id/x"));
-        assert!(is_loopback_http("http://localhost:1"));
-        assert!(is_loopback_http("http://[::1]:9/"));
-        assert!(!is_loopback_http("http://10.0.0.1"));
-        assert!(!is_loopback_http("http://127.0.0.1.nip.io"));
-        assert!(!is_loopback_http("https://127.0.0.1"));
+    fn only_https_or_loopback_http_when_allowed() {
+        assert!(allowed("https://oidc.example.com/id/x", false));
+        assert!(allowed("http://127.0.0.1:8080/id/x", true));
+        assert!(allowed("http://127.1.2.3/", true));
+        assert!(allowed("http://localhost:1", true));
+        assert!(allowed("http://[::1]:9/", true));
+        assert!(!allowed("http://127.0.0.1:8080/id/x", false));
+        assert!(!allowed("http://10.0.0.1", true));
+        assert!(!allowed("http://127.0.0.1.nip.io", true));
+        assert!(!allowed("http://127.0.0.1:1@evil.example/", true));
+        assert!(!allowed("https://user:pw@oidc.example.com/", true));
+        assert!(!allowed("ftp://127.0.0.1/", true));
+        assert!(!allowed("file:///etc/passwd", true));
     }
 }

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, Limited};
 use podiam_iam::{Caller, IamError, RequestFacts};
+use podiam_policy::ContextValue;
 use podiam_sigv4::{SignedRequest, Verifier};
 use podiam_wire::{
     Api, IAM_NAMESPACE, MAX_BODY_BYTES, QueryRequest, STS_NAMESPACE, WireError, Xml, iam_error,
@@ -83,14 +84,57 @@ impl Ctx<'_> {
 
     /// The caller's policies must allow `action` on `resource`.
     pub(crate) fn authorize(&self, action: &str, resource: &str) -> Result<(), WireError> {
+        self.authorize_with(action, resource, Vec::new())
+    }
+
+    /// The caller's policies must allow `action` on `resource`, with the request's own
+    /// condition keys (`iam:PolicyARN`, `aws:RequestTag/…`, `aws:TagKeys`, …) in `extra`. The
+    /// resource's tags (`aws:ResourceTag/…`) are added for an existing role or user.
+    pub(crate) fn authorize_with(
+        &self,
+        action: &str,
+        resource: &str,
+        mut extra: Vec<(String, ContextValue)>,
+    ) -> Result<(), WireError> {
         let caller = self.caller()?;
-        self.app
-            .inner
-            .iam
-            .state()
-            .authorize(caller, action, resource, &self.facts, &[])
+        let state = self.app.inner.iam.state();
+        let tags = if resource.contains(":role/") {
+            let name = resource.rsplit('/').next().unwrap_or_default();
+            state
+                .role(name)
+                .filter(|r| state.role_arn(&r.record) == resource)
+                .map(|r| r.record.tags.clone())
+        } else if resource.contains(":user/") {
+            let name = resource.rsplit('/').next().unwrap_or_default();
+            state
+                .user(name)
+                .filter(|u| state.user_arn(&u.record) == resource)
+                .map(|u| u.record.tags.clone())
+        } else {
+            None
+        };
+        for (key, value) in tags.unwrap_or_default() {
+            extra.push((format!("aws:ResourceTag/{key}"), value.into()));
+        }
+        state
+            .authorize(caller, action, resource, &self.facts, &extra)
             .map_err(|e| iam_error(&e))
     }
+}
+
+/// `aws:RequestTag/<key>` for every tag and `aws:TagKeys`, as AWS sets them for tagging calls.
+pub(crate) fn request_tags(tags: &[(String, String)]) -> Vec<(String, ContextValue)> {
+    let mut keys: Vec<(String, ContextValue)> = tags
+        .iter()
+        .map(|(k, v)| (format!("aws:RequestTag/{k}"), v.clone().into()))
+        .collect();
+    if !tags.is_empty() {
+        keys.push((
+            "aws:TagKeys".to_owned(),
+            ContextValue::Multi(tags.iter().map(|(k, _)| k.clone()).collect()),
+        ));
+    }
+    keys
 }
 
 fn xml(status: StatusCode, body: String, request_id: &str, now: OffsetDateTime) -> Response {

@@ -232,16 +232,16 @@ async fn assume_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         duration,
         policy,
         policy_arns,
-    } = session_params(&mut v, q, usize::MAX)?;
+    } = session_params(&mut v, q, 2048)?;
     let tags = q.tags("Tags")?;
-    if tags.len() > 50 {
-        v.fail("Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50".to_owned());
-    }
-    for (key, value) in &tags {
-        v.length("Tags.member.Key", key, 1, 128);
-        v.length("Tags.member.Value", value, 0, 256);
-    }
+    v.tags("Tags", &tags);
     let transitive = q.list("TransitiveTagKeys")?;
+    if transitive.len() > 50 {
+        v.fail("Value at 'transitiveTagKeys' failed to satisfy constraint: Member must have length less than or equal to 50".to_owned());
+    }
+    for key in &transitive {
+        v.tag_key("TransitiveTagKeys.member", key);
+    }
     let external_id = q.get("ExternalId").map(str::to_owned);
     if let Some(external) = &external_id {
         v.length("ExternalId", external, 2, 1224);

@@ -649,3 +649,346 @@ mod hostile {
         }
     }
 }
+
+const TRUST_ROOT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::637423329338:root"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+
+#[tokio::test]
+async fn deny_guardrails_see_the_request_and_resource_condition_keys() {
+    let w = World::new().await;
+    let guard = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"iam:*","Resource":"*"},
+        {"Effect":"Deny","Action":["iam:AttachUserPolicy","iam:AttachRolePolicy"],"Resource":"*",
+         "Condition":{"ArnEquals":{"iam:PolicyARN":"arn:aws:iam::aws:policy/AdministratorAccess"}}},
+        {"Effect":"Deny","Action":["iam:DeleteRole","iam:UntagRole","iam:TagRole"],"Resource":"*",
+         "Condition":{"StringEquals":{"aws:ResourceTag/protected":"true"}}},
+        {"Effect":"Deny","Action":["iam:CreateRole","iam:TagRole"],"Resource":"*",
+         "Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":["protected"]}}}
+    ]}"#;
+    let admin = w.user("admin", Some(guard)).await;
+    let attach = |policy: &'static str| {
+        [
+            ("Action", "AttachUserPolicy"),
+            ("UserName", "admin"),
+            ("PolicyArn", policy),
+        ]
+    };
+    let denied = w
+        .iam(
+            &admin,
+            &attach("arn:aws:iam::aws:policy/AdministratorAccess"),
+        )
+        .await;
+    assert_eq!(denied.code(), "AccessDenied", "{}", denied.body);
+    assert!(
+        denied
+            .tag("Message")
+            .unwrap()
+            .contains("with an explicit deny in an identity-based policy"),
+        "{}",
+        denied.body
+    );
+    w.iam(&admin, &attach("arn:aws:iam::aws:policy/ReadOnlyAccess"))
+        .await
+        .ok();
+
+    // Tags set by root protect the role from the tag-guarded admin.
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", "vault"),
+            ("AssumeRolePolicyDocument", TRUST_ROOT),
+            ("Tags.member.1.Key", "protected"),
+            ("Tags.member.1.Value", "true"),
+        ],
+    )
+    .await
+    .ok();
+    for action in [
+        vec![("Action", "DeleteRole"), ("RoleName", "vault")],
+        vec![
+            ("Action", "UntagRole"),
+            ("RoleName", "vault"),
+            ("TagKeys.member.1", "protected"),
+        ],
+    ] {
+        assert_eq!(w.iam(&admin, &action).await.code(), "AccessDenied");
+    }
+    // Nor can the admin create a role with the protecting tag.
+    let tagged = w
+        .iam(
+            &admin,
+            &[
+                ("Action", "CreateRole"),
+                ("RoleName", "sneaky"),
+                ("AssumeRolePolicyDocument", TRUST_ROOT),
+                ("Tags.member.1.Key", "protected"),
+                ("Tags.member.1.Value", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(tagged.code(), "AccessDenied");
+    w.iam(
+        &admin,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", "plain"),
+            ("AssumeRolePolicyDocument", TRUST_ROOT),
+        ],
+    )
+    .await
+    .ok();
+}
+
+#[tokio::test]
+async fn sessions_of_a_deleted_role_do_not_carry_over_to_its_namesake() {
+    let w = World::new().await;
+    let create = [
+        ("Action", "CreateRole"),
+        ("RoleName", "app"),
+        ("AssumeRolePolicyDocument", TRUST_ROOT),
+    ];
+    let allow_get_role = [
+        ("Action", "PutRolePolicy"),
+        ("RoleName", "app"),
+        ("PolicyName", "p"),
+        ("PolicyDocument", ALLOW_ALL),
+    ];
+    w.iam(&w.root, &create).await.ok();
+    let assumed = w
+        .sts(
+            Some(&w.root),
+            &[
+                ("Action", "AssumeRole"),
+                ("RoleArn", &role_arn("app")),
+                ("RoleSessionName", "old"),
+            ],
+        )
+        .await
+        .ok();
+    let old = session_creds(&assumed);
+    w.iam(&w.root, &allow_get_role).await.ok();
+    w.iam(&old, &[("Action", "GetRole"), ("RoleName", "app")])
+        .await
+        .ok();
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "DeleteRolePolicy"),
+            ("RoleName", "app"),
+            ("PolicyName", "p"),
+        ],
+    )
+    .await
+    .ok();
+    w.iam(&w.root, &[("Action", "DeleteRole"), ("RoleName", "app")])
+        .await
+        .ok();
+    w.iam(&w.root, &create).await.ok();
+    w.iam(&w.root, &allow_get_role).await.ok();
+    let reply = w
+        .iam(&old, &[("Action", "GetRole"), ("RoleName", "app")])
+        .await;
+    assert_eq!(reply.code(), "AccessDenied", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn aws_managed_policies_cannot_be_changed() {
+    let w = World::new().await;
+    let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
+    for params in [
+        vec![
+            ("Action", "CreatePolicyVersion"),
+            ("PolicyArn", admin),
+            ("PolicyDocument", ALLOW_ALL),
+            ("SetAsDefault", "true"),
+        ],
+        vec![("Action", "DeletePolicy"), ("PolicyArn", admin)],
+    ] {
+        let reply = w.iam(&w.root, &params).await;
+        assert_eq!(reply.code(), "AccessDenied", "{}", reply.body);
+    }
+    w.iam(&w.root, &[("Action", "GetPolicy"), ("PolicyArn", admin)])
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn sessions_that_would_not_fit_a_token_are_refused_up_front() {
+    let w = World::new().await;
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", "tagged"),
+            ("AssumeRolePolicyDocument", TRUST_ROOT),
+        ],
+    )
+    .await
+    .ok();
+    let arn = role_arn("tagged");
+    let mut params: Vec<(String, String)> = vec![
+        ("Action".into(), "AssumeRole".into()),
+        ("RoleArn".into(), arn.clone()),
+        ("RoleSessionName".into(), "big".into()),
+    ];
+    for i in 1..=50 {
+        params.push((
+            format!("Tags.member.{i}.Key"),
+            format!("{i:03}{}", "k".repeat(125)),
+        ));
+        params.push((format!("Tags.member.{i}.Value"), "v".repeat(256)));
+    }
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let reply = w.sts(Some(&w.root), &pairs).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.code(), "PackedPolicyTooLarge");
+
+    let long_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}]{}}}"#,
+        " ".repeat(2100)
+    );
+    let reply = w
+        .sts(
+            Some(&w.root),
+            &[
+                ("Action", "AssumeRole"),
+                ("RoleArn", &arn),
+                ("RoleSessionName", "big"),
+                ("Policy", &long_policy),
+            ],
+        )
+        .await;
+    assert_eq!(reply.code(), "ValidationError", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn tokens_must_name_their_provider_exactly() {
+    let w = World::new().await;
+    let request = TokenRequest {
+        namespace: "carts".into(),
+        service_account: ObjectRef {
+            name: "carts".into(),
+            uid: "u".into(),
+        },
+        audiences: vec!["sts.amazonaws.com".into()],
+        pod: None,
+        node: None,
+        lifetime: std::time::Duration::from_secs(3600),
+        warn_after: None,
+    };
+    for spelling in [format!("{ISSUER}//"), format!("{ISSUER}///x/..")] {
+        let other = Issuer::new(&spelling, SigningKey::generate(KeyKind::EcP256).unwrap()).unwrap();
+        let token = other
+            .mint(&request, at(NOW), &SeededRng::new(b"k"))
+            .unwrap();
+        let reply = w.web_identity(&token).await;
+        assert_eq!(
+            reply.code(),
+            "InvalidIdentityToken",
+            "{spelling}: {}",
+            reply.body
+        );
+        assert!(
+            reply
+                .tag("Message")
+                .unwrap()
+                .starts_with("No OpenIDConnect provider found"),
+            "{}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn simulation_pages_and_has_a_limit() {
+    let w = World::new().await;
+    let base = [
+        ("Action", "SimulateCustomPolicy"),
+        ("PolicyInputList.member.1", ALLOW_ALL),
+        ("ActionNames.member.1", "s3:GetObject"),
+        ("ActionNames.member.2", "s3:PutObject"),
+        ("ActionNames.member.3", "s3:ListBucket"),
+    ];
+    let mut first: Vec<(&str, &str)> = base.to_vec();
+    first.push(("MaxItems", "2"));
+    let page = w.iam(&w.root, &first).await.ok();
+    assert_eq!(page.tag("IsTruncated").unwrap(), "true");
+    assert_eq!(page.body.matches("<EvalActionName>").count(), 2);
+    let marker = page.tag("Marker").unwrap();
+    let mut second = first.clone();
+    second.push(("Marker", &marker));
+    let rest = w.iam(&w.root, &second).await.ok();
+    assert_eq!(rest.tag("IsTruncated").unwrap(), "false");
+    assert_eq!(rest.tag("EvalActionName").unwrap(), "s3:ListBucket");
+
+    let mut params: Vec<(String, String)> = vec![
+        ("Action".into(), "SimulateCustomPolicy".into()),
+        ("PolicyInputList.member.1".into(), ALLOW_ALL.into()),
+    ];
+    for i in 1..=200 {
+        params.push((format!("ActionNames.member.{i}"), format!("s3:Action{i}")));
+        params.push((
+            format!("ResourceArns.member.{i}"),
+            format!("arn:aws:s3:::b{i}"),
+        ));
+    }
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let reply = w.iam(&w.root, &pairs).await;
+    assert_eq!(reply.code(), "ValidationError", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn deleted_root_keys_stay_deleted_across_restarts() {
+    use std::sync::Arc;
+
+    use podiam_crypto::{AeadKey, KeyId, Keyring};
+    use podiam_server::{StartOptions, start};
+    use podiam_store::{MemoryStore, Store};
+
+    #[derive(Debug)]
+    struct NoIssuers;
+    #[async_trait::async_trait]
+    impl podiam_sts::IssuerKeys for NoIssuers {
+        async fn keys(
+            &self,
+            issuer: &str,
+            _refresh: bool,
+        ) -> Result<podiam_oidc::KeySet, podiam_sts::IssuerError> {
+            Err(podiam_sts::IssuerError::Unreachable(issuer.to_owned()))
+        }
+    }
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let options = StartOptions {
+        account_id: None,
+        region: "us-east-1".into(),
+        allow_http_issuers: false,
+    };
+    let boot = || {
+        start(
+            Arc::clone(&store),
+            Arc::new(Keyring::new(
+                AeadKey::from_bytes(KeyId(0), &[3; 32]).unwrap(),
+            )),
+            &options,
+            Arc::new(NoIssuers),
+            Arc::new(podiam_types::FixedClock::new(at(NOW))),
+            Arc::new(SeededRng::new(b"boot")),
+        )
+    };
+    let first = boot().await.unwrap();
+    let (id, _) = first.new_root_key.unwrap();
+    first.app.iam().delete_access_key(None, &id).await.unwrap();
+    let second = boot().await.unwrap();
+    assert!(
+        second.new_root_key.is_none(),
+        "no new root key after a restart"
+    );
+    assert!(second.app.iam().state().keys_of(None).is_empty());
+}

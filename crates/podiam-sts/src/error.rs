@@ -15,8 +15,11 @@ pub enum StsError {
     /// No OIDC provider for the token's issuer (`InvalidIdentityToken`).
     #[error("{0}")]
     UnknownProvider(String),
-    /// The issuer's keys could not be fetched (`IDPCommunicationError`, retried by SDKs).
-    #[error("{0}")]
+    /// The issuer's keys could not be fetched (`IDPCommunicationError`, retried by SDKs). The
+    /// caller gets AWS's message; the detail (URLs, transport errors) is for the audit trail.
+    #[error(
+        "Couldn't retrieve verification key from your identity provider, please reference AssumeRoleWithWebIdentity documentation for requirements"
+    )]
     IdpCommunication(String),
     /// The trust policy or the caller's policies do not allow it (`AccessDenied`). The
     /// message is AWS's; `reason` says why, for the audit trail (never sent to the caller).
@@ -33,6 +36,10 @@ pub enum StsError {
     /// A session policy is malformed or too large.
     #[error("{0}")]
     Policy(PolicyError),
+    /// The session (policy, policy ARNs and tags) does not fit in a session token
+    /// (`PackedPolicyTooLarge`).
+    #[error("{0}")]
+    PackedPolicyTooLarge(String),
     /// Issuing the session failed.
     #[error("{0}")]
     Session(SessionError),
@@ -58,6 +65,7 @@ impl StsError {
     pub fn reason(&self) -> String {
         match self {
             Self::AccessDenied { reason, .. } => reason.clone(),
+            Self::IdpCommunication(detail) => detail.clone(),
             other => other.to_string(),
         }
     }

@@ -306,7 +306,16 @@ impl Sts {
     }
 
     fn issue(&self, details: SessionDetails) -> Result<(Session, String), StsError> {
-        Ok(Session::issue(details, &self.keyring(), self.rng.as_ref())?)
+        let (session, token) = Session::issue(details, &self.keyring(), self.rng.as_ref())?;
+        // A token the verifier would refuse must never be handed out.
+        if token.len() > podiam_session::MAX_TOKEN_LEN {
+            return Err(StsError::PackedPolicyTooLarge(format!(
+                "The session policy, policy ARNs and session tags are too large: the session token would be {} characters, more than {}.",
+                token.len(),
+                podiam_session::MAX_TOKEN_LEN
+            )));
+        }
+        Ok((session, token))
     }
 
     /// `AssumeRoleWithWebIdentity`.
@@ -326,11 +335,16 @@ impl Sts {
             .and_then(Value::as_str)
             .ok_or(StsError::Token(TokenError::MissingClaim("iss")))?
             .to_owned();
-        let url = issuer
+        // The provider is named by the issuer without its scheme (and without one trailing
+        // `/`); anything else in `iss` must match exactly, so one provider cannot be reached
+        // through endless spellings of its URL.
+        let without_scheme = issuer
             .strip_prefix("https://")
             .or_else(|| issuer.strip_prefix("http://"))
-            .unwrap_or(&issuer)
-            .trim_end_matches('/')
+            .unwrap_or(&issuer);
+        let url = without_scheme
+            .strip_suffix('/')
+            .unwrap_or(without_scheme)
             .to_owned();
         let (provider_arn, client_ids) = {
             let state = self.iam.state();

@@ -149,6 +149,7 @@ pub fn sts_error(error: &StsError) -> WireError {
         StsError::AccessDenied { .. } => WireError::new("AccessDenied", 403, message),
         StsError::Validation(_) => WireError::new("ValidationError", 400, message),
         StsError::Policy(e) => policy_error(e, Api::Sts),
+        StsError::PackedPolicyTooLarge(_) => WireError::new("PackedPolicyTooLarge", 400, message),
         StsError::Iam(e) => iam_error(e),
         _ => WireError::new(
             "InternalFailure",

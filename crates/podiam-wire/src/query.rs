@@ -23,6 +23,16 @@ fn validation(message: String) -> WireError {
     WireError::validation(message)
 }
 
+/// A list index: `1`, `2`, … (no sign, no leading zero, so `01` cannot shadow `1`).
+fn member_index(key: &str, index: &str) -> Result<u32, WireError> {
+    let canonical =
+        !index.is_empty() && !index.starts_with('0') && index.bytes().all(|b| b.is_ascii_digit());
+    canonical
+        .then(|| index.parse::<u32>().ok())
+        .flatten()
+        .ok_or_else(|| validation(format!("{key} is not a list member")))
+}
+
 impl QueryRequest {
     /// Decodes a form body (`+` is a space, `%XX` escapes). A parameter given twice is an
     /// error rather than a silent choice.
@@ -88,10 +98,7 @@ impl QueryRequest {
             if index.contains('.') {
                 continue;
             }
-            let n: u32 = index
-                .parse()
-                .map_err(|_| validation(format!("{key} is not a list member")))?;
-            items.push((n, value));
+            items.push((member_index(key, index)?, value));
         }
         items.sort_by_key(|(n, _)| *n);
         Ok(items.into_iter().map(|(_, v)| v.clone()).collect())
@@ -108,9 +115,7 @@ impl QueryRequest {
             let Some((index, field)) = rest.split_once('.') else {
                 continue;
             };
-            let n: u32 = index
-                .parse()
-                .map_err(|_| validation(format!("{key} is not a list member")))?;
+            let n = member_index(key, index)?;
             members
                 .entry(n)
                 .or_default()
@@ -131,6 +136,14 @@ impl QueryRequest {
             })
             .collect()
     }
+}
+
+const TAG_PATTERN_KEY: &str = "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+";
+const TAG_PATTERN_VALUE: &str = "[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*";
+
+/// `\p{L}`, `\p{Z}`, `\p{N}` or one of `_.:/=+-@`.
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
 }
 
 /// Collects constraint violations and reports them as AWS does:
@@ -273,6 +286,33 @@ impl Validation {
         }
     }
 
+    /// Tags as the model allows them: at most 50; keys 1–128 and values 0–256 characters of
+    /// `[\p{L}\p{Z}\p{N}_.:/=+\-@]`.
+    pub fn tags(&mut self, name: &str, tags: &[(String, String)]) {
+        if tags.len() > 50 {
+            self.errors.push(format!(
+                "Value at '{}' failed to satisfy constraint: Member must have length less than or equal to 50",
+                member(name)
+            ));
+        }
+        for (key, value) in tags {
+            self.tag_key(&format!("{name}.member.Key"), key);
+            self.length(&format!("{name}.member.Value"), value, 0, 256);
+            self.pattern(
+                &format!("{name}.member.Value"),
+                value,
+                TAG_PATTERN_VALUE,
+                is_tag_char,
+            );
+        }
+    }
+
+    /// A tag key (1–128 characters of the tag alphabet).
+    pub fn tag_key(&mut self, name: &str, key: &str) {
+        self.length(name, key, 1, 128);
+        self.pattern(name, key, TAG_PATTERN_KEY, is_tag_char);
+    }
+
     /// A free-form violation.
     pub fn fail(&mut self, message: String) {
         self.errors.push(message);
@@ -321,6 +361,10 @@ mod tests {
             QueryRequest::parse(b"Action=A&Action=B").unwrap_err().code,
             "InvalidParameterCombination"
         );
+        let shadow = QueryRequest::parse(b"Action=A&L.member.1=a&L.member.01=b").unwrap();
+        assert_eq!(shadow.list("L").unwrap_err().code, "ValidationError");
+        let signed = QueryRequest::parse(b"Action=A&T.member.+1.Key=k").unwrap();
+        assert_eq!(signed.tags("T").unwrap_err().code, "ValidationError");
         assert!(
             QueryRequest::parse(b"Action=A&L.member.x=1")
                 .unwrap()

@@ -52,6 +52,17 @@ impl Iam {
             .await
     }
 
+    /// AWS-managed policies are the server's: nobody changes or deletes them.
+    fn refuse_aws_managed(&self, arn: &str) -> Result<(), IamError> {
+        let prefix = format!("arn:{}:iam::aws:policy/", self.state().partition());
+        if arn.starts_with(&prefix) {
+            return Err(IamError::AccessDenied(format!(
+                "The AWS managed policy {arn} cannot be changed or deleted."
+            )));
+        }
+        Ok(())
+    }
+
     /// Seeds an AWS-managed policy (`arn:aws:iam::aws:policy{path}{name}`), if absent.
     pub async fn ensure_aws_managed_policy(
         &self,
@@ -188,6 +199,7 @@ impl Iam {
 
     /// `DeletePolicy`: only when nothing attaches it and only the default version is left.
     pub async fn delete_policy(&self, arn: &str) -> Result<(), IamError> {
+        self.refuse_aws_managed(arn)?;
         let (attached, boundary) = self.state().attachments(arn);
         if attached + boundary > 0 {
             return Err(IamError::DeleteConflict(
@@ -213,6 +225,7 @@ impl Iam {
         document: &str,
         set_default: bool,
     ) -> Result<(PolicyVersionRecord, bool), IamError> {
+        self.refuse_aws_managed(arn)?;
         check_policy(document, PolicyType::Identity)?;
         let now = self.now().unix_timestamp();
         let record = self
@@ -242,6 +255,7 @@ impl Iam {
 
     /// `DeletePolicyVersion` (not the default).
     pub async fn delete_policy_version(&self, arn: &str, version_id: &str) -> Result<(), IamError> {
+        self.refuse_aws_managed(arn)?;
         let missing =
             || IamError::NoSuchEntity(format!("Policy {arn} version {version_id} does not exist."));
         let number = version_number(version_id).ok_or_else(missing)?;
@@ -273,6 +287,7 @@ impl Iam {
         arn: &str,
         version_id: &str,
     ) -> Result<(), IamError> {
+        self.refuse_aws_managed(arn)?;
         let missing =
             || IamError::NoSuchEntity(format!("Policy {arn} version {version_id} does not exist."));
         let number = version_number(version_id).ok_or_else(missing)?;

@@ -51,10 +51,12 @@ pub(crate) fn provider_url(url: &str) -> Result<String, IamError> {
     };
     let rest = url.strip_prefix("https://").ok_or_else(invalid)?;
     let rest = rest.trim_end_matches('/');
+    let authority = rest.split('/').next().unwrap_or_default();
     if rest.is_empty()
         || rest.len() > 255
-        || rest.contains(['?', '#', ' '])
+        || rest.contains(['?', '#', ' ', '\\'])
         || rest.starts_with('/')
+        || authority.contains('@')
     {
         return Err(invalid());
     }
@@ -186,6 +188,9 @@ impl Iam {
 /// `127.0.0.1:8080/x`, `localhost/x`, `[::1]:9/x`.
 pub(crate) fn is_loopback(rest: &str) -> bool {
     let host_port = rest.split('/').next().unwrap_or_default();
+    if host_port.contains(['@', '\\']) {
+        return false;
+    }
     let host = if let Some(v6) = host_port.strip_prefix('[') {
         v6.split(']').next().unwrap_or_default()
     } else {
@@ -211,6 +216,8 @@ mod tests {
         assert!(provider_url("http://example.com").is_err());
         assert!(provider_url("https://").is_err());
         assert!(provider_url("https://a.com?x=1").is_err());
+        assert!(provider_url("https://user@example.com/x").is_err());
+        assert!(!is_loopback("127.0.0.1:1@evil.example/x"));
         assert!(is_loopback("127.0.0.1:8080/x"));
         assert!(is_loopback("localhost"));
         assert!(is_loopback("[::1]:9"));

@@ -8,7 +8,10 @@ use podiam_crypto::Secret;
 use podiam_policy::PolicyType;
 
 use super::{Paged, check_name, check_path, check_policy, check_tags, paginate};
+use podiam_store::{Compare, Op};
+
 use crate::model::{AccessKeyRecord, KeyStatus, UserRecord, keys};
+use crate::service::{WRITE_ATTEMPTS, encode};
 use crate::{Iam, IamError, KeyEntry, UserEntry, new_access_key_id, new_unique_id};
 
 /// What `CreateUser` creates.
@@ -54,6 +57,7 @@ impl Iam {
             tags: new.tags,
             inline: Default::default(),
             attached: Vec::new(),
+            access_keys: Vec::new(),
         };
         let exists =
             IamError::EntityAlreadyExists(format!("User with name {} already exists.", new.name));
@@ -94,6 +98,11 @@ impl Iam {
             &keys::user(name),
             || no_user(name),
             |user| {
+                if !user.access_keys.is_empty() {
+                    return Err(IamError::DeleteConflict(
+                        "Cannot delete entity, must delete access keys first.".to_owned(),
+                    ));
+                }
                 if !user.inline.is_empty() {
                     return Err(IamError::DeleteConflict(
                         "Cannot delete entity, must delete policies first.".to_owned(),
@@ -141,8 +150,52 @@ impl Iam {
         };
         let exists =
             IamError::ConcurrentModification("Access key id collision; try again.".to_owned());
-        self.create(&key, &record, Vec::new(), exists).await?;
+        match user {
+            None => self.create(&key, &record, Vec::new(), exists).await?,
+            Some(name) => self.add_user_key(name, &key, &record, exists).await?,
+        }
         Ok((record, secret))
+    }
+
+    /// Stores a user's key and lists it in the user record, atomically: the user must still
+    /// exist, unchanged since it was read, and still have room for a key.
+    async fn add_user_key(
+        &self,
+        name: &str,
+        key: &str,
+        record: &AccessKeyRecord,
+        collision: IamError,
+    ) -> Result<(), IamError> {
+        let user_key = keys::user(name);
+        for _ in 0..WRITE_ATTEMPTS {
+            let (mut user, revision) = self
+                .load::<UserRecord>(&user_key)
+                .await?
+                .ok_or_else(|| no_user(name))?;
+            if user.access_keys.len() >= KEYS_PER_USER {
+                return Err(IamError::LimitExceeded(format!(
+                    "Cannot exceed quota for AccessKeysPerUser: {KEYS_PER_USER}"
+                )));
+            }
+            user.access_keys.push(record.id.clone());
+            let compares = [
+                Compare::ModRevision(user_key.clone(), revision),
+                Compare::Absent(key.to_owned()),
+            ];
+            let ops = vec![
+                Op::Put(user_key.clone(), encode(&user)?),
+                Op::Put(key.to_owned(), encode(record)?),
+            ];
+            if self.commit(&compares, ops).await?.is_some() {
+                return Ok(());
+            }
+            if self.inner_store_has(key).await? {
+                return Err(collision);
+            }
+        }
+        Err(IamError::ConcurrentModification(
+            "Another request changed the user at the same time; try again.".to_owned(),
+        ))
     }
 
     /// `ListAccessKeys`.
@@ -186,9 +239,33 @@ impl Iam {
         self.owned_key(user, id)?;
         let missing =
             || IamError::NoSuchEntity(format!("The Access Key with id {id} cannot be found"));
-        self.remove::<AccessKeyRecord, _>(&keys::access_key(id), missing, |_| Ok(()))
-            .await
-            .map(|_| ())
+        let Some(name) = user else {
+            return self
+                .remove::<AccessKeyRecord, _>(&keys::access_key(id), missing, |_| Ok(()))
+                .await
+                .map(|_| ());
+        };
+        // The key and its place in the user record go together.
+        let (user_key, key) = (keys::user(name), keys::access_key(id));
+        for _ in 0..WRITE_ATTEMPTS {
+            let (_, key_revision) = self
+                .load::<AccessKeyRecord>(&key)
+                .await?
+                .ok_or_else(missing)?;
+            let mut ops = vec![Op::Delete(key.clone())];
+            let mut compares = vec![Compare::ModRevision(key.clone(), key_revision)];
+            if let Some((mut record, revision)) = self.load::<UserRecord>(&user_key).await? {
+                record.access_keys.retain(|k| k != id);
+                ops.push(Op::Put(user_key.clone(), encode(&record)?));
+                compares.push(Compare::ModRevision(user_key.clone(), revision));
+            }
+            if self.commit(&compares, ops).await?.is_some() {
+                return Ok(());
+            }
+        }
+        Err(IamError::ConcurrentModification(
+            "Another request changed the user at the same time; try again.".to_owned(),
+        ))
     }
 
     /// `PutUserPolicy`.

@@ -4,7 +4,7 @@ use podiam_iam::PolicyScope;
 use podiam_wire::{QueryRequest, Validation, Xml};
 
 use super::{arn, document, name, page_end, paging, path, render, tags};
-use crate::query::{Ctx, Output, iam};
+use crate::query::{Ctx, Output, iam, request_tags};
 
 pub(super) async fn create_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let mut v = Validation::new();
@@ -23,7 +23,7 @@ pub(super) async fn create_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         .iam
         .state()
         .policy_arn(policy_path.as_deref().unwrap_or("/"), policy);
-    ctx.authorize("iam:CreatePolicy", &resource)?;
+    ctx.authorize_with("iam:CreatePolicy", &resource, request_tags(&tags))?;
     let created = ctx
         .app
         .inner

@@ -3,7 +3,7 @@
 use podiam_wire::{QueryRequest, Validation, Xml};
 
 use super::{arn, render, tags};
-use crate::query::{Ctx, Output, iam};
+use crate::query::{Ctx, Output, iam, request_tags};
 
 pub(super) async fn create(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let mut v = Validation::new();
@@ -27,7 +27,11 @@ pub(super) async fn create(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
             .unwrap_or(url);
         state.provider_arn(key.trim_end_matches('/'))
     };
-    ctx.authorize("iam:CreateOpenIDConnectProvider", &resource)?;
+    ctx.authorize_with(
+        "iam:CreateOpenIDConnectProvider",
+        &resource,
+        request_tags(&tags),
+    )?;
     let allow_http = ctx.app.inner.allow_http_issuers;
     let created = ctx
         .app

@@ -1,10 +1,11 @@
 //! Roles and role policies.
 
 use podiam_iam::{NewRole, RoleUpdate};
+use podiam_policy::ContextValue;
 use podiam_wire::{QueryRequest, Validation, Xml, policy_document};
 
 use super::{arn, document, name, page_end, paging, path, render, tags};
-use crate::query::{Ctx, Output, iam};
+use crate::query::{Ctx, Output, iam, request_tags};
 
 pub(super) async fn create_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let mut v = Validation::new();
@@ -30,7 +31,11 @@ pub(super) async fn create_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
             role_path.as_deref().unwrap_or("/")
         )
     };
-    ctx.authorize("iam:CreateRole", &resource)?;
+    let mut keys = request_tags(&tags);
+    if let Some(b) = &boundary {
+        keys.push(("iam:PermissionsBoundary".to_owned(), b.clone().into()));
+    }
+    ctx.authorize_with("iam:CreateRole", &resource, keys)?;
     let created = ctx
         .app
         .inner
@@ -145,7 +150,7 @@ pub(super) async fn tag_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let role = name(&mut v, q, "RoleName", 64);
     let tags = tags(&mut v, q)?;
     v.finish()?;
-    ctx.authorize("iam:TagRole", &ctx.role_arn(role))?;
+    ctx.authorize_with("iam:TagRole", &ctx.role_arn(role), request_tags(&tags))?;
     ctx.app.inner.iam.tag_role(role, &tags).await.map_err(iam)?;
     Ok(None)
 }
@@ -154,8 +159,18 @@ pub(super) async fn untag_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let mut v = Validation::new();
     let role = name(&mut v, q, "RoleName", 64);
     let keys = q.list("TagKeys")?;
+    if keys.len() > 50 {
+        v.fail("Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to 50".to_owned());
+    }
+    for key in &keys {
+        v.tag_key("TagKeys.member", key);
+    }
     v.finish()?;
-    ctx.authorize("iam:UntagRole", &ctx.role_arn(role))?;
+    ctx.authorize_with(
+        "iam:UntagRole",
+        &ctx.role_arn(role),
+        vec![("aws:TagKeys".to_owned(), ContextValue::Multi(keys.clone()))],
+    )?;
     ctx.app
         .inner
         .iam
@@ -265,7 +280,11 @@ pub(super) async fn attach_role_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Outpu
     let role = name(&mut v, q, "RoleName", 64);
     let policy = arn(&mut v, q, "PolicyArn");
     v.finish()?;
-    ctx.authorize("iam:AttachRolePolicy", &ctx.role_arn(role))?;
+    ctx.authorize_with(
+        "iam:AttachRolePolicy",
+        &ctx.role_arn(role),
+        vec![("iam:PolicyARN".to_owned(), policy.to_owned().into())],
+    )?;
     ctx.app
         .inner
         .iam
@@ -280,7 +299,11 @@ pub(super) async fn detach_role_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Outpu
     let role = name(&mut v, q, "RoleName", 64);
     let policy = arn(&mut v, q, "PolicyArn");
     v.finish()?;
-    ctx.authorize("iam:DetachRolePolicy", &ctx.role_arn(role))?;
+    ctx.authorize_with(
+        "iam:DetachRolePolicy",
+        &ctx.role_arn(role),
+        vec![("iam:PolicyARN".to_owned(), policy.to_owned().into())],
+    )?;
     ctx.app
         .inner
         .iam

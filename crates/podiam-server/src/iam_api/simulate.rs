@@ -77,7 +77,11 @@ fn decision_name(decision: Decision) -> &'static str {
     }
 }
 
-/// Runs every action × resource and writes `EvaluationResults`.
+/// The most action × resource pairs one request may ask for (paged by `MaxItems`).
+const MAX_PAIRS: usize = 10_000;
+
+/// Runs one page (`MaxItems`, `Marker`) of every action × resource and writes
+/// `EvaluationResults`.
 fn simulate(
     identity: &[Named],
     boundary: &[Named],
@@ -98,6 +102,29 @@ fn simulate(
         resources.push("*".to_owned());
     }
     let owner = q.get("ResourceOwner").map(str::to_owned);
+    let total = actions.len().saturating_mul(resources.len());
+    if total > MAX_PAIRS {
+        v.fail(format!(
+            "{} actions × {} resources is {total} simulations; at most {MAX_PAIRS} per request.",
+            actions.len(),
+            resources.len()
+        ));
+    }
+    let max = v
+        .integer(q, "MaxItems", 1, 1000)
+        .map_or(100, |m| usize::try_from(m).unwrap_or(100));
+    let start = match q.get("Marker") {
+        None => 0,
+        Some(m) => match m.parse::<usize>() {
+            Ok(n) if n > 0 && n < total => n,
+            _ => {
+                v.fail(format!(
+                    "Invalid Marker: {m:?} is not a marker this service returned"
+                ));
+                0
+            }
+        },
+    };
     v.finish()?;
     let context = context(q)?;
     let set = PolicySet {
@@ -127,7 +154,9 @@ fn simulate(
             pairs.push((action, resource));
         }
     }
-    x.members("EvaluationResults", pairs, |x, (action, resource)| {
+    let end = start.saturating_add(max).min(pairs.len());
+    let page: Vec<_> = pairs.get(start..end).unwrap_or_default().to_vec();
+    x.members("EvaluationResults", page, |x, (action, resource)| {
         let mut request = Request::new(action)
             .principal(principal.clone())
             .resource(resource)
@@ -163,7 +192,12 @@ fn simulate(
         });
         x.open("MissingContextValues").close("MissingContextValues");
     });
-    x.text("IsTruncated", "false");
+    if end < pairs.len() {
+        x.text("IsTruncated", "true")
+            .text("Marker", &end.to_string());
+    } else {
+        x.text("IsTruncated", "false");
+    }
     Ok(Some(x))
 }
 

@@ -4,7 +4,7 @@ use podiam_iam::{KeyStatus, NewUser};
 use podiam_wire::{QueryRequest, Validation, Xml, policy_document};
 
 use super::{arn, document, name, optional_name, page_end, paging, path, render, tags};
-use crate::query::{Ctx, Output, iam};
+use crate::query::{Ctx, Output, iam, request_tags};
 
 pub(super) async fn create_user(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let mut v = Validation::new();
@@ -22,7 +22,11 @@ pub(super) async fn create_user(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
             user_path.as_deref().unwrap_or("/")
         )
     };
-    ctx.authorize("iam:CreateUser", &resource)?;
+    let mut keys = request_tags(&tags);
+    if let Some(b) = &boundary {
+        keys.push(("iam:PermissionsBoundary".to_owned(), b.clone().into()));
+    }
+    ctx.authorize_with("iam:CreateUser", &resource, keys)?;
     let created = ctx
         .app
         .inner
@@ -293,7 +297,11 @@ pub(super) async fn attach_user_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Outpu
     let user = name(&mut v, q, "UserName", 128);
     let policy = arn(&mut v, q, "PolicyArn");
     v.finish()?;
-    ctx.authorize("iam:AttachUserPolicy", &ctx.user_arn(user))?;
+    ctx.authorize_with(
+        "iam:AttachUserPolicy",
+        &ctx.user_arn(user),
+        vec![("iam:PolicyARN".to_owned(), policy.to_owned().into())],
+    )?;
     ctx.app
         .inner
         .iam
@@ -308,7 +316,11 @@ pub(super) async fn detach_user_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Outpu
     let user = name(&mut v, q, "UserName", 128);
     let policy = arn(&mut v, q, "PolicyArn");
     v.finish()?;
-    ctx.authorize("iam:DetachUserPolicy", &ctx.user_arn(user))?;
+    ctx.authorize_with(
+        "iam:DetachUserPolicy",
+        &ctx.user_arn(user),
+        vec![("iam:PolicyARN".to_owned(), policy.to_owned().into())],
+    )?;
     ctx.app
         .inner
         .iam
