@@ -1,5 +1,6 @@
 //! IAM over awsQuery: parameter rules of the model, authorization, the call, the XML.
 
+mod holder_policies;
 mod policies;
 mod providers;
 mod render;
@@ -13,6 +14,7 @@ use podiam_iam::Paged;
 use podiam_wire::{QueryRequest, Validation, WireError, Xml};
 
 use crate::query::{Ctx, Output};
+use holder_policies::Holder;
 
 const ACTIONS: &[&str] = &[
     "CreateUser",
@@ -81,13 +83,13 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         "ListAccessKeys" => users::list_access_keys(ctx, q),
         "UpdateAccessKey" => users::update_access_key(ctx, q).await,
         "DeleteAccessKey" => users::delete_access_key(ctx, q).await,
-        "PutUserPolicy" => users::put_user_policy(ctx, q).await,
-        "GetUserPolicy" => users::get_user_policy(ctx, q),
-        "ListUserPolicies" => users::list_user_policies(ctx, q),
-        "DeleteUserPolicy" => users::delete_user_policy(ctx, q).await,
-        "AttachUserPolicy" => users::attach_user_policy(ctx, q).await,
-        "DetachUserPolicy" => users::detach_user_policy(ctx, q).await,
-        "ListAttachedUserPolicies" => users::list_attached_user_policies(ctx, q),
+        "PutUserPolicy" => holder_policies::put(ctx, q, Holder::User).await,
+        "GetUserPolicy" => holder_policies::get(ctx, q, Holder::User),
+        "ListUserPolicies" => holder_policies::list(ctx, q, Holder::User),
+        "DeleteUserPolicy" => holder_policies::delete(ctx, q, Holder::User).await,
+        "AttachUserPolicy" => holder_policies::attach(ctx, q, Holder::User).await,
+        "DetachUserPolicy" => holder_policies::detach(ctx, q, Holder::User).await,
+        "ListAttachedUserPolicies" => holder_policies::list_attached(ctx, q, Holder::User),
         "CreateRole" => roles::create_role(ctx, q).await,
         "GetRole" => roles::get_role(ctx, q),
         "ListRoles" => roles::list_roles(ctx, q),
@@ -97,13 +99,13 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         "TagRole" => roles::tag_role(ctx, q).await,
         "UntagRole" => roles::untag_role(ctx, q).await,
         "ListRoleTags" => roles::list_role_tags(ctx, q),
-        "PutRolePolicy" => roles::put_role_policy(ctx, q).await,
-        "GetRolePolicy" => roles::get_role_policy(ctx, q),
-        "ListRolePolicies" => roles::list_role_policies(ctx, q),
-        "DeleteRolePolicy" => roles::delete_role_policy(ctx, q).await,
-        "AttachRolePolicy" => roles::attach_role_policy(ctx, q).await,
-        "DetachRolePolicy" => roles::detach_role_policy(ctx, q).await,
-        "ListAttachedRolePolicies" => roles::list_attached_role_policies(ctx, q),
+        "PutRolePolicy" => holder_policies::put(ctx, q, Holder::Role).await,
+        "GetRolePolicy" => holder_policies::get(ctx, q, Holder::Role),
+        "ListRolePolicies" => holder_policies::list(ctx, q, Holder::Role),
+        "DeleteRolePolicy" => holder_policies::delete(ctx, q, Holder::Role).await,
+        "AttachRolePolicy" => holder_policies::attach(ctx, q, Holder::Role).await,
+        "DetachRolePolicy" => holder_policies::detach(ctx, q, Holder::Role).await,
+        "ListAttachedRolePolicies" => holder_policies::list_attached(ctx, q, Holder::Role),
         "CreatePolicy" => policies::create_policy(ctx, q).await,
         "GetPolicy" => policies::get_policy(ctx, q),
         "GetPolicyVersion" => policies::get_policy_version(ctx, q),

@@ -2,9 +2,9 @@
 
 use podiam_iam::{NewRole, RoleUpdate};
 use podiam_policy::ContextValue;
-use podiam_wire::{QueryRequest, Validation, Xml, policy_document};
+use podiam_wire::{QueryRequest, Validation, Xml};
 
-use super::{arn, document, name, page_end, paging, path, render, tags};
+use super::{document, name, page_end, paging, path, render, tags};
 use crate::query::{Ctx, Output, iam, request_tags};
 
 pub(super) async fn create_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
@@ -194,142 +194,6 @@ pub(super) fn list_role_tags(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         .map_err(iam)?;
     let mut x = Xml::new();
     x.tags("Tags", &page.items);
-    page_end(&mut x, &page);
-    Ok(Some(x))
-}
-
-pub(super) async fn put_role_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
-    let mut v = Validation::new();
-    let role = name(&mut v, q, "RoleName", 64);
-    let policy = name(&mut v, q, "PolicyName", 128);
-    let doc = document(&mut v, q, "PolicyDocument");
-    v.finish()?;
-    ctx.authorize("iam:PutRolePolicy", &ctx.role_arn(role))?;
-    ctx.app
-        .inner
-        .iam
-        .put_role_policy(role, policy, doc)
-        .await
-        .map_err(iam)?;
-    Ok(None)
-}
-
-pub(super) fn get_role_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
-    let mut v = Validation::new();
-    let role = name(&mut v, q, "RoleName", 64);
-    let policy = name(&mut v, q, "PolicyName", 128);
-    v.finish()?;
-    ctx.authorize("iam:GetRolePolicy", &ctx.role_arn(role))?;
-    let doc = ctx
-        .app
-        .inner
-        .iam
-        .get_role_policy(role, policy)
-        .map_err(iam)?;
-    let real = ctx
-        .app
-        .inner
-        .iam
-        .get_role(role)
-        .map_err(iam)?
-        .record
-        .name
-        .clone();
-    let mut x = Xml::new();
-    x.text("RoleName", &real)
-        .text("PolicyName", policy)
-        .text("PolicyDocument", &policy_document(&doc));
-    Ok(Some(x))
-}
-
-pub(super) fn list_role_policies(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
-    let mut v = Validation::new();
-    let role = name(&mut v, q, "RoleName", 64);
-    let (marker, max) = paging(&mut v, q);
-    v.finish()?;
-    ctx.authorize("iam:ListRolePolicies", &ctx.role_arn(role))?;
-    let page = ctx
-        .app
-        .inner
-        .iam
-        .list_role_policies(role, marker.as_deref(), max)
-        .map_err(iam)?;
-    let mut x = Xml::new();
-    x.string_members("PolicyNames", page.items.iter().map(String::as_str));
-    page_end(&mut x, &page);
-    Ok(Some(x))
-}
-
-pub(super) async fn delete_role_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
-    let mut v = Validation::new();
-    let role = name(&mut v, q, "RoleName", 64);
-    let policy = name(&mut v, q, "PolicyName", 128);
-    v.finish()?;
-    ctx.authorize("iam:DeleteRolePolicy", &ctx.role_arn(role))?;
-    ctx.app
-        .inner
-        .iam
-        .delete_role_policy(role, policy)
-        .await
-        .map_err(iam)?;
-    Ok(None)
-}
-
-pub(super) async fn attach_role_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
-    let mut v = Validation::new();
-    let role = name(&mut v, q, "RoleName", 64);
-    let policy = arn(&mut v, q, "PolicyArn");
-    v.finish()?;
-    ctx.authorize_with(
-        "iam:AttachRolePolicy",
-        &ctx.role_arn(role),
-        vec![("iam:PolicyARN".to_owned(), policy.to_owned().into())],
-    )?;
-    ctx.app
-        .inner
-        .iam
-        .attach_role_policy(role, policy)
-        .await
-        .map_err(iam)?;
-    Ok(None)
-}
-
-pub(super) async fn detach_role_policy(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
-    let mut v = Validation::new();
-    let role = name(&mut v, q, "RoleName", 64);
-    let policy = arn(&mut v, q, "PolicyArn");
-    v.finish()?;
-    ctx.authorize_with(
-        "iam:DetachRolePolicy",
-        &ctx.role_arn(role),
-        vec![("iam:PolicyARN".to_owned(), policy.to_owned().into())],
-    )?;
-    ctx.app
-        .inner
-        .iam
-        .detach_role_policy(role, policy)
-        .await
-        .map_err(iam)?;
-    Ok(None)
-}
-
-pub(super) fn list_attached_role_policies(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
-    let mut v = Validation::new();
-    let role = name(&mut v, q, "RoleName", 64);
-    let prefix = path(&mut v, q, "PathPrefix");
-    let (marker, max) = paging(&mut v, q);
-    v.finish()?;
-    ctx.authorize("iam:ListAttachedRolePolicies", &ctx.role_arn(role))?;
-    let page = ctx
-        .app
-        .inner
-        .iam
-        .list_attached_role_policies(role, prefix.as_deref(), marker.as_deref(), max)
-        .map_err(iam)?;
-    let mut x = Xml::new();
-    x.members("AttachedPolicies", &page.items, |x, (name, arn)| {
-        x.text("PolicyName", name).text("PolicyArn", arn);
-    });
     page_end(&mut x, &page);
     Ok(Some(x))
 }
