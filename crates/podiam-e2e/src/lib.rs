@@ -229,3 +229,48 @@ impl ClientEnv {
         Run::from(self.command(&python, &all).output().expect("python runs"))
     }
 }
+
+/// The IRSA set-up of the workshop, with the AWS CLI as `root`: an OIDC provider for `issuer`
+/// (client id `sts.amazonaws.com`) and role `role` whose trust policy lets
+/// `system:serviceaccount:<namespace>:<service_account>` assume it with an `sts.amazonaws.com`
+/// token. Returns the trust policy.
+pub fn create_irsa_role(
+    root: &ClientEnv,
+    issuer: &TestIssuer,
+    role: &str,
+    namespace: &str,
+    service_account: &str,
+) -> serde_json::Value {
+    root.aws(&[
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        issuer.url(),
+        "--client-id-list",
+        "sts.amazonaws.com",
+    ])
+    .ok();
+    let host = issuer.host_path();
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": format!("arn:aws:iam::000000000000:oidc-provider/{host}")},
+            "Action": ["sts:TagSession", "sts:AssumeRoleWithWebIdentity"],
+            "Condition": {"StringEquals": {
+                format!("{host}:sub"): format!("system:serviceaccount:{namespace}:{service_account}"),
+                format!("{host}:aud"): "sts.amazonaws.com"
+            }}
+        }]
+    });
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        role,
+        "--assume-role-policy-document",
+        &trust.to_string(),
+    ])
+    .ok();
+    trust
+}

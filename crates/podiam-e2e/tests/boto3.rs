@@ -1,7 +1,7 @@
 //! boto3, unmodified, against the real server: every operation (py/boto3_every_operation.py),
 //! and the default credential chain with IRSA's environment variables.
 
-use podiam_e2e::{ClientEnv, Server, TestIssuer};
+use podiam_e2e::{ClientEnv, Server, TestIssuer, create_irsa_role};
 
 #[test]
 fn every_operation_through_boto3() {
@@ -86,34 +86,7 @@ fn boto3_default_chain_uses_the_web_identity_token_file() {
     let server = Server::start();
     let issuer = TestIssuer::start();
     let root = ClientEnv::root(&server);
-    root.aws(&[
-        "iam",
-        "create-open-id-connect-provider",
-        "--url",
-        issuer.url(),
-        "--client-id-list",
-        "sts.amazonaws.com",
-    ])
-    .ok();
-    let host = issuer.host_path();
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": format!("arn:aws:iam::000000000000:oidc-provider/{host}")},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {format!("{host}:sub"): "system:serviceaccount:carts:carts"}}
-        }]
-    });
-    root.aws(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        "carts",
-        "--assume-role-policy-document",
-        &trust.to_string(),
-    ])
-    .ok();
+    create_irsa_role(&root, &issuer, "carts", "carts", "carts");
     let token_file = server.dir().join("token");
     std::fs::write(
         &token_file,

@@ -1,7 +1,7 @@
 //! The AWS CLI v1, unmodified, against the real server: the workshop's IRSA flow, every IAM
 //! and STS operation, and refused credentials.
 
-use podiam_e2e::{ClientEnv, Server, ServerOptions, TestIssuer};
+use podiam_e2e::{ClientEnv, Server, ServerOptions, TestIssuer, create_irsa_role};
 use serde_json::{Value, json};
 
 const ROLE: &str = "eks-workshop-carts-dynamo-irsa";
@@ -909,24 +909,7 @@ fn assume_role_chaining_and_web_identity() {
         .fails_with("ValidationError");
 
     // AssumeRoleWithWebIdentity called explicitly, with every response field.
-    root.aws(&[
-        "iam",
-        "create-open-id-connect-provider",
-        "--url",
-        issuer.url(),
-        "--client-id-list",
-        "sts.amazonaws.com",
-    ])
-    .ok();
-    root.aws(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        ROLE,
-        "--assume-role-policy-document",
-        &irsa_trust(&issuer).to_string(),
-    ])
-    .ok();
+    create_irsa_role(&root, &issuer, ROLE, "carts", "carts");
     let token = issuer.mint("carts", "carts", "sts.amazonaws.com", &[]);
     let web = ClientEnv::new(&server)
         .aws(&[
@@ -1006,24 +989,7 @@ fn tampered_unknown_and_expired_credentials_are_refused() {
         .aws(&["iam", "list-users"])
         .fails_with("InvalidClientTokenId");
 
-    root.aws(&[
-        "iam",
-        "create-open-id-connect-provider",
-        "--url",
-        issuer.url(),
-        "--client-id-list",
-        "sts.amazonaws.com",
-    ])
-    .ok();
-    root.aws(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        ROLE,
-        "--assume-role-policy-document",
-        &irsa_trust(&issuer).to_string(),
-    ])
-    .ok();
+    create_irsa_role(&root, &issuer, ROLE, "carts", "carts");
     let token = issuer.mint("carts", "carts", "sts.amazonaws.com", &[]);
     let web = ClientEnv::new(&server)
         .aws(&[

@@ -10,7 +10,7 @@ use aws_config::retry::RetryConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_iam::error::ProvideErrorMetadata as _;
 use aws_types::region::Region;
-use podiam_e2e::{ClientEnv, Server, ServerOptions, TestIssuer};
+use podiam_e2e::{ClientEnv, Server, ServerOptions, TestIssuer, create_irsa_role};
 
 fn iam_client(server: &Server) -> aws_sdk_iam::Client {
     let (id, secret) = server.root_keys();
@@ -37,31 +37,7 @@ fn everything_survives_a_restart() {
     let key = root
         .aws(&["iam", "create-access-key", "--user-name", "alice"])
         .json();
-    root.aws(&[
-        "iam",
-        "create-open-id-connect-provider",
-        "--url",
-        issuer.url(),
-        "--client-id-list",
-        "sts.amazonaws.com",
-    ])
-    .ok();
-    let host = issuer.host_path();
-    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow",
-        "Principal": {"Federated": format!("arn:aws:iam::000000000000:oidc-provider/{host}")},
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {format!("{host}:sub"): "system:serviceaccount:carts:carts"}}
-    }]});
-    root.aws(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        "carts",
-        "--assume-role-policy-document",
-        &trust.to_string(),
-    ])
-    .ok();
+    let trust = create_irsa_role(&root, &issuer, "carts", "carts", "carts");
     let web = ClientEnv::new(&server)
         .aws(&[
             "sts",
