@@ -1,10 +1,9 @@
 //! The IAM service: its state in memory, following the store.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
-use std::time::Duration;
+use std::sync::{Arc, RwLockReadGuard};
 
 use podiam_crypto::{Keyring, Rng};
-use podiam_store::{Compare, Op, Store, StoreError, TxnOutcome};
+use podiam_store::{Compare, Op, Replica, Store, StoreError};
 use podiam_types::Clock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,8 +23,7 @@ pub struct IamConfig {
 
 #[derive(Debug)]
 struct Inner {
-    store: Arc<dyn Store>,
-    state: RwLock<IamState>,
+    replica: Replica<IamState>,
     kek: Arc<Keyring>,
     rng: Arc<dyn Rng>,
     clock: Arc<dyn Clock>,
@@ -40,9 +38,6 @@ pub struct Iam {
 /// How many times a write is retried when its record changes under it.
 pub(crate) const WRITE_ATTEMPTS: usize = 5;
 
-/// Page size when loading the state.
-const LOAD_PAGE: usize = 500;
-
 impl Iam {
     /// Loads IAM from `store` and follows its changes. `kek` opens stored secrets.
     pub async fn open(
@@ -52,27 +47,21 @@ impl Iam {
         clock: Arc<dyn Clock>,
         config: &IamConfig,
     ) -> Result<Self, IamError> {
-        let iam = Self {
+        let state = IamState::new(&config.account, &config.partition, Arc::clone(&kek));
+        let replica = Replica::open(store, keys::ROOT, state).await?;
+        Ok(Self {
             inner: Arc::new(Inner {
-                store,
-                state: RwLock::new(IamState::new(&config.account, &config.partition)),
+                replica,
                 kek,
                 rng,
                 clock,
             }),
-        };
-        let revision = iam.reload().await?;
-        let weak = Arc::downgrade(&iam.inner);
-        tokio::spawn(follow(weak, revision));
-        Ok(iam)
+        })
     }
 
     /// The state, for reads. Do not hold it across an `await`.
     pub fn state(&self) -> RwLockReadGuard<'_, IamState> {
-        self.inner
-            .state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.replica.view()
     }
 
     pub(crate) fn rng(&self) -> &dyn Rng {
@@ -87,17 +76,12 @@ impl Iam {
         self.inner.clock.now()
     }
 
-    /// Rebuilds the state from the store; returns the revision it reflects.
-    async fn reload(&self) -> Result<u64, IamError> {
-        reload(&self.inner).await
-    }
-
     /// Reads and decodes a stored record with its revision.
     pub(crate) async fn load<T: DeserializeOwned>(
         &self,
         key: &str,
     ) -> Result<Option<(T, u64)>, IamError> {
-        let Some(entry) = self.inner.store.get(key).await? else {
+        let Some(entry) = self.inner.replica.get(key).await? else {
             return Ok(None);
         };
         let record = serde_json::from_slice(&entry.value)
@@ -112,25 +96,12 @@ impl Iam {
         compares: &[Compare],
         ops: Vec<Op>,
     ) -> Result<Option<u64>, IamError> {
-        match self.inner.store.txn(compares, &ops).await? {
-            TxnOutcome::Failed => Ok(None),
-            TxnOutcome::Committed(revision) => {
-                let mut state = self
-                    .inner
-                    .state
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for op in &ops {
-                    match op {
-                        Op::Put(key, value) => {
-                            state.apply(key, Some(value), revision, &self.inner.kek)
-                        }
-                        Op::Delete(key) => state.apply(key, None, revision, &self.inner.kek),
-                    }
-                }
-                Ok(Some(revision))
-            }
-        }
+        Ok(self.inner.replica.commit(compares, &ops).await?)
+    }
+
+    /// Is `key` in the store now?
+    pub(crate) async fn inner_store_has(&self, key: &str) -> Result<bool, IamError> {
+        Ok(self.inner.replica.get(key).await?.is_some())
     }
 
     /// Creates `key` only if it does not exist; `exists` is the error otherwise.
@@ -147,11 +118,6 @@ impl Iam {
             Some(_) => Ok(()),
             None => Err(exists),
         }
-    }
-
-    /// Is `key` in the store now?
-    pub(crate) async fn inner_store_has(&self, key: &str) -> Result<bool, IamError> {
-        Ok(self.inner.store.get(key).await?.is_some())
     }
 
     /// Read-modify-write of one record with compare-and-swap, retried when it changes
@@ -172,7 +138,7 @@ impl Iam {
             change(&mut record)?;
             let mut compares = vec![Compare::ModRevision(key.to_owned(), revision)];
             for other in checks {
-                let entry = self.inner.store.get(other).await?;
+                let entry = self.inner.replica.get(other).await?;
                 compares.push(match entry {
                     Some(e) => Compare::ModRevision(other.clone(), e.mod_revision),
                     None => Compare::Absent(other.clone()),
@@ -222,96 +188,4 @@ impl Iam {
 
 pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, IamError> {
     serde_json::to_vec(record).map_err(|e| IamError::Store(StoreError::Corrupt(e.to_string())))
-}
-
-async fn reload(inner: &Inner) -> Result<u64, IamError> {
-    let mut entries = Vec::new();
-    let mut after: Option<String> = None;
-    let revision = loop {
-        let page = inner
-            .store
-            .list(keys::ROOT, after.as_deref(), LOAD_PAGE)
-            .await?;
-        let page_revision = page.revision;
-        after = page.entries.last().map(|e| e.key.clone());
-        let more = page.more;
-        entries.extend(page.entries);
-        if !more {
-            break page_revision;
-        }
-    };
-    let mut state = inner
-        .state
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    state.clear();
-    for entry in entries {
-        state.apply(
-            &entry.key,
-            Some(&entry.value),
-            entry.mod_revision,
-            &inner.kek,
-        );
-    }
-    Ok(revision)
-}
-
-/// Follows the store: applies every change under `iam/`; lists again when history is gone.
-async fn follow(inner: Weak<Inner>, mut revision: u64) {
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        let store = Arc::clone(&strong.store);
-        drop(strong);
-        let mut watch = match store.watch(keys::ROOT, revision).await {
-            Ok(watch) => watch,
-            Err(StoreError::Compacted { .. }) => {
-                let Some(strong) = inner.upgrade() else {
-                    return;
-                };
-                match reload(&strong).await {
-                    Ok(r) => revision = r,
-                    Err(e) => tracing::warn!(error = %e, "reloading IAM failed; retrying"),
-                }
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "watching IAM failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(event) = watch.next().await {
-            let Some(strong) = inner.upgrade() else {
-                return;
-            };
-            match event {
-                Ok(event) => {
-                    revision = revision.max(event.revision);
-                    let mut state = strong
-                        .state
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    state.apply(
-                        &event.key,
-                        event.value.as_deref(),
-                        event.revision,
-                        &strong.kek,
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the IAM watch ended; following again");
-                    if matches!(e, StoreError::Compacted { .. }) {
-                        match reload(&strong).await {
-                            Ok(r) => revision = r,
-                            Err(e) => tracing::warn!(error = %e, "reloading IAM failed"),
-                        }
-                    }
-                    break;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -76,6 +76,8 @@ pub struct IamState {
     pub(crate) policies: BTreeMap<String, Arc<PolicyEntry>>,
     pub(crate) keys: HashMap<String, Arc<KeyEntry>>,
     pub(crate) providers: BTreeMap<String, Arc<ProviderEntry>>,
+    /// Opens the stored secrets of access keys.
+    kek: Arc<Keyring>,
     /// The newest revision applied per key (deletes included), so a late event never undoes a
     /// newer one.
     seen: HashMap<String, u64>,
@@ -104,9 +106,10 @@ fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
 }
 
 impl IamState {
-    /// An empty state for an account.
-    pub fn new(account: &str, partition: &str) -> Self {
+    /// An empty state for an account; `kek` opens the stored secrets of access keys.
+    pub fn new(account: &str, partition: &str, kek: Arc<Keyring>) -> Self {
         Self {
+            kek,
             account: account.to_owned(),
             partition: partition.to_owned(),
             users: BTreeMap::new(),
@@ -119,7 +122,8 @@ impl IamState {
     }
 
     /// Applies one stored change (a put with its value, or a delete) at `revision`.
-    pub fn apply(&mut self, key: &str, value: Option<&[u8]>, revision: u64, kek: &Keyring) {
+    pub fn apply(&mut self, key: &str, value: Option<&[u8]>, revision: u64) {
+        let kek = Arc::clone(&self.kek);
         if self.seen.get(key).is_some_and(|seen| *seen >= revision) {
             return;
         }
@@ -219,7 +223,7 @@ impl IamState {
             std::mem::take(&mut self.account),
             std::mem::take(&mut self.partition),
         );
-        *self = Self::new(&account, &partition);
+        *self = Self::new(&account, &partition, Arc::clone(&self.kek));
     }
 
     /// The account id.
@@ -363,5 +367,15 @@ impl IamState {
     /// Every OIDC provider, by URL.
     pub fn providers(&self) -> impl Iterator<Item = &Arc<ProviderEntry>> {
         self.providers.values()
+    }
+}
+
+impl podiam_store::View for IamState {
+    fn clear(&mut self) {
+        IamState::clear(self);
+    }
+
+    fn apply(&mut self, key: &str, value: Option<&[u8]>, revision: u64) {
+        IamState::apply(self, key, value, revision);
     }
 }

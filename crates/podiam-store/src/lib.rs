@@ -6,17 +6,20 @@
 //! key order, and [`Store::watch`] streams every change under a prefix after a revision, so a
 //! cache can list once and then follow. Backends: [`MemoryStore`] (tests, and the fake behind
 //! unit tests of the layers above) and [`RedbStore`] (embedded, durable, the default); both pass
-//! the conformance suite in `tests/`.
+//! the conformance suite in `tests/`. A [`Replica`] keeps an in-memory [`View`] of a prefix
+//! up to date through the watch, so the services above read without touching the store.
 
 mod error;
 mod hub;
 mod memory;
 mod redb_store;
+mod replica;
 mod types;
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
+pub use replica::{Replica, View};
 pub use types::{
     Compare, Entry, Event, EventKind, MAX_KEY_LEN, MAX_VALUE_LEN, Op, Page, Revision, Store,
     TxnOutcome, Watch, validate_key,
