@@ -67,21 +67,8 @@ impl App {
 
     /// A fresh request id (a version-4 UUID).
     pub(crate) fn request_id(&self) -> String {
-        let mut b = [0u8; 16];
-        if self.inner.rng.fill(&mut b).is_err() {
-            b = self.now().unix_timestamp_nanos().to_be_bytes();
-        }
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            h.get(..8).unwrap_or_default(),
-            h.get(8..12).unwrap_or_default(),
-            h.get(12..16).unwrap_or_default(),
-            h.get(16..20).unwrap_or_default(),
-            h.get(20..).unwrap_or_default()
-        )
+        podiam_session::random_uuid(self.inner.rng.as_ref())
+            .unwrap_or_else(|_| format!("{:032x}", self.now().unix_timestamp_nanos()))
     }
 
     /// The IAM service.

@@ -46,6 +46,23 @@ pub fn new_secret(rng: &dyn Rng) -> Result<Secret<String>, CryptoError> {
     Ok(Secret::new(STANDARD.encode(bytes.expose())))
 }
 
+/// A random (version 4) UUID, lower-case: request ids, session-name suffixes.
+pub fn random_uuid(rng: &dyn Rng) -> Result<String, CryptoError> {
+    let mut b = [0u8; 16];
+    rng.fill(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        hex.get(..8).unwrap_or_default(),
+        hex.get(8..12).unwrap_or_default(),
+        hex.get(12..16).unwrap_or_default(),
+        hex.get(16..20).unwrap_or_default(),
+        hex.get(20..).unwrap_or_default()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +87,17 @@ mod tests {
             new_access_key_id("ASIA", &rng).unwrap(),
             new_access_key_id("ASIA", &rng).unwrap()
         );
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let rng = SeededRng::new(b"uuid");
+        let id = random_uuid(&rng).unwrap_or_default();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.as_bytes().get(14), Some(&b'4'));
+        assert!(matches!(
+            id.as_bytes().get(19),
+            Some(b'8' | b'9' | b'a' | b'b')
+        ));
     }
 }

@@ -11,6 +11,8 @@ mod credentials;
 mod error;
 mod session;
 
-pub use credentials::{ACCESS_KEY_ID_LEN, SECRET_LEN, new_access_key_id, new_secret, random_id};
+pub use credentials::{
+    ACCESS_KEY_ID_LEN, SECRET_LEN, new_access_key_id, new_secret, random_id, random_uuid,
+};
 pub use error::SessionError;
 pub use session::{MAX_TOKEN_LEN, Origin, Session, SessionDetails};

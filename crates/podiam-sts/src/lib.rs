@@ -16,5 +16,6 @@ mod service;
 pub use error::StsError;
 pub use issuer::{IssuerError, IssuerKeys};
 pub use service::{
-    AssumeRoleRequest, DEFAULT_DURATION, Issued, SharedKeyring, Sts, WebIdentityRequest,
+    AssumeRoleRequest, DEFAULT_DURATION, Issued, ServiceAssumeRequest, SharedKeyring, Sts,
+    WebIdentityRequest,
 };

@@ -74,6 +74,32 @@ pub struct AssumeRoleRequest {
     pub serial_number: Option<String>,
 }
 
+/// A service principal (e.g. `pods.eks.amazonaws.com`) assuming a role for a workload: the
+/// role's trust policy must allow the service with `sts:AssumeRole` (and `sts:TagSession` when
+/// there are tags), given `aws:SourceAccount` and `aws:SourceArn`.
+#[derive(Debug, Clone)]
+pub struct ServiceAssumeRequest {
+    /// The role to assume.
+    pub role_arn: String,
+    /// The service principal, e.g. `pods.eks.amazonaws.com`.
+    pub service: String,
+    /// The session name (cut to 64 characters by the caller).
+    pub session_name: String,
+    /// Session tags; all of them transitive.
+    pub tags: Vec<(String, String)>,
+    /// `aws:SourceArn`, e.g. the cluster ARN.
+    pub source_arn: String,
+    /// `aws:SourceAccount`.
+    pub source_account: String,
+    /// How long the session lasts (not bounded by the role's `MaxSessionDuration`, as for
+    /// AWS's service-issued sessions).
+    pub duration: u32,
+    /// An inline session policy.
+    pub policy: Option<String>,
+    /// How the session was obtained.
+    pub origin: Origin,
+}
+
 /// Credentials issued.
 #[derive(Debug, Clone)]
 pub struct Issued {
@@ -660,6 +686,98 @@ impl Sts {
             provider: None,
             audience: None,
         })
+    }
+
+    /// A service principal assumes a role for a workload (EKS Pod Identity).
+    pub fn assume_role_for_service(
+        &self,
+        request: &ServiceAssumeRequest,
+        facts: &RequestFacts,
+    ) -> Result<Issued, StsError> {
+        request
+            .session_name
+            .parse::<SessionName>()
+            .map_err(|e| StsError::Validation(e.to_string()))?;
+        let transitive: Vec<String> = request.tags.iter().map(|(k, _)| k.clone()).collect();
+        check_tags(&request.tags, &transitive)?;
+        let who = format!("{} for {}", request.service, request.source_arn);
+        let denied = |why: String| StsError::AccessDenied {
+            message: format!(
+                "{} is not authorized to perform: sts:AssumeRole on resource: {}",
+                request.service, request.role_arn
+            ),
+            reason: format!("{who}: {why}"),
+        };
+        let state = self.iam.state();
+        let role = state
+            .role_by_arn(&request.role_arn)
+            .ok_or_else(|| denied(format!("role {} does not exist", request.role_arn)))?;
+        let trust = role.trust.clone().ok_or_else(|| {
+            denied(format!(
+                "the trust policy of {} no longer parses",
+                request.role_arn
+            ))
+        })?;
+        let account = state.account().to_owned();
+        drop(state);
+
+        let mut context = Context::new();
+        insert_time_keys(&mut context, facts);
+        context.insert("aws:SourceAccount", request.source_account.as_str());
+        context.insert("aws:SourceArn", request.source_arn.as_str());
+        context.insert("sts:RoleSessionName", request.session_name.as_str());
+        tag_keys(&mut context, &request.tags);
+        let set = PolicySet {
+            resource: Some(&trust),
+            ..PolicySet::default()
+        };
+        let mut actions = vec!["sts:AssumeRole"];
+        if !request.tags.is_empty() {
+            actions.push("sts:TagSession");
+        }
+        for action in actions {
+            let asked = Request::new(action)
+                .principal(Principal::Service(request.service.clone()))
+                .resource(&request.role_arn)
+                .context(context.clone());
+            let (decision, rule) = set.decide(&asked);
+            if decision != Decision::Allow {
+                return Err(denied(format!(
+                    "the trust policy of {} does not allow {action}: {rule}",
+                    request.role_arn
+                )));
+            }
+        }
+        let packed = self.session_policies(request.policy.as_deref(), &[], request.tags.len())?;
+        let issued_at = self.clock.now().unix_timestamp();
+        let details = SessionDetails {
+            account,
+            role_arn: request.role_arn.clone(),
+            role_id: role.record.id.clone(),
+            session_name: request.session_name.clone(),
+            source_identity: None,
+            tags: request.tags.clone(),
+            transitive_tag_keys: transitive,
+            policy: request.policy.clone(),
+            policy_arns: Vec::new(),
+            issued_at,
+            expires_at: issued_at + i64::from(request.duration),
+            origin: request.origin.clone(),
+        };
+        let (session, session_token) = self.issue(details)?;
+        Ok(Issued {
+            session,
+            session_token,
+            packed_policy_size: packed,
+            subject: None,
+            provider: None,
+            audience: None,
+        })
+    }
+
+    /// The IAM service this STS works over.
+    pub fn iam(&self) -> &Iam {
+        &self.iam
     }
 
     /// `GetCallerIdentity`: `(UserId, Account, Arn)`. Always allowed.

@@ -1,0 +1,25 @@
+//! EKS for podiam: clusters (each with a service-account token issuer, hosted by podiam or
+//! external), pod identity associations, and EKS Auth's `AssumeRoleForPodIdentity`, which turns
+//! a pod's token into a session of the association's role through [`podiam_sts`].
+//!
+//! State lives in the store under `eks/` and is read from a [`podiam_store::Replica`]; the
+//! keys of hosted issuers are sealed under the key-encryption key.
+
+mod error;
+mod model;
+mod pod_identity;
+mod service;
+mod state;
+mod validate;
+
+pub use error::EksError;
+pub use model::{AssociationRecord, ClusterRecord, IssuerRecord};
+pub use pod_identity::{
+    POD_IDENTITY_AUDIENCE, POD_IDENTITY_DURATION, POD_IDENTITY_SERVICE, PodIdentityGrant,
+    PodIdentityRequest,
+};
+pub use service::{AssociationUpdate, Eks, EksConfig, IssuerChoice, NewAssociation, NewCluster};
+pub use state::{AssociationEntry, ClusterEntry, EksState};
+
+/// The most pod identity associations per cluster (AWS's quota).
+pub const MAX_ASSOCIATIONS_PER_CLUSTER: usize = 5000;

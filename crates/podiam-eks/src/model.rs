@@ -1,0 +1,115 @@
+//! What EKS stores, under `eks/`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    /// The name (`[0-9A-Za-z][A-Za-z0-9\-_]*`, 1–100).
+    pub name: String,
+    /// The IAM role the cluster was created with (informational).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// The Kubernetes version reported.
+    pub version: String,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Who issues the cluster's service-account tokens.
+    pub issuer: IssuerRecord,
+}
+
+/// A cluster's service-account token issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum IssuerRecord {
+    /// podiam signs the tokens; the keys are sealed under the key-encryption key.
+    Hosted {
+        /// The issuer URL (the tokens' `iss`).
+        url: String,
+        /// Signing keys, the current one last.
+        keys: Vec<SealedKey>,
+    },
+    /// A real kube-apiserver signs them; podiam verifies with its JWKS.
+    External {
+        /// The issuer URL.
+        url: String,
+        /// An uploaded JWKS (for apiservers not reachable from the server), as JSON.
+        #[serde(default)]
+        jwks: Option<String>,
+    },
+}
+
+impl IssuerRecord {
+    /// The issuer URL.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Hosted { url, .. } | Self::External { url, .. } => url,
+        }
+    }
+}
+
+/// A signing key sealed under the key-encryption key (AAD: the cluster key and the kid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedKey {
+    /// The key id.
+    pub kid: String,
+    /// The sealed PKCS#8 PEM, base64url.
+    pub sealed: String,
+}
+
+/// A pod identity association.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssociationRecord {
+    /// `a-` and 17 lower-case alphanumerics.
+    pub id: String,
+    /// The cluster.
+    pub cluster: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The service account.
+    pub service_account: String,
+    /// The role the pods get.
+    pub role_arn: String,
+    /// A second role assumed from the first (role chaining).
+    #[serde(default)]
+    pub target_role_arn: Option<String>,
+    /// Leave out the `kubernetes-*` and `eks-*` session tags.
+    #[serde(default)]
+    pub disable_session_tags: bool,
+    /// A session policy limiting the role.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// The external id used when chaining into the target role.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Creation time, seconds since the epoch.
+    pub created: i64,
+    /// Last change, seconds since the epoch.
+    pub modified: i64,
+}
+
+pub(crate) mod keys {
+    pub(crate) const ROOT: &str = "eks/";
+    pub(crate) const CLUSTER: &str = "eks/cluster/";
+    pub(crate) const ASSOCIATION: &str = "eks/association/";
+
+    pub(crate) fn cluster(name: &str) -> String {
+        format!("{CLUSTER}{name}")
+    }
+
+    pub(crate) fn association(cluster: &str, id: &str) -> String {
+        format!("{ASSOCIATION}{cluster}/{id}")
+    }
+
+    pub(crate) fn associations_of(cluster: &str) -> String {
+        format!("{ASSOCIATION}{cluster}/")
+    }
+}

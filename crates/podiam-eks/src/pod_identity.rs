@@ -1,0 +1,248 @@
+//! EKS Auth `AssumeRoleForPodIdentity`: a pod's token in, the association's role session out.
+
+use std::sync::Arc;
+
+use podiam_iam::{Caller, RequestFacts};
+use podiam_oidc::{Claims, KeySet, TokenError, Verifier};
+use podiam_session::Origin;
+use podiam_sts::{AssumeRoleRequest, Issued, IssuerKeys, ServiceAssumeRequest, Sts};
+
+use crate::{Eks, EksError};
+
+/// The audience of pod identity tokens.
+pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
+
+/// The service principal that assumes the association's role.
+pub const POD_IDENTITY_SERVICE: &str = "pods.eks.amazonaws.com";
+
+/// How long pod identity sessions last (a chained target role: an hour).
+pub const POD_IDENTITY_DURATION: u32 = 6 * 3600;
+
+/// `AssumeRoleForPodIdentity`'s input.
+#[derive(Debug, Clone, Default)]
+pub struct PodIdentityRequest {
+    /// The cluster (URI label).
+    pub cluster: String,
+    /// The pod's projected service-account token.
+    pub token: String,
+    /// The node the calling agent runs on (`eksNodeName`), if it says.
+    pub node_name: Option<String>,
+}
+
+/// What `AssumeRoleForPodIdentity` hands back.
+#[derive(Debug, Clone)]
+pub struct PodIdentityGrant {
+    /// The credentials (of the target role when the association chains into one).
+    pub issued: Issued,
+    /// The token's namespace.
+    pub namespace: String,
+    /// The token's service account.
+    pub service_account: String,
+    /// The association used.
+    pub association_id: String,
+    /// Its ARN.
+    pub association_arn: String,
+}
+
+fn token_claims(claims: &Claims) -> Result<(&str, &str, &str, &str, Option<&str>), EksError> {
+    let k8s = claims
+        .kubernetes
+        .as_ref()
+        .ok_or(TokenError::MissingClaim("kubernetes.io"))?;
+    let pod = k8s
+        .pod
+        .as_ref()
+        .ok_or(TokenError::MissingClaim("kubernetes.io.pod"))?;
+    if k8s.namespace.is_empty() || k8s.serviceaccount.name.is_empty() || pod.name.is_empty() {
+        return Err(TokenError::MissingClaim("kubernetes.io").into());
+    }
+    let expected = format!(
+        "system:serviceaccount:{}:{}",
+        k8s.namespace, k8s.serviceaccount.name
+    );
+    if claims.sub != expected {
+        return Err(EksError::Token(TokenError::Malformed(format!(
+            "sub {:?} does not name the token's service account {expected:?}",
+            claims.sub
+        ))));
+    }
+    Ok((
+        &k8s.namespace,
+        &k8s.serviceaccount.name,
+        &pod.name,
+        &pod.uid,
+        k8s.node.as_ref().map(|n| n.name.as_str()),
+    ))
+}
+
+/// The node a caller is bound to: a session podiam issued for a node's instance profile.
+fn caller_node(caller: &Caller) -> Option<&str> {
+    match caller {
+        Caller::Session { session, .. } => match &session.details.origin {
+            Origin::InstanceProfile { node } => Some(node),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `eks-<cluster>-<pod>-<uuid>`, cut to 64 characters as AWS does.
+fn session_name(cluster: &str, pod: &str, uuid: &str) -> String {
+    let mut name = format!("eks-{cluster}-{pod}-{uuid}");
+    if name.len() > 64 {
+        name.truncate(64);
+    }
+    name
+}
+
+impl Eks {
+    /// The keys of the cluster's issuer: hosted or uploaded ones from the store, else by
+    /// discovery (refetched once on an unknown key id).
+    async fn cluster_keys(
+        &self,
+        issuer: &str,
+        stored: Option<KeySet>,
+        issuers: &dyn IssuerKeys,
+        refresh: bool,
+    ) -> Result<KeySet, EksError> {
+        if let Some(keys) = stored {
+            return Ok(keys);
+        }
+        issuers.keys(issuer, refresh).await.map_err(|e| {
+            EksError::Token(TokenError::Malformed(format!(
+                "the keys of issuer {issuer} are not available: {e}"
+            )))
+        })
+    }
+
+    /// Verifies the pod's token, finds the association and issues its role's session.
+    pub async fn assume_role_for_pod_identity(
+        &self,
+        sts: &Sts,
+        issuers: &dyn IssuerKeys,
+        caller: &Caller,
+        request: &PodIdentityRequest,
+        facts: &RequestFacts,
+    ) -> Result<PodIdentityGrant, EksError> {
+        let cluster = self.describe_cluster(&request.cluster)?;
+        let issuer = cluster.record.issuer.url().to_owned();
+        let verifier = Verifier::new(&issuer, &[POD_IDENTITY_AUDIENCE]);
+        let token = request.token.trim();
+        let now = self.now();
+        let keys = self
+            .cluster_keys(&issuer, cluster.keys.clone(), issuers, false)
+            .await?;
+        let verified = match verifier.verify(token, &keys, now) {
+            Err(TokenError::UnknownKey(_)) if cluster.keys.is_none() => {
+                let keys = self.cluster_keys(&issuer, None, issuers, true).await?;
+                verifier.verify(token, &keys, now)?
+            }
+            other => other?,
+        };
+        let (namespace, service_account, pod, pod_uid, token_node) =
+            token_claims(&verified.claims)?;
+        let denied = |why: String| EksError::AccessDenied {
+            message: "The token is bound to another node.".to_owned(),
+            reason: format!(
+                "system:serviceaccount:{namespace}:{service_account} (pod {pod}): {why}"
+            ),
+        };
+        for node in [request.node_name.as_deref(), caller_node(caller)]
+            .into_iter()
+            .flatten()
+        {
+            if token_node.is_some_and(|t| t != node) {
+                return Err(denied(format!(
+                    "the token names node {:?}, the caller is node {node:?}",
+                    token_node.unwrap_or_default()
+                )));
+            }
+        }
+        let association = self
+            .state()
+            .association_for(&request.cluster, namespace, service_account)
+            .ok_or_else(|| {
+                EksError::NotFound(format!(
+                    "No pod identity association found for service account {service_account} in namespace {namespace} of cluster {}.",
+                    request.cluster
+                ))
+            })?;
+        let a = &association.record;
+        let cluster_arn = self.cluster_arn(&request.cluster);
+        let tags = if a.disable_session_tags {
+            Vec::new()
+        } else {
+            vec![
+                ("eks-cluster-arn".to_owned(), cluster_arn.clone()),
+                ("eks-cluster-name".to_owned(), request.cluster.clone()),
+                ("kubernetes-namespace".to_owned(), namespace.to_owned()),
+                (
+                    "kubernetes-service-account".to_owned(),
+                    service_account.to_owned(),
+                ),
+                ("kubernetes-pod-name".to_owned(), pod.to_owned()),
+                ("kubernetes-pod-uid".to_owned(), pod_uid.to_owned()),
+            ]
+        };
+        let uuid =
+            podiam_session::random_uuid(self.rng()).map_err(|e| EksError::Crypto(e.to_string()))?;
+        let name = session_name(&request.cluster, pod, &uuid);
+        let first = sts.assume_role_for_service(
+            &ServiceAssumeRequest {
+                role_arn: a.role_arn.clone(),
+                service: POD_IDENTITY_SERVICE.to_owned(),
+                session_name: name.clone(),
+                tags,
+                source_arn: cluster_arn.clone(),
+                source_account: self.config().account.clone(),
+                duration: POD_IDENTITY_DURATION,
+                policy: a.policy.clone(),
+                origin: Origin::PodIdentity {
+                    cluster: cluster_arn,
+                    association_id: a.id.clone(),
+                },
+            },
+            facts,
+        )?;
+        let issued = match &a.target_role_arn {
+            None => first,
+            Some(target) => {
+                let role = sts.iam().state().role_by_arn(&a.role_arn);
+                let chained = Caller::Session {
+                    session: Arc::new(first.session),
+                    role,
+                };
+                let request = AssumeRoleRequest {
+                    role_arn: target.clone(),
+                    session_name: name,
+                    external_id: a.external_id.clone(),
+                    ..AssumeRoleRequest::default()
+                };
+                sts.assume_role(&chained, &request, facts).await?
+            }
+        };
+        Ok(PodIdentityGrant {
+            issued,
+            namespace: namespace.to_owned(),
+            service_account: service_account.to_owned(),
+            association_id: a.id.clone(),
+            association_arn: self.association_arn(&request.cluster, &a.id),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_are_cut_to_64() {
+        let name = session_name(
+            "eks-workshop",
+            "carts-7d8f9c6b5-abcde",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+        );
+        assert_eq!(name.len(), 64);
+        assert!(name.starts_with("eks-eks-workshop-carts-7d8f9c6b5-abcde-0f8fad5b"));
+    }
+}

@@ -1,0 +1,553 @@
+//! Clusters and pod identity associations over the store.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLockReadGuard};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use podiam_crypto::{JwkSet, KeyKind, Keyring, Rng, SigningKey};
+use podiam_oidc::TokenRequest;
+use podiam_store::{Compare, Op, Replica, Store};
+use podiam_types::Clock;
+use time::OffsetDateTime;
+
+use crate::model::{AssociationRecord, ClusterRecord, IssuerRecord, SealedKey, keys};
+use crate::state::{AssociationEntry, ClusterEntry, EksState, key_aad, without_scheme};
+use crate::validate;
+use crate::{EksError, MAX_ASSOCIATIONS_PER_CLUSTER};
+
+/// Where EKS runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EksConfig {
+    /// The 12-digit account id.
+    pub account: String,
+    /// `aws`.
+    pub partition: String,
+    /// The region in ARNs.
+    pub region: String,
+    /// Hosted issuers get `<base>/id/<32 hex>` unless a URL is given, e.g.
+    /// `http://127.0.0.1:4599/oidc`.
+    pub issuer_base: String,
+}
+
+/// Who issues a new cluster's tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerChoice {
+    /// podiam generates an RS256 key and signs; the URL defaults to one under `issuer_base`.
+    Hosted {
+        /// An explicit issuer URL, e.g. EKS's form so that trust policies work verbatim.
+        url: Option<String>,
+    },
+    /// A real kube-apiserver signs.
+    External {
+        /// Its `--service-account-issuer`.
+        url: String,
+        /// Its JWKS, for apiservers the server cannot reach.
+        jwks: Option<String>,
+    },
+}
+
+/// What `CreateCluster` creates.
+#[derive(Debug, Clone)]
+pub struct NewCluster {
+    /// The name.
+    pub name: String,
+    /// The cluster role (informational).
+    pub role_arn: Option<String>,
+    /// The Kubernetes version reported.
+    pub version: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// The token issuer.
+    pub issuer: IssuerChoice,
+}
+
+/// What `CreatePodIdentityAssociation` creates.
+#[derive(Debug, Clone, Default)]
+pub struct NewAssociation {
+    /// The cluster.
+    pub cluster: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The service account.
+    pub service_account: String,
+    /// The role.
+    pub role_arn: String,
+    /// A role to chain into.
+    pub target_role_arn: Option<String>,
+    /// No session tags.
+    pub disable_session_tags: bool,
+    /// A session policy.
+    pub policy: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What `UpdatePodIdentityAssociation` changes (`None`: unchanged; an empty string clears).
+#[derive(Debug, Clone, Default)]
+pub struct AssociationUpdate {
+    /// The role.
+    pub role_arn: Option<String>,
+    /// The role to chain into.
+    pub target_role_arn: Option<String>,
+    /// No session tags.
+    pub disable_session_tags: Option<bool>,
+    /// The session policy.
+    pub policy: Option<String>,
+}
+
+/// EKS over a store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Eks {
+    replica: Replica<EksState>,
+    kek: Arc<Keyring>,
+    rng: Arc<dyn Rng>,
+    clock: Arc<dyn Clock>,
+    config: Arc<EksConfig>,
+}
+
+const INDEX_SA: &str = "eks/index/service-account/";
+const INDEX_ISSUER: &str = "eks/index/issuer/";
+
+fn sa_index(cluster: &str, namespace: &str, service_account: &str) -> String {
+    format!("{INDEX_SA}{cluster}/{namespace}/{service_account}")
+}
+
+fn issuer_index(url: &str) -> String {
+    format!("{INDEX_ISSUER}{}", without_scheme(url))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, EksError> {
+    serde_json::to_vec(value).map_err(|e| EksError::Crypto(e.to_string()))
+}
+
+/// A page of names and the token for the next one.
+fn page<T: Clone>(
+    items: Vec<(String, T)>,
+    next: Option<&str>,
+    max: usize,
+) -> (Vec<T>, Option<String>) {
+    let after = next
+        .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let mut out = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for (key, item) in items
+        .into_iter()
+        .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
+    {
+        if out.len() == max {
+            more = true;
+            break;
+        }
+        last = Some(key);
+        out.push(item);
+    }
+    let token = if more {
+        last.map(|k| URL_SAFE_NO_PAD.encode(k))
+    } else {
+        None
+    };
+    (out, token)
+}
+
+impl Eks {
+    /// Loads EKS from `store` and follows it. `kek` seals the hosted issuers' keys.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        kek: Arc<Keyring>,
+        rng: Arc<dyn Rng>,
+        clock: Arc<dyn Clock>,
+        config: EksConfig,
+    ) -> Result<Self, EksError> {
+        let replica = Replica::open(store, keys::ROOT, EksState::new(Arc::clone(&kek))).await?;
+        Ok(Self {
+            replica,
+            kek,
+            rng,
+            clock,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The state, for reads. Do not hold it across an `await`.
+    pub fn state(&self) -> RwLockReadGuard<'_, EksState> {
+        self.replica.view()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EksConfig {
+        &self.config
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    pub(crate) fn rng(&self) -> &dyn Rng {
+        self.rng.as_ref()
+    }
+
+    /// `arn:aws:eks:REGION:ACCOUNT:cluster/NAME`.
+    pub fn cluster_arn(&self, name: &str) -> String {
+        let c = &self.config;
+        format!(
+            "arn:{}:eks:{}:{}:cluster/{name}",
+            c.partition, c.region, c.account
+        )
+    }
+
+    /// `arn:aws:eks:REGION:ACCOUNT:podidentityassociation/CLUSTER/ID`.
+    pub fn association_arn(&self, cluster: &str, id: &str) -> String {
+        let c = &self.config;
+        format!(
+            "arn:{}:eks:{}:{}:podidentityassociation/{cluster}/{id}",
+            c.partition, c.region, c.account
+        )
+    }
+
+    fn not_found(name: &str) -> EksError {
+        EksError::NotFound(format!("No cluster found for name: {name}."))
+    }
+
+    /// `CreateCluster`.
+    pub async fn create_cluster(&self, new: NewCluster) -> Result<Arc<ClusterEntry>, EksError> {
+        validate::cluster_name(&new.name)?;
+        validate::tags(&new.tags)?;
+        let issuer = match new.issuer {
+            IssuerChoice::Hosted { url } => {
+                let url = match url {
+                    Some(url) => url,
+                    None => format!(
+                        "{}/id/{}",
+                        self.config.issuer_base.trim_end_matches('/'),
+                        validate::random_hex(32, self.rng())?
+                    ),
+                };
+                validate::issuer_url(&url)?;
+                let key = SigningKey::generate(KeyKind::Rsa2048)
+                    .map_err(|e| EksError::Crypto(e.to_string()))?;
+                IssuerRecord::Hosted {
+                    keys: vec![self.seal(&new.name, &key)?],
+                    url,
+                }
+            }
+            IssuerChoice::External { url, jwks } => {
+                validate::issuer_url(&url)?;
+                if let Some(text) = &jwks {
+                    let parsed = JwkSet::parse(text).map_err(|e| {
+                        EksError::InvalidParameter(format!("The JWKS is not valid: {e}"))
+                    })?;
+                    if parsed.keys.is_empty() {
+                        return Err(EksError::InvalidParameter(
+                            "The JWKS has no keys.".to_owned(),
+                        ));
+                    }
+                }
+                IssuerRecord::External { url, jwks }
+            }
+        };
+        let record = ClusterRecord {
+            name: new.name.clone(),
+            role_arn: new.role_arn,
+            version: new.version.unwrap_or_else(|| "1.33".to_owned()),
+            created: self.now().unix_timestamp(),
+            tags: new.tags,
+            issuer,
+        };
+        let key = keys::cluster(&new.name);
+        let index = issuer_index(record.issuer.url());
+        let compares = [Compare::Absent(key.clone()), Compare::Absent(index.clone())];
+        let ops = [
+            Op::Put(key, encode(&record)?),
+            Op::Put(index, new.name.clone().into_bytes()),
+        ];
+        if self.replica.commit(&compares, &ops).await?.is_none() {
+            if self.state().cluster(&new.name).is_some()
+                || self.replica.get(&keys::cluster(&new.name)).await?.is_some()
+            {
+                return Err(EksError::InUse(format!(
+                    "Cluster already exists with name: {}",
+                    new.name
+                )));
+            }
+            return Err(EksError::InUse(format!(
+                "Another cluster already uses the issuer {}",
+                record.issuer.url()
+            )));
+        }
+        self.state()
+            .cluster(&new.name)
+            .ok_or_else(|| Self::not_found(&new.name))
+    }
+
+    fn seal(&self, cluster: &str, key: &SigningKey) -> Result<SealedKey, EksError> {
+        let pem = key.to_pkcs8_pem();
+        let sealed = self
+            .kek
+            .seal(
+                pem.expose().as_bytes(),
+                &key_aad(cluster, key.kid()),
+                self.rng(),
+            )
+            .map_err(|e| EksError::Crypto(e.to_string()))?;
+        Ok(SealedKey {
+            kid: key.kid().to_owned(),
+            sealed: URL_SAFE_NO_PAD.encode(sealed),
+        })
+    }
+
+    /// `DescribeCluster`.
+    pub fn describe_cluster(&self, name: &str) -> Result<Arc<ClusterEntry>, EksError> {
+        self.state()
+            .cluster(name)
+            .ok_or_else(|| Self::not_found(name))
+    }
+
+    /// `ListClusters`: names in order, a page at a time.
+    pub fn list_clusters(&self, next: Option<&str>, max: usize) -> (Vec<String>, Option<String>) {
+        let names: Vec<(String, String)> = self
+            .state()
+            .clusters
+            .keys()
+            .map(|k| (k.clone(), k.clone()))
+            .collect();
+        page(names, next, max)
+    }
+
+    /// `DeleteCluster`, with its associations.
+    pub async fn delete_cluster(&self, name: &str) -> Result<Arc<ClusterEntry>, EksError> {
+        let cluster = self.describe_cluster(name)?;
+        let prefix = keys::associations_of(name);
+        let mut ops = vec![
+            Op::Delete(keys::cluster(name)),
+            Op::Delete(issuer_index(cluster.record.issuer.url())),
+        ];
+        let mut after: Option<String> = None;
+        loop {
+            let listed = self
+                .replica
+                .store()
+                .list(&prefix, after.as_deref(), 500)
+                .await?;
+            for entry in &listed.entries {
+                if let Ok(record) = serde_json::from_slice::<AssociationRecord>(&entry.value) {
+                    ops.push(Op::Delete(sa_index(
+                        &record.cluster,
+                        &record.namespace,
+                        &record.service_account,
+                    )));
+                }
+                ops.push(Op::Delete(entry.key.clone()));
+            }
+            after = listed.entries.last().map(|e| e.key.clone());
+            if !listed.more {
+                break;
+            }
+        }
+        self.replica.commit(&[], &ops).await?;
+        Ok(cluster)
+    }
+
+    /// Mints a service-account token from a hosted issuer (`podiam cluster token`).
+    pub fn mint_token(&self, cluster: &str, request: &TokenRequest) -> Result<String, EksError> {
+        let entry = self.describe_cluster(cluster)?;
+        let signer = entry.signer.as_ref().ok_or_else(|| {
+            EksError::InvalidRequest(format!(
+                "Cluster {cluster} has an external issuer; its tokens come from its kube-apiserver."
+            ))
+        })?;
+        signer
+            .mint(request, self.now(), self.rng())
+            .map_err(|e| EksError::InvalidParameter(e.to_string()))
+    }
+
+    /// `CreatePodIdentityAssociation`.
+    pub async fn create_association(
+        &self,
+        new: NewAssociation,
+    ) -> Result<Arc<AssociationEntry>, EksError> {
+        self.describe_cluster(&new.cluster)?;
+        validate::namespace(&new.namespace)?;
+        validate::service_account(&new.service_account)?;
+        validate::role_arn(&new.role_arn, "roleArn")?;
+        if let Some(target) = &new.target_role_arn {
+            validate::role_arn(target, "targetRoleArn")?;
+        }
+        validate::tags(&new.tags)?;
+        if let Some(policy) = &new.policy {
+            validate::session_policy(policy)?;
+        }
+        if self.state().association_count(&new.cluster) >= MAX_ASSOCIATIONS_PER_CLUSTER {
+            return Err(EksError::LimitExceeded(format!(
+                "A cluster has at most {MAX_ASSOCIATIONS_PER_CLUSTER} pod identity associations."
+            )));
+        }
+        let id = validate::association_id(self.rng())?;
+        let now = self.now().unix_timestamp();
+        let record = AssociationRecord {
+            id: id.clone(),
+            cluster: new.cluster.clone(),
+            namespace: new.namespace.clone(),
+            service_account: new.service_account.clone(),
+            role_arn: new.role_arn,
+            target_role_arn: new.target_role_arn,
+            disable_session_tags: new.disable_session_tags,
+            policy: new.policy,
+            external_id: None,
+            tags: new.tags,
+            created: now,
+            modified: now,
+        };
+        let index = sa_index(&new.cluster, &new.namespace, &new.service_account);
+        let key = keys::association(&new.cluster, &id);
+        // The cluster must still be there, unchanged, when the association lands.
+        let cluster_key = keys::cluster(&new.cluster);
+        let cluster_revision = self
+            .replica
+            .get(&cluster_key)
+            .await?
+            .ok_or_else(|| Self::not_found(&new.cluster))?
+            .mod_revision;
+        let compares = [
+            Compare::Absent(index.clone()),
+            Compare::Absent(key.clone()),
+            Compare::ModRevision(cluster_key, cluster_revision),
+        ];
+        let ops = [
+            Op::Put(index.clone(), id.clone().into_bytes()),
+            Op::Put(key, encode(&record)?),
+        ];
+        if self.replica.commit(&compares, &ops).await?.is_none() {
+            let existing = self.replica.get(&index).await?;
+            return Err(match existing {
+                Some(e) => EksError::InUse(format!(
+                    "Association already exists: {}",
+                    String::from_utf8_lossy(&e.value)
+                )),
+                None => Self::not_found(&new.cluster),
+            });
+        }
+        self.describe_association(&new.cluster, &id)
+    }
+
+    /// `DescribePodIdentityAssociation`.
+    pub fn describe_association(
+        &self,
+        cluster: &str,
+        id: &str,
+    ) -> Result<Arc<AssociationEntry>, EksError> {
+        self.describe_cluster(cluster)?;
+        self.state()
+            .association(cluster, id)
+            .ok_or_else(|| EksError::NotFound("No Pod Identity Association found".to_owned()))
+    }
+
+    /// `ListPodIdentityAssociations`, filtered by namespace and service account.
+    pub fn list_associations(
+        &self,
+        cluster: &str,
+        namespace: Option<&str>,
+        service_account: Option<&str>,
+        next: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<Arc<AssociationEntry>>, Option<String>), EksError> {
+        self.describe_cluster(cluster)?;
+        let state = self.state();
+        let items: Vec<(String, Arc<AssociationEntry>)> = state
+            .associations
+            .range((cluster.to_owned(), String::new())..)
+            .take_while(|((c, _), _)| c == cluster)
+            .filter(|(_, a)| namespace.is_none_or(|n| a.record.namespace == n))
+            .filter(|(_, a)| service_account.is_none_or(|s| a.record.service_account == s))
+            .map(|((_, id), a)| (id.clone(), Arc::clone(a)))
+            .collect();
+        drop(state);
+        Ok(page(items, next, max))
+    }
+
+    /// `UpdatePodIdentityAssociation`.
+    pub async fn update_association(
+        &self,
+        cluster: &str,
+        id: &str,
+        update: AssociationUpdate,
+    ) -> Result<Arc<AssociationEntry>, EksError> {
+        self.describe_association(cluster, id)?;
+        if let Some(role) = &update.role_arn {
+            validate::role_arn(role, "roleArn")?;
+        }
+        if let Some(target) = update.target_role_arn.as_deref().filter(|t| !t.is_empty()) {
+            validate::role_arn(target, "targetRoleArn")?;
+        }
+        if let Some(policy) = update.policy.as_deref().filter(|p| !p.is_empty()) {
+            validate::session_policy(policy)?;
+        }
+        let key = keys::association(cluster, id);
+        for _ in 0..5 {
+            let Some(entry) = self.replica.get(&key).await? else {
+                return Err(EksError::NotFound(
+                    "No Pod Identity Association found".to_owned(),
+                ));
+            };
+            let mut record: AssociationRecord = serde_json::from_slice(&entry.value)
+                .map_err(|e| EksError::Crypto(e.to_string()))?;
+            if let Some(role) = &update.role_arn {
+                record.role_arn.clone_from(role);
+            }
+            if let Some(target) = &update.target_role_arn {
+                record.target_role_arn = (!target.is_empty()).then(|| target.clone());
+            }
+            if let Some(disable) = update.disable_session_tags {
+                record.disable_session_tags = disable;
+            }
+            if let Some(policy) = &update.policy {
+                record.policy = (!policy.is_empty()).then(|| policy.clone());
+            }
+            record.modified = self.now().unix_timestamp();
+            let compares = [Compare::ModRevision(key.clone(), entry.mod_revision)];
+            let ops = [Op::Put(key.clone(), encode(&record)?)];
+            if self.replica.commit(&compares, &ops).await?.is_some() {
+                return self.describe_association(cluster, id);
+            }
+        }
+        Err(EksError::InvalidRequest(
+            "Another request changed the association at the same time; try again.".to_owned(),
+        ))
+    }
+
+    /// `DeletePodIdentityAssociation`: returns what was deleted.
+    pub async fn delete_association(
+        &self,
+        cluster: &str,
+        id: &str,
+    ) -> Result<Arc<AssociationEntry>, EksError> {
+        let existing = self.describe_association(cluster, id)?;
+        let r = &existing.record;
+        let ops = [
+            Op::Delete(keys::association(cluster, id)),
+            Op::Delete(sa_index(&r.cluster, &r.namespace, &r.service_account)),
+        ];
+        let revision = self
+            .replica
+            .get(&keys::association(cluster, id))
+            .await?
+            .map(|e| e.mod_revision);
+        let Some(revision) = revision else {
+            return Err(EksError::NotFound(
+                "No Pod Identity Association found".to_owned(),
+            ));
+        };
+        let compares = [Compare::ModRevision(
+            keys::association(cluster, id),
+            revision,
+        )];
+        if self.replica.commit(&compares, &ops).await?.is_none() {
+            return Err(EksError::NotFound(
+                "No Pod Identity Association found".to_owned(),
+            ));
+        }
+        Ok(existing)
+    }
+}

@@ -1,0 +1,183 @@
+//! The model's rules for names, ARNs, tags and URLs, as `InvalidParameterException`s.
+
+use std::collections::BTreeMap;
+
+use podiam_crypto::Rng;
+use podiam_types::Arn;
+
+use crate::EksError;
+
+fn invalid(message: String) -> EksError {
+    EksError::InvalidParameter(message)
+}
+
+/// 1–100 characters of `[0-9A-Za-z][A-Za-z0-9\-_]*`.
+pub(crate) fn cluster_name(name: &str) -> Result<(), EksError> {
+    let ok = (1..=100).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    ok.then_some(()).ok_or_else(|| {
+        invalid(format!(
+            "The cluster name {name:?} must be 1-100 characters of [0-9A-Za-z][A-Za-z0-9-_]*."
+        ))
+    })
+}
+
+/// A DNS-1123 label, as Kubernetes requires of a namespace.
+pub(crate) fn namespace(namespace: &str) -> Result<(), EksError> {
+    let ok = (1..=63).contains(&namespace.len())
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !namespace.starts_with('-')
+        && !namespace.ends_with('-');
+    ok.then_some(()).ok_or_else(|| {
+        invalid(format!(
+            "The namespace {namespace:?} is not a DNS-1123 label."
+        ))
+    })
+}
+
+/// A DNS-1123 subdomain, as Kubernetes requires of a service account name.
+pub(crate) fn service_account(name: &str) -> Result<(), EksError> {
+    let ok = (1..=253).contains(&name.len())
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        });
+    ok.then_some(()).ok_or_else(|| {
+        invalid(format!(
+            "The service account {name:?} is not a DNS-1123 subdomain."
+        ))
+    })
+}
+
+/// An IAM role ARN.
+pub(crate) fn role_arn(arn: &str, member: &str) -> Result<(), EksError> {
+    let parsed: Arn = arn
+        .parse()
+        .map_err(|e| invalid(format!("{member} {arn:?} is not an ARN: {e}")))?;
+    if parsed.service() != "iam" || !parsed.resource().starts_with("role/") {
+        return Err(invalid(format!("{member} {arn:?} is not an IAM role ARN.")));
+    }
+    Ok(())
+}
+
+/// At most 50 tags; keys 1–128, values at most 256 characters.
+pub(crate) fn tags(tags: &BTreeMap<String, String>) -> Result<(), EksError> {
+    if tags.len() > 50 {
+        return Err(invalid("At most 50 tags.".to_owned()));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(invalid(format!(
+                "Tag {k:?}: keys are 1-128 characters, values at most 256."
+            )));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(invalid(format!("Tag {k:?}: the aws: prefix is reserved.")));
+        }
+    }
+    Ok(())
+}
+
+/// An issuer URL: `https://` or `http://`, a host, no user info, query or fragment.
+pub(crate) fn issuer_url(url: &str) -> Result<(), EksError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let ok = rest.is_some_and(|rest| {
+        let authority = rest.split('/').next().unwrap_or_default();
+        !authority.is_empty()
+            && !authority.contains('@')
+            && !rest.contains(['?', '#', ' ', '\\'])
+            && url.len() <= 255
+    });
+    ok.then_some(()).ok_or_else(|| {
+        invalid(format!(
+            "The issuer URL {url:?} must be http(s)://host/path without user, query or fragment."
+        ))
+    })
+}
+
+/// A session policy: valid JSON of at most 2,048 characters (IAM checks the rest).
+pub(crate) fn session_policy(policy: &str) -> Result<(), EksError> {
+    if policy.chars().count() > 2048 {
+        return Err(invalid(
+            "The policy is longer than 2048 characters.".to_owned(),
+        ));
+    }
+    serde_json::from_str::<serde_json::Value>(policy)
+        .map(|_| ())
+        .map_err(|e| invalid(format!("The policy is not JSON: {e}")))
+}
+
+/// `len` upper-case hexadecimal digits.
+pub(crate) fn random_hex(len: usize, rng: &dyn Rng) -> Result<String, EksError> {
+    let mut bytes = vec![0u8; len.div_ceil(2)];
+    rng.fill(&mut bytes)
+        .map_err(|e| EksError::Crypto(e.to_string()))?;
+    let mut hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+    hex.truncate(len);
+    Ok(hex)
+}
+
+/// `a-` and 17 lower-case alphanumerics.
+pub(crate) fn association_id(rng: &dyn Rng) -> Result<String, EksError> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut id = String::from("a-");
+    let mut buf = [0u8; 32];
+    while id.len() < 19 {
+        rng.fill(&mut buf)
+            .map_err(|e| EksError::Crypto(e.to_string()))?;
+        // 252 = 7 × 36: larger bytes are skipped so every symbol is equally likely.
+        for b in buf.iter().filter(|b| **b < 252) {
+            if id.len() == 19 {
+                break;
+            }
+            if let Some(c) = ALPHABET.get(usize::from(*b) % ALPHABET.len()) {
+                id.push(char::from(*c));
+            }
+        }
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use podiam_crypto::SeededRng;
+
+    use super::*;
+
+    #[test]
+    fn names_and_ids() {
+        assert!(cluster_name("eks-workshop").is_ok());
+        assert!(cluster_name("-x").is_err());
+        assert!(cluster_name(&"a".repeat(101)).is_err());
+        assert!(namespace("carts").is_ok());
+        assert!(namespace("Carts").is_err());
+        assert!(service_account("carts.v1").is_ok());
+        assert!(service_account("a..b").is_err());
+        assert!(role_arn("arn:aws:iam::000000000000:role/x", "roleArn").is_ok());
+        assert!(role_arn("arn:aws:iam::000000000000:user/x", "roleArn").is_err());
+        assert!(issuer_url("https://oidc.eks.eu-central-1.amazonaws.com/id/ABC").is_ok());
+        assert!(issuer_url("https://a@b/").is_err());
+        assert!(issuer_url("ftp://x").is_err());
+        let rng = SeededRng::new(b"ids");
+        let id = association_id(&rng).unwrap_or_default();
+        assert_eq!(id.len(), 19);
+        assert!(id.starts_with("a-"));
+        assert!(
+            id[2..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
+        assert_eq!(random_hex(32, &rng).unwrap_or_default().len(), 32);
+    }
+}

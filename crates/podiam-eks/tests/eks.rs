@@ -1,0 +1,538 @@
+//! EKS on the in-memory store: clusters and their issuers, associations, and the pod identity
+//! exchange end to end through STS.
+
+#![expect(clippy::expect_used, reason = "test fixtures fail loudly")]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use podiam_crypto::{AeadKey, KeyId, Keyring, SeededRng};
+use podiam_eks::{
+    AssociationUpdate, Eks, EksConfig, EksError, IssuerChoice, NewAssociation, NewCluster,
+    PodIdentityRequest,
+};
+use podiam_iam::{Caller, Iam, IamConfig, NewRole, RequestFacts};
+use podiam_oidc::{KeySet, ObjectRef, TokenError, TokenRequest};
+use podiam_store::{MemoryStore, Store};
+use podiam_sts::{IssuerError, IssuerKeys, Sts};
+use podiam_types::FixedClock;
+use time::OffsetDateTime;
+
+const NOW: i64 = 1_795_000_000;
+const ACCOUNT: &str = "637423329338";
+const POD_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"],"Condition":{"StringEquals":{"aws:SourceAccount":"637423329338"}}}]}"#;
+
+#[derive(Debug)]
+struct NoNetwork;
+
+#[async_trait]
+impl IssuerKeys for NoNetwork {
+    async fn keys(&self, issuer: &str, _: bool) -> Result<KeySet, IssuerError> {
+        Err(IssuerError::Unreachable(format!("no network for {issuer}")))
+    }
+}
+
+struct World {
+    eks: Eks,
+    iam: Iam,
+    sts: Sts,
+    clock: Arc<FixedClock>,
+}
+
+fn at(t: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn facts() -> RequestFacts {
+    RequestFacts {
+        now: at(NOW),
+        source_ip: Some("10.0.0.1".into()),
+        secure_transport: true,
+        region: "eu-central-1".into(),
+        user_agent: None,
+    }
+}
+
+async fn world() -> World {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(FixedClock::new(at(NOW)));
+    let rng = Arc::new(SeededRng::new(b"eks"));
+    let kek = Arc::new(Keyring::new(
+        AeadKey::from_bytes(KeyId(0), &[5; 32]).expect("key"),
+    ));
+    let iam = Iam::open(
+        Arc::clone(&store),
+        Arc::clone(&kek),
+        rng.clone(),
+        clock.clone(),
+        &IamConfig {
+            account: ACCOUNT.into(),
+            partition: "aws".into(),
+        },
+    )
+    .await
+    .expect("iam");
+    let sts = Sts::new(
+        iam.clone(),
+        Arc::new(std::sync::RwLock::new(Arc::new(Keyring::new(
+            AeadKey::from_bytes(KeyId(1), &[6; 32]).expect("key"),
+        )))),
+        Arc::new(NoNetwork),
+        rng.clone(),
+        clock.clone(),
+    );
+    let eks = Eks::open(
+        store,
+        kek,
+        rng,
+        clock.clone(),
+        EksConfig {
+            account: ACCOUNT.into(),
+            partition: "aws".into(),
+            region: "eu-central-1".into(),
+            issuer_base: "http://127.0.0.1:4599/oidc".into(),
+        },
+    )
+    .await
+    .expect("eks");
+    World {
+        eks,
+        iam,
+        sts,
+        clock,
+    }
+}
+
+fn hosted(name: &str, url: Option<&str>) -> NewCluster {
+    NewCluster {
+        name: name.into(),
+        role_arn: None,
+        version: None,
+        tags: BTreeMap::new(),
+        issuer: IssuerChoice::Hosted {
+            url: url.map(str::to_owned),
+        },
+    }
+}
+
+fn pod_token(w: &World, cluster: &str, ns: &str, sa: &str, node: &str, audience: &str) -> String {
+    w.eks
+        .mint_token(
+            cluster,
+            &TokenRequest {
+                namespace: ns.into(),
+                service_account: ObjectRef {
+                    name: sa.into(),
+                    uid: "sa-uid".into(),
+                },
+                audiences: vec![audience.into()],
+                pod: Some(ObjectRef {
+                    name: "carts-7d8f9c6b5-abcde".into(),
+                    uid: "pod-uid-1".into(),
+                }),
+                node: Some(ObjectRef {
+                    name: node.into(),
+                    uid: "node-uid".into(),
+                }),
+                lifetime: Duration::from_secs(3600),
+                warn_after: None,
+            },
+        )
+        .expect("mint")
+}
+
+async fn associate(w: &World, cluster: &str, role: &str) -> String {
+    w.iam
+        .create_role(NewRole {
+            name: role.into(),
+            trust: POD_TRUST.into(),
+            ..NewRole::default()
+        })
+        .await
+        .expect("role");
+    w.eks
+        .create_association(NewAssociation {
+            cluster: cluster.into(),
+            namespace: "carts".into(),
+            service_account: "carts".into(),
+            role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{role}"),
+            ..NewAssociation::default()
+        })
+        .await
+        .expect("association")
+        .record
+        .id
+        .clone()
+}
+
+#[tokio::test]
+async fn clusters_have_issuers_and_unique_names() {
+    let w = world().await;
+    let made = w
+        .eks
+        .create_cluster(hosted("eks-workshop", None))
+        .await
+        .expect("cluster");
+    let url = made.record.issuer.url().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:4599/oidc/id/"), "{url}");
+    assert_eq!(url.len(), "http://127.0.0.1:4599/oidc/id/".len() + 32);
+    assert!(made.signer.is_some());
+    assert_eq!(
+        w.eks.cluster_arn("eks-workshop"),
+        "arn:aws:eks:eu-central-1:637423329338:cluster/eks-workshop"
+    );
+    // The issuer's keys are found by URL (any scheme), with no network.
+    assert!(
+        w.eks
+            .state()
+            .hosted_keys(&url)
+            .is_some_and(|k| !k.is_empty())
+    );
+    assert!(matches!(
+        w.eks.create_cluster(hosted("eks-workshop", None)).await,
+        Err(EksError::InUse(_))
+    ));
+    let eks_url = "https://oidc.eks.eu-central-1.amazonaws.com/id/5B1F8794C4C52E4101E98664FC964C3C";
+    w.eks
+        .create_cluster(hosted("second", Some(eks_url)))
+        .await
+        .expect("explicit url");
+    assert!(matches!(
+        w.eks.create_cluster(hosted("third", Some(eks_url))).await,
+        Err(EksError::InUse(m)) if m.contains("issuer")
+    ));
+    assert!(matches!(
+        w.eks.create_cluster(hosted("-bad", None)).await,
+        Err(EksError::InvalidParameter(_))
+    ));
+    let (names, next) = w.eks.list_clusters(None, 1);
+    assert_eq!(names, ["eks-workshop"]);
+    let (rest, end) = w.eks.list_clusters(next.as_deref(), 1);
+    assert_eq!(rest, ["second"]);
+    assert!(end.is_none());
+    w.eks.delete_cluster("second").await.expect("delete");
+    assert!(matches!(
+        w.eks.describe_cluster("second"),
+        Err(EksError::NotFound(_))
+    ));
+    // Its issuer URL is free again.
+    w.eks
+        .create_cluster(hosted("third", Some(eks_url)))
+        .await
+        .expect("reuse");
+}
+
+#[tokio::test]
+async fn associations_are_one_per_service_account() {
+    let w = world().await;
+    w.eks
+        .create_cluster(hosted("c1", None))
+        .await
+        .expect("cluster");
+    let id = associate(&w, "c1", "carts-role").await;
+    assert!(id.starts_with("a-") && id.len() == 19);
+    let again = w
+        .eks
+        .create_association(NewAssociation {
+            cluster: "c1".into(),
+            namespace: "carts".into(),
+            service_account: "carts".into(),
+            role_arn: format!("arn:aws:iam::{ACCOUNT}:role/other"),
+            ..NewAssociation::default()
+        })
+        .await;
+    assert!(matches!(again, Err(EksError::InUse(m)) if m.contains(&id)));
+    let missing_cluster = w
+        .eks
+        .create_association(NewAssociation {
+            cluster: "nope".into(),
+            namespace: "carts".into(),
+            service_account: "carts".into(),
+            role_arn: format!("arn:aws:iam::{ACCOUNT}:role/x"),
+            ..NewAssociation::default()
+        })
+        .await;
+    assert!(matches!(missing_cluster, Err(EksError::NotFound(_))));
+    let updated = w
+        .eks
+        .update_association(
+            "c1",
+            &id,
+            AssociationUpdate {
+                disable_session_tags: Some(true),
+                ..AssociationUpdate::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert!(updated.record.disable_session_tags);
+    let (listed, _) = w
+        .eks
+        .list_associations("c1", Some("carts"), None, None, 10)
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    let (none, _) = w
+        .eks
+        .list_associations("c1", Some("orders"), None, None, 10)
+        .expect("list");
+    assert!(none.is_empty());
+    w.eks.delete_association("c1", &id).await.expect("delete");
+    // The service account is free again.
+    associate(&w, "c1", "carts-role-2").await;
+    // Deleting the cluster deletes its associations.
+    w.eks.delete_cluster("c1").await.expect("delete cluster");
+    w.eks
+        .create_cluster(hosted("c1", None))
+        .await
+        .expect("cluster again");
+    let (listed, _) = w
+        .eks
+        .list_associations("c1", None, None, None, 10)
+        .expect("list");
+    assert!(listed.is_empty());
+}
+
+#[tokio::test]
+async fn a_pod_token_becomes_the_association_role_with_session_tags() {
+    let w = world().await;
+    w.eks
+        .create_cluster(hosted("eks-workshop", None))
+        .await
+        .expect("cluster");
+    let id = associate(&w, "eks-workshop", "eks-workshop-carts-dynamo-pia").await;
+    let token = pod_token(
+        &w,
+        "eks-workshop",
+        "carts",
+        "carts",
+        "node-1",
+        "pods.eks.amazonaws.com",
+    );
+    let grant = w
+        .eks
+        .assume_role_for_pod_identity(
+            &w.sts,
+            &NoNetwork,
+            &Caller::Root,
+            &PodIdentityRequest {
+                cluster: "eks-workshop".into(),
+                token: token.clone(),
+                node_name: Some("node-1".into()),
+            },
+            &facts(),
+        )
+        .await
+        .expect("grant");
+    assert_eq!(grant.association_id, id);
+    assert_eq!(
+        grant.association_arn,
+        format!("arn:aws:eks:eu-central-1:{ACCOUNT}:podidentityassociation/eks-workshop/{id}")
+    );
+    let session = &grant.issued.session;
+    assert!(session.access_key_id.starts_with("ASIA"));
+    assert!(
+        session
+            .details
+            .session_name
+            .starts_with("eks-eks-workshop-carts-7d8f9c6b5-abcde-")
+    );
+    assert_eq!(session.details.session_name.len(), 64);
+    assert_eq!(session.details.expires_at, NOW + 6 * 3600);
+    let tags: BTreeMap<&str, &str> = session
+        .details
+        .tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(tags["kubernetes-namespace"], "carts");
+    assert_eq!(tags["kubernetes-service-account"], "carts");
+    assert_eq!(tags["kubernetes-pod-name"], "carts-7d8f9c6b5-abcde");
+    assert_eq!(tags["kubernetes-pod-uid"], "pod-uid-1");
+    assert_eq!(tags["eks-cluster-name"], "eks-workshop");
+    assert_eq!(
+        tags["eks-cluster-arn"],
+        "arn:aws:eks:eu-central-1:637423329338:cluster/eks-workshop"
+    );
+
+    // Refusals.
+    let ask = |token: String, node: Option<&str>| PodIdentityRequest {
+        cluster: "eks-workshop".into(),
+        token,
+        node_name: node.map(str::to_owned),
+    };
+    let wrong_aud = pod_token(
+        &w,
+        "eks-workshop",
+        "carts",
+        "carts",
+        "node-1",
+        "sts.amazonaws.com",
+    );
+    let err = w
+        .eks
+        .assume_role_for_pod_identity(
+            &w.sts,
+            &NoNetwork,
+            &Caller::Root,
+            &ask(wrong_aud, None),
+            &facts(),
+        )
+        .await
+        .expect_err("audience");
+    assert!(
+        matches!(err, EksError::Token(TokenError::WrongAudience { .. })),
+        "{err:?}"
+    );
+    let other_node = w
+        .eks
+        .assume_role_for_pod_identity(
+            &w.sts,
+            &NoNetwork,
+            &Caller::Root,
+            &ask(token.clone(), Some("node-2")),
+            &facts(),
+        )
+        .await
+        .expect_err("node");
+    assert!(
+        matches!(other_node, EksError::AccessDenied { .. }),
+        "{other_node:?}"
+    );
+    let no_association = pod_token(
+        &w,
+        "eks-workshop",
+        "orders",
+        "orders",
+        "node-1",
+        "pods.eks.amazonaws.com",
+    );
+    let err = w
+        .eks
+        .assume_role_for_pod_identity(
+            &w.sts,
+            &NoNetwork,
+            &Caller::Root,
+            &ask(no_association, None),
+            &facts(),
+        )
+        .await
+        .expect_err("association");
+    assert!(matches!(err, EksError::NotFound(_)), "{err:?}");
+    w.clock.set(at(NOW + 7200));
+    let expired = w
+        .eks
+        .assume_role_for_pod_identity(
+            &w.sts,
+            &NoNetwork,
+            &Caller::Root,
+            &ask(token, None),
+            &facts(),
+        )
+        .await
+        .expect_err("expired");
+    assert!(
+        matches!(expired, EksError::Token(TokenError::Expired { .. })),
+        "{expired:?}"
+    );
+}
+
+#[tokio::test]
+async fn trust_policies_and_options_of_the_association_apply() {
+    let w = world().await;
+    w.eks
+        .create_cluster(hosted("c1", None))
+        .await
+        .expect("cluster");
+    // A role that does not trust the service principal.
+    w.iam
+        .create_role(NewRole {
+            name: "untrusting".into(),
+            trust: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#.into(),
+            ..NewRole::default()
+        })
+        .await
+        .expect("role");
+    let id = w
+        .eks
+        .create_association(NewAssociation {
+            cluster: "c1".into(),
+            namespace: "carts".into(),
+            service_account: "carts".into(),
+            role_arn: format!("arn:aws:iam::{ACCOUNT}:role/untrusting"),
+            ..NewAssociation::default()
+        })
+        .await
+        .expect("association")
+        .record
+        .id
+        .clone();
+    let token = pod_token(&w, "c1", "carts", "carts", "n", "pods.eks.amazonaws.com");
+    let ask = PodIdentityRequest {
+        cluster: "c1".into(),
+        token,
+        node_name: None,
+    };
+    let err = w
+        .eks
+        .assume_role_for_pod_identity(&w.sts, &NoNetwork, &Caller::Root, &ask, &facts())
+        .await
+        .expect_err("trust");
+    assert!(matches!(err, EksError::Sts(_)), "{err:?}");
+
+    // Chaining into a target role that trusts the first one; no session tags.
+    w.iam
+        .create_role(NewRole {
+            name: "first".into(),
+            trust: POD_TRUST.into(),
+            ..NewRole::default()
+        })
+        .await
+        .expect("role");
+    w.iam
+        .create_role(NewRole {
+            name: "target".into(),
+            trust: format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:role/first"}},"Action":"sts:AssumeRole"}}]}}"#),
+            ..NewRole::default()
+        })
+        .await
+        .expect("role");
+    w.iam
+        .put_role_policy(
+            "first",
+            "chain",
+            &format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::{ACCOUNT}:role/target"}}]}}"#),
+        )
+        .await
+        .expect("policy");
+    w.eks
+        .update_association(
+            "c1",
+            &id,
+            AssociationUpdate {
+                role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/first")),
+                target_role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/target")),
+                disable_session_tags: Some(true),
+                ..AssociationUpdate::default()
+            },
+        )
+        .await
+        .expect("update");
+    let grant = w
+        .eks
+        .assume_role_for_pod_identity(&w.sts, &NoNetwork, &Caller::Root, &ask, &facts())
+        .await
+        .expect("chained grant");
+    let details = &grant.issued.session.details;
+    assert_eq!(
+        details.role_arn,
+        format!("arn:aws:iam::{ACCOUNT}:role/target")
+    );
+    assert!(details.tags.is_empty());
+    assert_eq!(
+        details.expires_at,
+        NOW + 3600,
+        "chained sessions last an hour"
+    );
+}
