@@ -41,6 +41,9 @@ pub enum IssuerRecord {
         /// An uploaded JWKS (for apiservers not reachable from the server), as JSON.
         #[serde(default)]
         jwks: Option<String>,
+        /// A PEM bundle of CAs to trust when fetching its discovery document and JWKS.
+        #[serde(default)]
+        ca: Option<String>,
     },
 }
 

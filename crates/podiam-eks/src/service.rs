@@ -44,6 +44,8 @@ pub enum IssuerChoice {
         url: String,
         /// Its JWKS, for apiservers the server cannot reach.
         jwks: Option<String>,
+        /// A PEM bundle of CAs for fetching its discovery document.
+        ca: Option<String>,
     },
 }
 
@@ -233,7 +235,14 @@ impl Eks {
                     url,
                 }
             }
-            IssuerChoice::External { url, jwks } => {
+            IssuerChoice::External { url, jwks, ca } => {
+                if let Some(pem) = &ca
+                    && !pem.contains("-----BEGIN CERTIFICATE-----")
+                {
+                    return Err(EksError::InvalidParameter(
+                        "The CA bundle has no PEM certificate.".to_owned(),
+                    ));
+                }
                 validate::issuer_url(&url)?;
                 if let Some(text) = &jwks {
                     let parsed = JwkSet::parse(text).map_err(|e| {
@@ -245,7 +254,7 @@ impl Eks {
                         ));
                     }
                 }
-                IssuerRecord::External { url, jwks }
+                IssuerRecord::External { url, jwks, ca }
             }
         };
         let record = ClusterRecord {

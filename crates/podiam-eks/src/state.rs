@@ -38,8 +38,8 @@ pub struct EksState {
     pub(crate) associations: BTreeMap<(String, String), Arc<AssociationEntry>>,
     /// `(cluster, namespace, service account)` → id.
     by_service_account: HashMap<(String, String, String), String>,
-    /// Hosted issuer URL without its scheme → cluster.
-    hosted: HashMap<String, String>,
+    /// Issuer URL without its scheme → cluster.
+    issuers: HashMap<String, String>,
     kek: Arc<Keyring>,
     seen: HashMap<String, u64>,
 }
@@ -75,7 +75,7 @@ impl EksState {
             clusters: BTreeMap::new(),
             associations: BTreeMap::new(),
             by_service_account: HashMap::new(),
-            hosted: HashMap::new(),
+            issuers: HashMap::new(),
             kek,
             seen: HashMap::new(),
         }
@@ -108,16 +108,16 @@ impl EksState {
         self.association(cluster, id)
     }
 
-    /// The keys of a hosted issuer, by its URL (any scheme).
-    pub fn hosted_keys(&self, issuer: &str) -> Option<KeySet> {
-        let cluster = self.hosted.get(without_scheme(issuer))?;
-        self.clusters.get(cluster)?.keys.clone()
+    /// The cluster whose token issuer has this URL (any scheme).
+    pub fn issuer_cluster(&self, issuer: &str) -> Option<Arc<ClusterEntry>> {
+        let cluster = self.issuers.get(without_scheme(issuer))?;
+        self.clusters.get(cluster).cloned()
     }
 
-    /// The cluster whose hosted issuer has this URL (any scheme).
-    pub fn hosted_cluster(&self, issuer: &str) -> Option<Arc<ClusterEntry>> {
-        let cluster = self.hosted.get(without_scheme(issuer))?;
-        self.clusters.get(cluster).cloned()
+    /// The keys stored for an issuer (a hosted issuer's, or an uploaded JWKS), by its URL:
+    /// verification without any network fetch.
+    pub fn stored_keys(&self, issuer: &str) -> Option<KeySet> {
+        self.issuer_cluster(issuer)?.keys.clone()
     }
 
     /// How many associations a cluster has.
@@ -183,10 +183,8 @@ impl EksState {
 
     fn remove(&mut self, key: &str) {
         if let Some(name) = key.strip_prefix(keys::CLUSTER) {
-            if let Some(old) = self.clusters.remove(name)
-                && matches!(old.record.issuer, IssuerRecord::Hosted { .. })
-            {
-                self.hosted.remove(without_scheme(old.record.issuer.url()));
+            if let Some(old) = self.clusters.remove(name) {
+                self.issuers.remove(without_scheme(old.record.issuer.url()));
             }
         } else if let Some(rest) = key.strip_prefix(keys::ASSOCIATION)
             && let Some((cluster, id)) = rest.split_once('/')
@@ -223,12 +221,10 @@ impl podiam_store::View for EksState {
         };
         if key.starts_with(keys::CLUSTER) {
             if let Some(record) = decode::<ClusterRecord>(key, value) {
-                if matches!(record.issuer, IssuerRecord::Hosted { .. }) {
-                    self.hosted.insert(
-                        without_scheme(record.issuer.url()).to_owned(),
-                        record.name.clone(),
-                    );
-                }
+                self.issuers.insert(
+                    without_scheme(record.issuer.url()).to_owned(),
+                    record.name.clone(),
+                );
                 let entry = self.open_cluster(record);
                 self.clusters
                     .insert(entry.record.name.clone(), Arc::new(entry));

@@ -187,7 +187,7 @@ async fn clusters_have_issuers_and_unique_names() {
     assert!(
         w.eks
             .state()
-            .hosted_keys(&url)
+            .stored_keys(&url)
             .is_some_and(|k| !k.is_empty())
     );
     assert!(matches!(

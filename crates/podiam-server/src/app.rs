@@ -7,20 +7,33 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use podiam_crypto::Rng;
+use podiam_eks::Eks;
 use podiam_iam::Iam;
-use podiam_sts::{SharedKeyring, Sts};
+use podiam_sts::{IssuerKeys, SharedKeyring, Sts};
 use podiam_types::Clock;
 use time::OffsetDateTime;
 
 use crate::metrics::Metrics;
-use crate::query;
+use crate::{eks_api, eks_auth_api, query};
+
+/// The services behind the APIs.
+#[derive(Debug)]
+pub(crate) struct Services {
+    pub(crate) iam: Iam,
+    pub(crate) sts: Sts,
+    pub(crate) eks: Eks,
+    /// Token issuers' keys (EKS's stored keys first, then discovery).
+    pub(crate) issuers: Arc<dyn IssuerKeys>,
+}
 
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) iam: Iam,
     pub(crate) sts: Sts,
+    pub(crate) eks: Eks,
+    pub(crate) issuers: Arc<dyn IssuerKeys>,
     pub(crate) keyring: SharedKeyring,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: Arc<dyn Rng>,
@@ -38,8 +51,7 @@ pub struct App {
 
 impl App {
     pub(crate) fn new(
-        iam: Iam,
-        sts: Sts,
+        services: Services,
         keyring: SharedKeyring,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Rng>,
@@ -48,8 +60,10 @@ impl App {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                iam,
-                sts,
+                iam: services.iam,
+                sts: services.sts,
+                eks: services.eks,
+                issuers: services.issuers,
                 keyring,
                 clock,
                 rng,
@@ -123,6 +137,37 @@ async fn request_id(State(app): State<App>, mut response: Response) -> Response 
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(query::handle).post(query::handle))
+        .route(
+            "/clusters",
+            get(eks_api::list_clusters).post(eks_api::create_cluster),
+        )
+        .route(
+            "/clusters/{name}",
+            get(eks_api::describe_cluster).delete(eks_api::delete_cluster),
+        )
+        .route(
+            "/clusters/{name}/pod-identity-associations",
+            get(eks_api::list_associations).post(eks_api::create_association),
+        )
+        .route(
+            "/clusters/{name}/pod-identity-associations/{id}",
+            get(eks_api::describe_association)
+                .post(eks_api::update_association)
+                .delete(eks_api::delete_association),
+        )
+        .route(
+            "/clusters/{name}/assume-role-for-pod-identity",
+            post(eks_auth_api::assume_role_for_pod_identity),
+        )
+        .route(
+            "/clusters/{name}/podiam/service-account-token",
+            post(eks_api::mint_token),
+        )
+        .route(
+            "/oidc/id/{id}/.well-known/openid-configuration",
+            get(eks_api::discovery),
+        )
+        .route("/oidc/id/{id}/openid/v1/jwks", get(eks_api::jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use podiam_crypto::{AeadKey, KeyId, Keyring, Rng, Secret};
+use podiam_eks::{Eks, EksConfig};
 use podiam_iam::{Iam, IamConfig};
 use podiam_store::{Compare, Op, RedbStore, Store, TxnOutcome};
 use podiam_sts::{IssuerKeys, Sts};
@@ -15,8 +16,8 @@ use podiam_types::{AccountId, Clock};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::HttpIssuerKeys;
-use crate::app::App;
+use crate::app::{App, Services};
+use crate::issuers::{ClusterIssuerKeys, HttpIssuerKeys};
 
 /// How the server is configured.
 #[derive(Debug, Clone)]
@@ -35,6 +36,9 @@ pub struct ServerConfig {
     pub oidc_ca_file: Option<PathBuf>,
     /// The key-encryption key file (default: `<data-dir>/kek`, created on first start).
     pub kek_file: Option<PathBuf>,
+    /// The URL clients reach this server at (hosted issuers' default URLs are under it);
+    /// `http://<listen>` when `None`.
+    pub public_url: Option<String>,
 }
 
 /// Why the server cannot start. Each message says what to do.
@@ -279,6 +283,8 @@ pub struct StartOptions {
     pub region: String,
     /// Accept `http://` token issuers on loopback.
     pub allow_http_issuers: bool,
+    /// The URL clients reach this server at, e.g. `http://127.0.0.1:4599`.
+    pub public_url: String,
 }
 
 /// A control plane built over a store.
@@ -311,7 +317,7 @@ pub async fn start(
     };
     let iam = Iam::open(
         Arc::clone(&store),
-        kek,
+        Arc::clone(&kek),
         Arc::clone(&rng),
         Arc::clone(&clock),
         &iam_config,
@@ -333,17 +339,41 @@ pub async fn start(
             .compare_and_swap(ROOT_KEY_ISSUED, None, b"{}".to_vec())
             .await?;
     }
+    let eks = Eks::open(
+        Arc::clone(&store),
+        Arc::clone(&kek),
+        Arc::clone(&rng),
+        Arc::clone(&clock),
+        EksConfig {
+            account: account_id.clone(),
+            partition: "aws".to_owned(),
+            region: options.region.clone(),
+            issuer_base: format!("{}/oidc", options.public_url.trim_end_matches('/')),
+        },
+    )
+    .await
+    .map_err(|e| BootError::Config(format!("EKS could not load: {e}")))?;
+    let issuers: Arc<dyn IssuerKeys> = Arc::new(ClusterIssuerKeys::new(
+        eks.clone(),
+        issuers,
+        options.allow_http_issuers,
+        Arc::clone(&clock),
+    ));
     let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
     let sts = Sts::new(
         iam.clone(),
         Arc::clone(&keyring),
-        issuers,
+        Arc::clone(&issuers),
         Arc::clone(&rng),
         Arc::clone(&clock),
     );
     let app = App::new(
-        iam,
-        sts,
+        Services {
+            iam,
+            sts,
+            eks,
+            issuers,
+        },
         keyring,
         clock,
         rng,
@@ -390,6 +420,10 @@ pub async fn open(
         account_id: config.account_id.clone(),
         region: config.region.clone(),
         allow_http_issuers: config.allow_http_issuers,
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen)),
     };
     let started = start(store, kek, &options, issuers, clock, rng).await?;
     let root_credentials_path = config.data_dir.join("root-credentials");

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use podiam_crypto::JwkSet;
+use podiam_eks::{Eks, IssuerRecord};
 use podiam_oidc::{DISCOVERY_PATH, DiscoveryDocument, JwksCache, KeySet};
 use podiam_sts::{IssuerError, IssuerKeys};
 use podiam_types::Clock;
@@ -85,16 +86,32 @@ impl HttpIssuerKeys {
         ca_file: Option<&Path>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
+        let pem = match ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("--oidc-ca-file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        Self::with_ca_pem(allow_http, pem.as_deref(), clock).map_err(|e| match ca_file {
+            Some(path) => format!("--oidc-ca-file {}: {e}", path.display()),
+            None => e,
+        })
+    }
+
+    /// A fetcher that also trusts the CAs of a PEM bundle.
+    pub fn with_ca_pem(
+        allow_http: bool,
+        ca_pem: Option<&[u8]>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
             .redirect(redirects(allow_http))
             .user_agent(concat!("podiam/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("--oidc-ca-file {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("--oidc-ca-file {}: {e}", path.display()))?;
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
             builder = builder.tls_certs_merge(certs);
         }
         let client = builder
@@ -238,6 +255,79 @@ impl IssuerKeys for HttpIssuerKeys {
             }
         }
     }
+}
+
+/// Issuer keys for STS and EKS Auth: the keys EKS stores (hosted issuers, uploaded JWKS) with
+/// no network at all, else OIDC discovery, with a cluster's own CA bundle when it has one.
+#[derive(Debug)]
+pub struct ClusterIssuerKeys {
+    eks: Eks,
+    fallback: Arc<dyn IssuerKeys>,
+    allow_http: bool,
+    clock: Arc<dyn Clock>,
+    with_ca: Mutex<HashMap<String, Arc<HttpIssuerKeys>>>,
+}
+
+impl ClusterIssuerKeys {
+    /// Over `eks`'s clusters, falling back to `fallback` (discovery).
+    pub fn new(
+        eks: Eks,
+        fallback: Arc<dyn IssuerKeys>,
+        allow_http: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            eks,
+            fallback,
+            allow_http,
+            clock,
+            with_ca: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fetcher_with_ca(&self, issuer: &str, pem: &str) -> Result<Arc<HttpIssuerKeys>, IssuerError> {
+        let mut fetchers = self
+            .with_ca
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(fetcher) = fetchers.get(issuer) {
+            return Ok(Arc::clone(fetcher));
+        }
+        let fetcher = Arc::new(
+            HttpIssuerKeys::with_ca_pem(
+                self.allow_http,
+                Some(pem.as_bytes()),
+                Arc::clone(&self.clock),
+            )
+            .map_err(|e| IssuerError::Unreachable(format!("the CA bundle of {issuer}: {e}")))?,
+        );
+        fetchers.insert(issuer.to_owned(), Arc::clone(&fetcher));
+        Ok(fetcher)
+    }
+}
+
+#[async_trait]
+impl IssuerKeys for ClusterIssuerKeys {
+    async fn keys(&self, issuer: &str, refresh: bool) -> Result<KeySet, IssuerError> {
+        let cluster = self.eks.state().issuer_cluster(issuer);
+        if let Some(cluster) = cluster {
+            if let Some(keys) = &cluster.keys {
+                return Ok(keys.clone());
+            }
+            if let IssuerRecord::External { ca: Some(pem), .. } = &cluster.record.issuer {
+                return self
+                    .fetcher_with_ca(issuer, pem)?
+                    .keys(issuer, refresh)
+                    .await;
+            }
+        }
+        self.fallback.keys(issuer, refresh).await
+    }
+}
+
+/// Is `url` an `http://` URL of a loopback host (and nothing else)?
+pub(crate) fn is_loopback_http(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "http" && url_allowed(&u, true).is_ok())
 }
 
 #[cfg(test)]

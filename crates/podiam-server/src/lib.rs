@@ -1,4 +1,5 @@
-//! The podiam control plane: IAM and STS on one HTTP port, over the real AWS wire.
+//! The podiam control plane: IAM, STS, EKS and EKS Auth on one HTTP port, over the real AWS
+//! wire (awsQuery at `/`, rest-json under `/clusters`), plus the hosted issuers' discovery.
 //!
 //! Handlers are thin: they decode the awsQuery request, authenticate it (SigV4, except the
 //! unsigned `AssumeRoleWithWebIdentity`), authorize it against the caller's policies, call
@@ -9,10 +10,13 @@ mod app;
 mod audit;
 mod auth;
 mod bootstrap;
+mod eks_api;
+mod eks_auth_api;
 mod iam_api;
 mod issuers;
 mod metrics;
 mod query;
+mod rest;
 mod sts_api;
 
 pub use app::{App, router};
@@ -34,4 +38,4 @@ pub async fn serve(
     .await
 }
 pub use bootstrap::{BootError, Opened, ServerConfig, StartOptions, Started, open, start};
-pub use issuers::HttpIssuerKeys;
+pub use issuers::{ClusterIssuerKeys, HttpIssuerKeys};

@@ -1,5 +1,6 @@
 //! Typed errors to AWS error codes, in one place.
 
+use podiam_eks::EksError;
 use podiam_iam::IamError;
 use podiam_oidc::{TokenError, TokenErrorKind};
 use podiam_policy::{PolicyError, ProblemKind};
@@ -157,6 +158,47 @@ pub fn sts_error(error: &StsError) -> WireError {
             "The request processing has failed because of an unknown error, exception or failure.",
         ),
     }
+}
+
+/// An EKS or EKS Auth failure.
+pub fn eks_error(error: &EksError, api: Api) -> WireError {
+    let message = error.to_string();
+    match error {
+        EksError::NotFound(_) => WireError::new("ResourceNotFoundException", 404, message),
+        EksError::InUse(_) => WireError::new("ResourceInUseException", 409, message),
+        EksError::InvalidParameter(_) => WireError::new("InvalidParameterException", 400, message),
+        EksError::InvalidRequest(_) => WireError::new("InvalidRequestException", 400, message),
+        EksError::LimitExceeded(_) => {
+            WireError::new("ResourceLimitExceededException", 400, message)
+        }
+        EksError::Token(e) => token_error(e, Api::EksAuth),
+        // EKS Auth declares AccessDeniedException with status 400.
+        EksError::AccessDenied { .. } => WireError::new("AccessDeniedException", 400, message),
+        EksError::Sts(StsError::AccessDenied { .. }) => {
+            WireError::new("AccessDeniedException", 400, message)
+        }
+        EksError::Sts(StsError::Validation(_) | StsError::Policy(_)) => {
+            WireError::new("InvalidParameterException", 400, message)
+        }
+        EksError::Sts(StsError::PackedPolicyTooLarge(_)) => {
+            WireError::new("InvalidParameterException", 400, message)
+        }
+        _ if api == Api::EksAuth => WireError::new(
+            "InternalServerException",
+            500,
+            "The request processing has failed because of an unknown error.",
+        ),
+        _ => WireError::new(
+            "ServerException",
+            500,
+            "The request processing has failed because of an unknown error.",
+        ),
+    }
+}
+
+/// A rest-json error body: `{"message": …}` (the code goes in `x-amzn-ErrorType`).
+pub fn rest_json_error(error: &WireError) -> String {
+    serde_json::json!({ "message": error.message }).to_string()
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! The AWS wire protocols. This crate is the one place where podiam's typed errors become
+//! The AWS wire protocols (awsQuery for STS and IAM, rest-json for EKS and EKS Auth). This crate is the one place where podiam's typed errors become
 //! AWS error codes and HTTP statuses, per protocol family.
 
 mod errors;
 mod query;
 mod xml;
 
-pub use errors::{Api, WireError, iam_error, policy_error, sigv4_error, sts_error, token_error};
+pub use errors::{
+    Api, WireError, eks_error, iam_error, policy_error, rest_json_error, sigv4_error, sts_error,
+    token_error,
+};
 pub use query::{MAX_BODY_BYTES, QueryRequest, Validation};
 pub use xml::{
     IAM_NAMESPACE, STS_NAMESPACE, Xml, iso8601, policy_document, query_error, query_response,

@@ -1,6 +1,7 @@
 //! `podiam`: short-lived AWS credentials for Kubernetes pods, self-hosted.
 
 mod cli_io;
+mod cluster_cmd;
 mod keys_cmd;
 mod policy_cmd;
 mod server_cmd;
@@ -28,8 +29,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the control plane: IAM and STS over the AWS wire.
+    /// Run the control plane: IAM, STS, EKS and EKS Auth over the AWS wire.
     Server(Box<server_cmd::ServerArgs>),
+    /// Create clusters with a chosen token issuer; mint tokens from hosted issuers.
+    #[command(subcommand)]
+    Cluster(Box<cluster_cmd::ClusterCommand>),
     /// Validate IAM policies and simulate authorization decisions, offline.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server_cmd::run(*args),
+        Command::Cluster(command) => cluster_cmd::run(*command),
         Command::Policy(command) => policy_cmd::run(command),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Token(command) => token_cmd::run(*command),

@@ -51,6 +51,10 @@ pub(crate) struct ServerArgs {
     /// The key-encryption key (default: DATA_DIR/kek, created on first start).
     #[arg(long, value_name = "FILE")]
     kek_file: Option<PathBuf>,
+    /// The URL clients reach this server at; hosted issuers' URLs are under it
+    /// (default: http://LISTEN).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -99,20 +103,21 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (is another server running there? choose one with --listen)", args.listen))?;
+        let address = listener.local_addr().context("no local address")?;
         let config = ServerConfig {
-            listen: args.listen,
+            listen: address,
             data_dir: args.data_dir,
             account_id: args.account_id,
             region: args.region,
             allow_http_issuers: args.allow_http_issuers,
             oidc_ca_file: args.oidc_ca_file,
             kek_file: args.kek_file,
+            public_url: args.public_url,
         };
         let opened = podiam_server::open(&config, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (is another server running there? choose one with --listen)", config.listen))?;
-        let address = listener.local_addr().context("no local address")?;
         println!(
             "podiam server: http://{address} (account {}, region {}, data {}), ready in {} ms",
             opened.account_id,

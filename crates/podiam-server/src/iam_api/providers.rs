@@ -32,7 +32,17 @@ pub(super) async fn create(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         &resource,
         request_tags(&tags),
     )?;
-    let allow_http = ctx.app.inner.allow_http_issuers;
+    // Plain HTTP: issuers podiam hosts (their keys never leave the store), or loopback test
+    // issuers when the server was started with --allow-http-issuers.
+    let hosted = ctx
+        .app
+        .inner
+        .eks
+        .state()
+        .issuer_cluster(url)
+        .is_some_and(|c| matches!(c.record.issuer, podiam_eks::IssuerRecord::Hosted { .. }));
+    let allow_http =
+        hosted || (ctx.app.inner.allow_http_issuers && crate::issuers::is_loopback_http(url));
     let created = ctx
         .app
         .inner

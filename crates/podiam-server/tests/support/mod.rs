@@ -127,6 +127,7 @@ impl World {
                 account_id: Some(ACCOUNT.to_owned()),
                 region: "eu-central-1".to_owned(),
                 allow_http_issuers: false,
+                public_url: "http://127.0.0.1:4599".to_owned(),
             },
             Arc::new(FixedIssuer(keys)),
             clock.clone(),

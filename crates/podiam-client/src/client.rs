@@ -1,0 +1,240 @@
+//! SigV4-signed calls to one endpoint: rest-json (EKS, EKS Auth) and awsQuery (STS).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method, header};
+use podiam_sigv4::{SigningParams, sign};
+use podiam_types::Clock;
+use serde_json::Value;
+
+use crate::{ClientError, ProvideCredentials};
+
+/// Timeouts of a client.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Establishing the connection.
+    pub connect: Duration,
+    /// The whole request.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(3),
+            request: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A client for one endpoint and region.
+#[derive(Debug, Clone)]
+pub struct AwsClient {
+    http: reqwest::Client,
+    endpoint: String,
+    region: String,
+    credentials: Arc<dyn ProvideCredentials>,
+    clock: Arc<dyn Clock>,
+}
+
+/// A response body and its request id.
+#[derive(Debug, Clone)]
+pub struct Answer<T> {
+    /// The decoded body.
+    pub body: T,
+    /// `x-amzn-RequestId`.
+    pub request_id: Option<String>,
+}
+
+impl AwsClient {
+    /// A client of `endpoint` (e.g. `http://127.0.0.1:4599`) signing for `region`.
+    pub fn new(
+        endpoint: &str,
+        region: &str,
+        credentials: Arc<dyn ProvideCredentials>,
+        clock: Arc<dyn Clock>,
+        timeouts: Timeouts,
+    ) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .user_agent(concat!("podiam/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        let endpoint = endpoint.trim_end_matches('/').to_owned();
+        reqwest::Url::parse(&endpoint)
+            .map_err(|e| ClientError::InvalidRequest(format!("endpoint {endpoint:?}: {e}")))?;
+        Ok(Self {
+            http,
+            endpoint,
+            region: region.to_owned(),
+            credentials,
+            clock,
+        })
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn transport(&self, e: impl std::fmt::Display) -> ClientError {
+        ClientError::Transport {
+            endpoint: self.endpoint.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Signs and sends; returns status, headers and body.
+    async fn send(
+        &self,
+        service: &str,
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<&'static str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), ClientError> {
+        let url = reqwest::Url::parse(&format!("{}{path_and_query}", self.endpoint))
+            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return Err(ClientError::InvalidRequest(format!("no host in {url}"))),
+        };
+        let mut headers = HeaderMap::new();
+        let invalid = |e: header::InvalidHeaderValue| ClientError::InvalidRequest(e.to_string());
+        headers.insert(header::HOST, HeaderValue::from_str(&host).map_err(invalid)?);
+        if let Some(ct) = content_type {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        let creds = self.credentials.credentials().await?;
+        sign(
+            method.as_str(),
+            url.path(),
+            url.query().unwrap_or_default(),
+            &mut headers,
+            &body,
+            &SigningParams {
+                access_key_id: &creds.access_key_id,
+                secret: creds.secret_access_key.expose(),
+                session_token: creds.session_token.as_deref(),
+                region: &self.region,
+                service,
+                time: self.clock.now(),
+            },
+        )
+        .map_err(invalid)?;
+        let response = self
+            .http
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        Ok((status, headers, bytes.to_vec()))
+    }
+
+    /// A rest-json call: `body` as JSON (none for GET/DELETE), the JSON answer back.
+    pub async fn rest_json(
+        &self,
+        service: &str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer<Value>, ClientError> {
+        let (content_type, bytes) = match body {
+            Some(v) => (Some("application/json"), v.to_string().into_bytes()),
+            None => (None, Vec::new()),
+        };
+        let (status, headers, bytes) = self
+            .send(service, method, path_and_query, content_type, bytes)
+            .await?;
+        let request_id = request_id(&headers);
+        let json: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ClientError::InvalidResponse(format!(
+                    "HTTP {status}: not JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ))
+            })?
+        };
+        if (200..300).contains(&status) {
+            return Ok(Answer {
+                body: json,
+                request_id,
+            });
+        }
+        let code = headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(|c| c.split(':').next().unwrap_or(c).to_owned())
+            .or_else(|| {
+                json.get("__type")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| format!("HTTP{status}"));
+        let message = json
+            .get("message")
+            .or_else(|| json.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+            request_id,
+        })
+    }
+
+    /// An awsQuery call (STS, IAM): the XML answer back.
+    pub async fn query(
+        &self,
+        service: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Answer<String>, ClientError> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.extend_pairs(params.iter().copied());
+        let (status, headers, bytes) = self
+            .send(
+                service,
+                Method::POST,
+                "/",
+                Some("application/x-www-form-urlencoded; charset=utf-8"),
+                form.finish().into_bytes(),
+            )
+            .await?;
+        let request_id = request_id(&headers);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if (200..300).contains(&status) {
+            return Ok(Answer {
+                body: text,
+                request_id,
+            });
+        }
+        Err(ClientError::Api {
+            status,
+            code: crate::xml::first_text(&text, "Code").unwrap_or_else(|| format!("HTTP{status}")),
+            message: crate::xml::first_text(&text, "Message").unwrap_or_default(),
+            request_id,
+        })
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}

@@ -1,0 +1,17 @@
+//! A small AWS client for podiam's own tools (the CLI and the node agent): the standard
+//! credential chain (environment, shared credentials file re-read on change, IMDSv2) and
+//! SigV4-signed rest-json and awsQuery calls to one endpoint.
+
+mod client;
+mod credentials;
+mod error;
+mod imds;
+pub mod xml;
+
+pub use client::{Answer, AwsClient, Timeouts};
+pub use credentials::{
+    ChainCredentials, Credentials, EnvCredentials, ProfileCredentials, ProvideCredentials,
+    StaticCredentials,
+};
+pub use error::ClientError;
+pub use imds::ImdsCredentials;
