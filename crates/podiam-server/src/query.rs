@@ -12,8 +12,8 @@ use podiam_iam::{Caller, IamError, RequestFacts};
 use podiam_policy::ContextValue;
 use podiam_sigv4::{SignedRequest, Verifier};
 use podiam_wire::{
-    Api, IAM_NAMESPACE, MAX_BODY_BYTES, QueryRequest, STS_NAMESPACE, WireError, Xml, iam_error,
-    query_error, query_response, sigv4_error,
+    Api, IAM_NAMESPACE, MAX_BODY_BYTES, QueryRequest, STS_NAMESPACE, WireError, Xml, access_error,
+    iam_error, query_error, query_response, sigv4_error,
 };
 use time::OffsetDateTime;
 
@@ -65,6 +65,8 @@ impl Service {
 /// What a handler gets: the app, who called (when signed), and the request's facts.
 pub(crate) struct Ctx<'a> {
     pub(crate) app: &'a App,
+    /// Which API answers (the code of an authorization failure depends on it).
+    pub(crate) api: Api,
     pub(crate) caller: Option<Caller>,
     pub(crate) facts: RequestFacts,
     pub(crate) request_id: String,
@@ -118,7 +120,7 @@ impl Ctx<'_> {
         }
         state
             .authorize(caller, action, resource, &self.facts, &extra)
-            .map_err(|e| iam_error(&e))
+            .map_err(|e| access_error(&e, self.api))
     }
 }
 
@@ -261,6 +263,10 @@ pub(crate) async fn handle(State(app): State<App>, request: Request) -> Response
         .map(str::to_owned);
     let mut ctx = Ctx {
         app: &app,
+        api: match service {
+            Service::Sts => Api::Sts,
+            Service::Iam => Api::Iam,
+        },
         caller: None,
         facts: RequestFacts {
             now,

@@ -186,6 +186,7 @@ impl Call {
         Ok(Input {
             ctx: Ctx {
                 app: &self.app,
+                api: self.api.wire(),
                 caller: Some(caller),
                 facts: RequestFacts {
                     now,

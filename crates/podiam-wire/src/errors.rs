@@ -160,6 +160,20 @@ pub fn sts_error(error: &StsError) -> WireError {
     }
 }
 
+/// An authorization failure of IAM, as `api` reports it: `AccessDenied` (403) for the query
+/// APIs, `AccessDeniedException` for rest-json (403 for EKS; EKS Auth declares 400).
+pub fn access_error(error: &IamError, api: Api) -> WireError {
+    match (error, api) {
+        (IamError::AccessDenied(message), Api::Eks) => {
+            WireError::new("AccessDeniedException", 403, message.clone())
+        }
+        (IamError::AccessDenied(message), Api::EksAuth) => {
+            WireError::new("AccessDeniedException", 400, message.clone())
+        }
+        _ => iam_error(error),
+    }
+}
+
 /// An EKS or EKS Auth failure.
 pub fn eks_error(error: &EksError, api: Api) -> WireError {
     let message = error.to_string();

@@ -69,6 +69,20 @@ impl Reply {
         self.tag("Code").unwrap_or_default()
     }
 
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    /// The rest-json error code (`x-amzn-ErrorType`).
+    pub fn error_type(&self) -> String {
+        self.headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Asserts a 200 and returns self.
     pub fn ok(self) -> Self {
         assert_eq!(self.status, StatusCode::OK, "{}", self.body);
@@ -235,6 +249,67 @@ impl World {
         let mut request = Request::post("/").body(Body::from(body)).unwrap();
         *request.headers_mut() = headers;
         request
+    }
+
+    /// A rest-json request (EKS: `eks`, EKS Auth: `eks-auth`), signed with `creds`.
+    pub fn rest_request(
+        &self,
+        service: &str,
+        creds: Option<&Creds>,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Request<Body> {
+        let body = body.map(ToString::to_string).unwrap_or_default();
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:4599"));
+        if !body.is_empty() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        if let Some(creds) = creds {
+            sign(
+                method,
+                path,
+                query,
+                &mut headers,
+                body.as_bytes(),
+                &SigningParams {
+                    access_key_id: &creds.id,
+                    secret: &creds.secret,
+                    session_token: creds.token.as_deref(),
+                    region: "eu-central-1",
+                    service,
+                    time: self.now(),
+                },
+            )
+            .unwrap();
+        }
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .body(Body::from(body))
+            .unwrap();
+        *request.headers_mut() = headers;
+        request
+    }
+
+    /// A signed rest-json call; the reply's body is JSON.
+    pub async fn rest(
+        &self,
+        service: &str,
+        creds: &Creds,
+        method: &str,
+        path_and_query: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        self.send(self.rest_request(service, Some(creds), method, path_and_query, body.as_ref()))
+            .await
     }
 
     pub async fn iam(&self, creds: &Creds, params: &[(&str, &str)]) -> Reply {

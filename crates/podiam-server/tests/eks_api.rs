@@ -1,0 +1,552 @@
+//! EKS and EKS Auth through `Router::oneshot`: the rest-json wire, authorization, the pod
+//! identity exchange and the hosted issuers' discovery documents.
+
+#![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use support::{ACCOUNT, Creds, World};
+
+const PIA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+
+async fn cluster(w: &World, name: &str) -> Value {
+    w.rest(
+        "eks",
+        &w.root,
+        "POST",
+        "/clusters",
+        Some(json!({"name": name, "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/cluster"), "resourcesVpcConfig": {"subnetIds": ["subnet-1"]}})),
+    )
+    .await
+    .ok()
+    .json()
+}
+
+async fn pia_role(w: &World, name: &str) {
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", name),
+            ("AssumeRolePolicyDocument", PIA_TRUST),
+        ],
+    )
+    .await
+    .ok();
+}
+
+async fn token(w: &World, cluster: &str, ns: &str, sa: &str, audience: &str) -> String {
+    let reply = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            &format!("/clusters/{cluster}/podiam/service-account-token"),
+            Some(json!({"namespace": ns, "serviceAccount": sa, "audiences": [audience], "podName": "carts-abc", "nodeName": "node-1"})),
+        )
+        .await
+        .ok();
+    reply.json()["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn clusters_round_trip_in_the_eks_shapes() {
+    let w = World::new().await;
+    let created = cluster(&w, "eks-workshop").await;
+    let c = &created["cluster"];
+    assert_eq!(c["name"], "eks-workshop");
+    assert_eq!(
+        c["arn"],
+        format!("arn:aws:eks:eu-central-1:{ACCOUNT}:cluster/eks-workshop")
+    );
+    assert_eq!(c["status"], "ACTIVE");
+    assert!(c["createdAt"].is_i64(), "epoch seconds as a number");
+    let issuer = c["identity"]["oidc"]["issuer"].as_str().unwrap();
+    assert!(
+        issuer.starts_with("http://127.0.0.1:4599/oidc/id/"),
+        "{issuer}"
+    );
+
+    let again = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            "/clusters",
+            Some(json!({"name": "eks-workshop"})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.error_type(), "ResourceInUseException");
+    assert!(
+        again.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+
+    let described = w
+        .rest("eks", &w.root, "GET", "/clusters/eks-workshop", None)
+        .await
+        .ok();
+    assert_eq!(
+        described.json()["cluster"]["identity"]["oidc"]["issuer"],
+        issuer
+    );
+    assert!(described.headers.contains_key("x-amzn-requestid"));
+
+    cluster(&w, "second").await;
+    let page = w
+        .rest("eks", &w.root, "GET", "/clusters?maxResults=1", None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(page["clusters"], json!(["eks-workshop"]));
+    let next = page["nextToken"].as_str().unwrap().to_owned();
+    let rest = w
+        .rest(
+            "eks",
+            &w.root,
+            "GET",
+            &format!("/clusters?maxResults=1&nextToken={next}"),
+            None,
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(rest["clusters"], json!(["second"]));
+    assert!(rest["nextToken"].is_null());
+
+    let bad = w
+        .rest("eks", &w.root, "GET", "/clusters?maxResults=0", None)
+        .await;
+    assert_eq!(bad.error_type(), "InvalidParameterException");
+
+    let deleted = w
+        .rest("eks", &w.root, "DELETE", "/clusters/second", None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(deleted["cluster"]["status"], "DELETING");
+    let gone = w
+        .rest("eks", &w.root, "GET", "/clusters/second", None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.error_type(), "ResourceNotFoundException");
+
+    // The hosted issuer publishes discovery and keys, unsigned, as kube-apiserver does.
+    let path = issuer.trim_start_matches("http://127.0.0.1:4599");
+    let discovery = w
+        .send(
+            Request::get(format!("{path}/.well-known/openid-configuration"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(discovery["issuer"], issuer);
+    assert_eq!(discovery["jwks_uri"], format!("{issuer}/openid/v1/jwks"));
+    let jwks = w
+        .send(
+            Request::get(format!("{path}/openid/v1/jwks"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert!(jwks["keys"][0].get("d").is_none(), "no private parts");
+    let unknown = w
+        .send(
+            Request::get("/oidc/id/NOPE/openid/v1/jwks")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn associations_and_their_errors() {
+    let w = World::new().await;
+    cluster(&w, "c1").await;
+    pia_role(&w, "pia").await;
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/pia");
+    let created = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            "/clusters/c1/pod-identity-associations",
+            Some(json!({"namespace": "carts", "serviceAccount": "carts", "roleArn": role, "tags": {"team": "a"}, "clientRequestToken": "9a91a181-e23b-42ab-8680-915f4ab42a32"})),
+        )
+        .await
+        .ok()
+        .json();
+    let a = &created["association"];
+    let id = a["associationId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("a-") && id.len() == 19);
+    assert_eq!(
+        a["associationArn"],
+        format!("arn:aws:eks:eu-central-1:{ACCOUNT}:podidentityassociation/c1/{id}")
+    );
+    assert_eq!(a["tags"], json!({"team": "a"}));
+    assert!(a["createdAt"].is_i64() && a["modifiedAt"].is_i64());
+
+    let dup = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            "/clusters/c1/pod-identity-associations",
+            Some(json!({"namespace": "carts", "serviceAccount": "carts", "roleArn": role})),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    assert_eq!(dup.error_type(), "ResourceInUseException");
+
+    for (body, code) in [
+        (
+            json!({"namespace": "Bad_NS", "serviceAccount": "x", "roleArn": role}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"namespace": "x", "serviceAccount": "x", "roleArn": "not-an-arn"}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"namespace": "x", "serviceAccount": "x"}),
+            "InvalidParameterException",
+        ),
+        (
+            json!({"namespace": 5, "serviceAccount": "x", "roleArn": role}),
+            "InvalidParameterException",
+        ),
+    ] {
+        let reply = w
+            .rest(
+                "eks",
+                &w.root,
+                "POST",
+                "/clusters/c1/pod-identity-associations",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.body
+        );
+        assert_eq!(reply.error_type(), code, "{body}");
+    }
+    let not_json = w
+        .send({
+            let mut r = w.rest_request(
+                "eks",
+                Some(&w.root),
+                "POST",
+                "/clusters/c1/pod-identity-associations",
+                None,
+            );
+            *r.body_mut() = Body::from("{not json");
+            r
+        })
+        .await;
+    assert_eq!(not_json.status.as_u16() / 100, 4, "{}", not_json.body);
+    let no_cluster = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            "/clusters/nope/pod-identity-associations",
+            Some(json!({"namespace": "x", "serviceAccount": "x", "roleArn": role})),
+        )
+        .await;
+    assert_eq!(no_cluster.error_type(), "ResourceNotFoundException");
+
+    let listed = w
+        .rest(
+            "eks",
+            &w.root,
+            "GET",
+            "/clusters/c1/pod-identity-associations?namespace=carts&maxResults=10",
+            None,
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        listed["associations"],
+        json!([{
+            "clusterName": "c1",
+            "namespace": "carts",
+            "serviceAccount": "carts",
+            "associationArn": format!("arn:aws:eks:eu-central-1:{ACCOUNT}:podidentityassociation/c1/{id}"),
+            "associationId": id,
+        }])
+    );
+    let path = format!("/clusters/c1/pod-identity-associations/{id}");
+    let updated = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            &path,
+            Some(json!({"disableSessionTags": true, "clientRequestToken": "x"})),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(updated["association"]["disableSessionTags"], true);
+    let described = w.rest("eks", &w.root, "GET", &path, None).await.ok().json();
+    assert_eq!(described["association"]["disableSessionTags"], true);
+    let deleted = w
+        .rest("eks", &w.root, "DELETE", &path, None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(deleted["association"]["associationId"], id);
+    let missing = w.rest("eks", &w.root, "GET", &path, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.json()["message"],
+        "No Pod Identity Association found"
+    );
+}
+
+#[tokio::test]
+async fn rest_json_calls_are_signed_and_authorized() {
+    let w = World::new().await;
+    cluster(&w, "c1").await;
+    let unsigned = w
+        .send(w.rest_request("eks", None, "GET", "/clusters", None))
+        .await;
+    assert_eq!(unsigned.status, StatusCode::FORBIDDEN);
+    assert_eq!(unsigned.error_type(), "MissingAuthenticationTokenException");
+    // Signed for the wrong service.
+    let wrong = w.rest("sts", &w.root, "GET", "/clusters", None).await;
+    assert_eq!(wrong.status.as_u16(), 403, "{}", wrong.body);
+    let bad_secret = Creds {
+        secret: "x".repeat(40),
+        ..w.root.clone()
+    };
+    let reply = w.rest("eks", &bad_secret, "GET", "/clusters", None).await;
+    assert_eq!(reply.error_type(), "InvalidSignatureException");
+
+    let viewer = w
+        .user(
+            "viewer",
+            Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["eks:Describe*","eks:List*"],"Resource":"*"}]}"#),
+        )
+        .await;
+    w.rest("eks", &viewer, "GET", "/clusters/c1", None)
+        .await
+        .ok();
+    let denied = w.rest("eks", &viewer, "DELETE", "/clusters/c1", None).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert_eq!(denied.error_type(), "AccessDeniedException");
+    assert!(
+        denied.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not authorized to perform: eks:DeleteCluster")
+    );
+    // Creating an association passes a role: iam:PassRole is needed too.
+    let creator = w
+        .user(
+            "creator",
+            Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"eks:CreatePodIdentityAssociation","Resource":"*"}]}"#),
+        )
+        .await;
+    let pass = w
+        .rest(
+            "eks",
+            &creator,
+            "POST",
+            "/clusters/c1/pod-identity-associations",
+            Some(json!({"namespace": "x", "serviceAccount": "x", "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/r")})),
+        )
+        .await;
+    assert_eq!(pass.error_type(), "AccessDeniedException");
+    assert!(pass.body.contains("iam:PassRole"), "{}", pass.body);
+}
+
+#[tokio::test]
+async fn assume_role_for_pod_identity_over_the_wire() {
+    let w = World::new().await;
+    cluster(&w, "eks-workshop").await;
+    pia_role(&w, "eks-workshop-carts-dynamo-pia").await;
+    let created = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            "/clusters/eks-workshop/pod-identity-associations",
+            Some(json!({"namespace": "carts", "serviceAccount": "carts", "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/eks-workshop-carts-dynamo-pia")})),
+        )
+        .await
+        .ok()
+        .json();
+    let id = created["association"]["associationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pod_token = token(
+        &w,
+        "eks-workshop",
+        "carts",
+        "carts",
+        "pods.eks.amazonaws.com",
+    )
+    .await;
+
+    // The node agent's own identity: a user allowed to call EKS Auth.
+    let agent = w
+        .user(
+            "node-agent",
+            Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"eks-auth:AssumeRoleForPodIdentity","Resource":"*"}]}"#),
+        )
+        .await;
+    let path = "/clusters/eks-workshop/assume-role-for-pod-identity";
+    let reply = w
+        .rest(
+            "eks-auth",
+            &agent,
+            "POST",
+            path,
+            Some(json!({"token": pod_token})),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        reply["subject"],
+        json!({"namespace": "carts", "serviceAccount": "carts"})
+    );
+    assert_eq!(reply["audience"], "pods.eks.amazonaws.com");
+    assert_eq!(reply["podIdentityAssociation"]["associationId"], id);
+    let arn = reply["assumedRoleUser"]["arn"].as_str().unwrap();
+    assert!(
+        arn.starts_with(&format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/eks-workshop-carts-dynamo-pia/eks-eks-workshop-carts-abc-"
+        )),
+        "{arn}"
+    );
+    assert!(
+        reply["assumedRoleUser"]["assumeRoleId"]
+            .as_str()
+            .unwrap()
+            .starts_with("AROA")
+    );
+    let creds = &reply["credentials"];
+    assert!(creds["expiration"].is_i64());
+    assert_eq!(
+        creds["expiration"].as_i64().unwrap(),
+        support::NOW + 6 * 3600
+    );
+
+    // The credentials work, and carry the pod's session tags into IAM decisions.
+    let session = Creds {
+        id: creds["accessKeyId"].as_str().unwrap().to_owned(),
+        secret: creds["secretAccessKey"].as_str().unwrap().to_owned(),
+        token: creds["sessionToken"].as_str().map(str::to_owned),
+    };
+    let me = w
+        .sts(Some(&session), &[("Action", "GetCallerIdentity")])
+        .await
+        .ok();
+    assert_eq!(me.tag("Arn").unwrap(), arn);
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "PutRolePolicy"),
+            ("RoleName", "eks-workshop-carts-dynamo-pia"),
+            ("PolicyName", "own-namespace"),
+            ("PolicyDocument", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetRole","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/kubernetes-namespace":"carts"}}}]}"#),
+        ],
+    )
+    .await
+    .ok();
+    w.iam(
+        &session,
+        &[
+            ("Action", "GetRole"),
+            ("RoleName", "eks-workshop-carts-dynamo-pia"),
+        ],
+    )
+    .await
+    .ok();
+
+    // Refusals with EKS Auth's codes.
+    let cases = [
+        (
+            json!({"token": "abc.def.ghi"}),
+            400,
+            "InvalidTokenException",
+        ),
+        (
+            json!({"token": token(&w, "eks-workshop", "carts", "carts", "sts.amazonaws.com").await}),
+            400,
+            "InvalidTokenException",
+        ),
+        (
+            json!({"token": token(&w, "eks-workshop", "orders", "orders", "pods.eks.amazonaws.com").await}),
+            404,
+            "ResourceNotFoundException",
+        ),
+        (
+            json!({"token": pod_token, "eksNodeName": "node-2"}),
+            400,
+            "AccessDeniedException",
+        ),
+        (json!({}), 400, "InvalidParameterException"),
+    ];
+    for (body, status, code) in cases {
+        let reply = w
+            .rest("eks-auth", &agent, "POST", path, Some(body.clone()))
+            .await;
+        assert_eq!(reply.status.as_u16(), status, "{body}: {}", reply.body);
+        assert_eq!(reply.error_type(), code, "{body}");
+    }
+    let no_cluster = w
+        .rest(
+            "eks-auth",
+            &agent,
+            "POST",
+            "/clusters/nope/assume-role-for-pod-identity",
+            Some(json!({"token": pod_token})),
+        )
+        .await;
+    assert_eq!(no_cluster.error_type(), "ResourceNotFoundException");
+    // Without eks-auth permission.
+    let stranger = w.user("stranger", None).await;
+    let denied = w
+        .rest(
+            "eks-auth",
+            &stranger,
+            "POST",
+            path,
+            Some(json!({"token": pod_token})),
+        )
+        .await;
+    assert_eq!(denied.status.as_u16(), 400);
+    assert_eq!(denied.error_type(), "AccessDeniedException");
+    // Expired token.
+    w.clock.advance(time::Duration::hours(2));
+    let expired = w
+        .rest(
+            "eks-auth",
+            &agent,
+            "POST",
+            path,
+            Some(json!({"token": pod_token})),
+        )
+        .await;
+    assert_eq!(expired.error_type(), "ExpiredTokenException");
+}
