@@ -209,6 +209,15 @@ impl ClientEnv {
         command
     }
 
+    /// Any program with this environment (e.g. `podiam cluster token`).
+    pub fn command_of(&self, program: &Path, args: &[&str]) -> Run {
+        Run::from(
+            self.command(program, args)
+                .output()
+                .unwrap_or_else(|e| panic!("{} does not run: {e}", program.display())),
+        )
+    }
+
     /// `aws <args> --output json`.
     pub fn aws(&self, args: &[&str]) -> Run {
         let aws = venv().join("bin/aws");

@@ -49,7 +49,12 @@ async fn token(w: &World, cluster: &str, ns: &str, sa: &str, audience: &str) -> 
         )
         .await
         .ok();
-    reply.json().get("token").and_then(Value::as_str).unwrap().to_owned()
+    reply
+        .json()
+        .get("token")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]

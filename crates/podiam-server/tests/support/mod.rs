@@ -3,7 +3,10 @@
 
 // Several test binaries include this module and each uses a part of it, so `expect` would be
 // unfulfilled in some of them.
-#![allow(dead_code, reason = "shared by several test binaries; each uses a part")]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries; each uses a part"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

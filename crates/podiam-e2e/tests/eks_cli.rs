@@ -1,0 +1,442 @@
+//! EKS and EKS Auth with the AWS CLI v1 and boto3, unmodified: every operation and its
+//! errors, `podiam cluster`, and IRSA through a hosted issuer with no network fetch.
+
+use podiam_e2e::{ClientEnv, Server, podiam_bin};
+use serde_json::{Value, json};
+
+fn podiam(env: &ClientEnv, args: &[&str]) -> podiam_e2e::Run {
+    env.command_of(&podiam_bin(), args)
+}
+
+const PIA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:TagSession","sts:AssumeRole"]}]}"#;
+
+#[test]
+fn every_eks_operation_through_the_cli() {
+    let server = Server::start();
+    let root = ClientEnv::root(&server);
+    let created = root
+        .aws(&[
+            "eks",
+            "create-cluster",
+            "--name",
+            "eks-workshop",
+            "--role-arn",
+            "arn:aws:iam::000000000000:role/cluster",
+            "--resources-vpc-config",
+            "subnetIds=subnet-1",
+        ])
+        .json();
+    assert_eq!(created["cluster"]["status"], "ACTIVE");
+    assert_eq!(
+        created["cluster"]["arn"],
+        "arn:aws:eks:us-east-1:000000000000:cluster/eks-workshop"
+    );
+    root.aws(&[
+        "eks",
+        "create-cluster",
+        "--name",
+        "eks-workshop",
+        "--role-arn",
+        "arn:aws:iam::000000000000:role/cluster",
+        "--resources-vpc-config",
+        "subnetIds=subnet-1",
+    ])
+    .fails_with("ResourceInUseException");
+    let issuer = root
+        .aws(&[
+            "eks",
+            "describe-cluster",
+            "--name",
+            "eks-workshop",
+            "--query",
+            "cluster.identity.oidc.issuer",
+        ])
+        .json();
+    assert!(
+        issuer
+            .as_str()
+            .is_some_and(|i| i.starts_with(&format!("{}/oidc/id/", server.endpoint()))),
+        "{issuer}"
+    );
+    // The waiter the workshop's tooling uses.
+    root.aws(&["eks", "wait", "cluster-active", "--name", "eks-workshop"])
+        .ok();
+    root.aws(&["eks", "describe-cluster", "--name", "nope"])
+        .fails_with("ResourceNotFoundException");
+    podiam(
+        &root,
+        &[
+            "cluster",
+            "create",
+            "--name",
+            "other",
+            "--issuer-url",
+            "https://oidc.eks.eu-central-1.amazonaws.com/id/5B1F8794C4C52E4101E98664FC964C3C",
+        ],
+    )
+    .ok();
+    let listed = root
+        .aws(&["eks", "list-clusters", "--page-size", "1"])
+        .json();
+    assert_eq!(listed["clusters"], json!(["eks-workshop", "other"]));
+
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "eks-workshop-carts-dynamo-pia",
+        "--assume-role-policy-document",
+        PIA_TRUST,
+    ])
+    .ok();
+    let role = "arn:aws:iam::000000000000:role/eks-workshop-carts-dynamo-pia";
+    let association = root
+        .aws(&[
+            "eks",
+            "create-pod-identity-association",
+            "--cluster-name",
+            "eks-workshop",
+            "--namespace",
+            "carts",
+            "--service-account",
+            "carts",
+            "--role-arn",
+            role,
+            "--tags",
+            "team=carts",
+        ])
+        .json();
+    let id = association["association"]["associationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    root.aws(&[
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        "eks-workshop",
+        "--namespace",
+        "carts",
+        "--service-account",
+        "carts",
+        "--role-arn",
+        role,
+    ])
+    .fails_with("ResourceInUseException");
+    root.aws(&[
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        "eks-workshop",
+        "--namespace",
+        "Not_A_Label",
+        "--service-account",
+        "carts",
+        "--role-arn",
+        role,
+    ])
+    .fails_with("InvalidParameterException");
+
+    // The workshop's command and the shape it prints.
+    let list = root
+        .aws(&[
+            "eks",
+            "list-pod-identity-associations",
+            "--cluster-name",
+            "eks-workshop",
+            "--namespace",
+            "carts",
+        ])
+        .json();
+    assert_eq!(
+        list,
+        json!({"associations": [{
+            "clusterName": "eks-workshop",
+            "namespace": "carts",
+            "serviceAccount": "carts",
+            "associationArn": format!("arn:aws:eks:us-east-1:000000000000:podidentityassociation/eks-workshop/{id}"),
+            "associationId": id,
+        }]})
+    );
+    let described = root
+        .aws(&[
+            "eks",
+            "describe-pod-identity-association",
+            "--cluster-name",
+            "eks-workshop",
+            "--association-id",
+            &id,
+        ])
+        .json();
+    assert_eq!(described["association"]["tags"], json!({"team": "carts"}));
+    let updated = root
+        .aws(&[
+            "eks",
+            "update-pod-identity-association",
+            "--cluster-name",
+            "eks-workshop",
+            "--association-id",
+            &id,
+            "--disable-session-tags",
+        ])
+        .json();
+    assert_eq!(updated["association"]["disableSessionTags"], true);
+    root.aws(&[
+        "eks",
+        "update-pod-identity-association",
+        "--cluster-name",
+        "eks-workshop",
+        "--association-id",
+        &id,
+        "--no-disable-session-tags",
+    ])
+    .ok();
+
+    // EKS Auth, as the node agent calls it.
+    let token = podiam(
+        &root,
+        &[
+            "cluster",
+            "token",
+            "--cluster",
+            "eks-workshop",
+            "--namespace",
+            "carts",
+            "--service-account",
+            "carts",
+            "--audience",
+            "pods.eks.amazonaws.com",
+            "--pod-name",
+            "carts-7d8f9c6b5-abcde",
+            "--node-name",
+            "ip-10-42-0-1",
+        ],
+    )
+    .ok();
+    let granted = root
+        .aws(&[
+            "eks-auth",
+            "assume-role-for-pod-identity",
+            "--cluster-name",
+            "eks-workshop",
+            "--token",
+            &token,
+        ])
+        .json();
+    assert_eq!(
+        granted["subject"],
+        json!({"namespace": "carts", "serviceAccount": "carts"})
+    );
+    assert!(granted["credentials"]["expiration"].is_i64());
+    let arn = granted["assumedRoleUser"]["arn"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        arn.starts_with(
+            "arn:aws:sts::000000000000:assumed-role/eks-workshop-carts-dynamo-pia/eks-eks-workshop-carts-7d8f9c6b5-"
+        ),
+        "{arn}"
+    );
+    let creds = &granted["credentials"];
+    let pod = ClientEnv::keys(
+        &server,
+        creds["accessKeyId"].as_str().unwrap_or_default(),
+        creds["secretAccessKey"].as_str().unwrap_or_default(),
+        creds["sessionToken"].as_str(),
+    );
+    assert_eq!(pod.aws(&["sts", "get-caller-identity"]).json()["Arn"], arn);
+    root.aws(&[
+        "eks-auth",
+        "assume-role-for-pod-identity",
+        "--cluster-name",
+        "eks-workshop",
+        "--token",
+        "abc.def.ghi",
+    ])
+    .fails_with("InvalidTokenException");
+    root.aws(&[
+        "eks-auth",
+        "assume-role-for-pod-identity",
+        "--cluster-name",
+        "nope",
+        "--token",
+        &token,
+    ])
+    .fails_with("ResourceNotFoundException");
+    let stranger = root
+        .aws(&["iam", "create-user", "--user-name", "stranger"])
+        .json();
+    assert_eq!(stranger["User"]["UserName"], "stranger");
+    let key = root
+        .aws(&["iam", "create-access-key", "--user-name", "stranger"])
+        .json();
+    ClientEnv::keys(
+        &server,
+        key["AccessKey"]["AccessKeyId"].as_str().unwrap_or_default(),
+        key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap_or_default(),
+        None,
+    )
+    .aws(&[
+        "eks-auth",
+        "assume-role-for-pod-identity",
+        "--cluster-name",
+        "eks-workshop",
+        "--token",
+        &token,
+    ])
+    .fails_with("AccessDeniedException");
+
+    let deleted = root
+        .aws(&[
+            "eks",
+            "delete-pod-identity-association",
+            "--cluster-name",
+            "eks-workshop",
+            "--association-id",
+            &id,
+        ])
+        .json();
+    assert_eq!(deleted["association"]["associationId"], id.as_str());
+    root.aws(&[
+        "eks",
+        "describe-pod-identity-association",
+        "--cluster-name",
+        "eks-workshop",
+        "--association-id",
+        &id,
+    ])
+    .fails_with("ResourceNotFoundException");
+    root.aws(&[
+        "eks-auth",
+        "assume-role-for-pod-identity",
+        "--cluster-name",
+        "eks-workshop",
+        "--token",
+        &token,
+    ])
+    .fails_with("ResourceNotFoundException");
+    root.aws(&["eks", "delete-cluster", "--name", "other"]).ok();
+    root.aws(&["eks", "describe-cluster", "--name", "other"])
+        .fails_with("ResourceNotFoundException");
+}
+
+/// IRSA where podiam hosts the cluster's issuer: no issuer to serve, no --allow-http-issuers.
+#[test]
+fn irsa_with_a_hosted_issuer() {
+    let server = Server::start_with(&podiam_e2e::ServerOptions::default());
+    let root = ClientEnv::root(&server);
+    podiam(&root, &["cluster", "create", "--name", "dev"]).ok();
+    let issuer = root
+        .aws(&[
+            "eks",
+            "describe-cluster",
+            "--name",
+            "dev",
+            "--query",
+            "cluster.identity.oidc.issuer",
+        ])
+        .json()
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    root.aws(&[
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        &issuer,
+        "--client-id-list",
+        "sts.amazonaws.com",
+    ])
+    .ok();
+    let host = issuer.trim_start_matches("http://");
+    let trust = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::000000000000:oidc-provider/{host}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{host}:sub"): "system:serviceaccount:carts:carts"}}
+    }]});
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "carts",
+        "--assume-role-policy-document",
+        &trust.to_string(),
+    ])
+    .ok();
+    let token_file = server.dir().join("token");
+    podiam(
+        &root,
+        &[
+            "cluster",
+            "token",
+            "--cluster",
+            "dev",
+            "--namespace",
+            "carts",
+            "--service-account",
+            "carts",
+            "--audience",
+            "sts.amazonaws.com",
+            "--out",
+            &token_file.display().to_string(),
+        ],
+    )
+    .ok();
+    let pod = ClientEnv::new(&server)
+        .set("AWS_ROLE_ARN", "arn:aws:iam::000000000000:role/carts")
+        .set(
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            &token_file.display().to_string(),
+        );
+    let me = pod.aws(&["sts", "get-caller-identity"]).json();
+    assert!(
+        me["Arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:sts::000000000000:assumed-role/carts/")),
+        "{me}"
+    );
+    // The discovery documents are there for anyone else who wants them.
+    let discovery = server
+        .get(&format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_start_matches(&server.endpoint())
+        ))
+        .unwrap_or_default();
+    assert!(
+        discovery.contains(&format!("\"issuer\":\"{issuer}\"")),
+        "{discovery}"
+    );
+}
+
+#[test]
+fn every_eks_operation_through_boto3() {
+    let server = Server::start();
+    let root = ClientEnv::root(&server);
+    let out = root
+        .set("PODIAM_BIN", &podiam_bin().display().to_string())
+        .python("boto3_eks.py", &[])
+        .json();
+    let sent: Vec<&str> = out["operations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for op in [
+        "CreateCluster",
+        "DescribeCluster",
+        "ListClusters",
+        "DeleteCluster",
+        "CreatePodIdentityAssociation",
+        "DescribePodIdentityAssociation",
+        "ListPodIdentityAssociations",
+        "UpdatePodIdentityAssociation",
+        "DeletePodIdentityAssociation",
+        "AssumeRoleForPodIdentity",
+    ] {
+        assert!(sent.contains(&op), "boto3 never called {op}: {out}");
+    }
+}
