@@ -204,15 +204,18 @@ impl AwsClient {
         service: &str,
         params: &[(&str, &str)],
     ) -> Result<Answer<String>, ClientError> {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.extend_pairs(params.iter().copied());
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.extend_pairs(params.iter().copied());
+            form.finish().into_bytes()
+        };
         let (status, headers, bytes) = self
             .send(
                 service,
                 Method::POST,
                 "/",
                 Some("application/x-www-form-urlencoded; charset=utf-8"),
-                form.finish().into_bytes(),
+                body,
             )
             .await?;
         let request_id = request_id(&headers);

@@ -28,4 +28,4 @@ pub use error::{TokenError, TokenErrorKind};
 pub use issuer::{Issuer, MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME, TokenRequest};
 pub use jws::MAX_TOKEN_BYTES;
 pub use keyset::KeySet;
-pub use verifier::{MAX_LEEWAY, Verified, Verifier};
+pub use verifier::{MAX_LEEWAY, Verified, Verifier, check_times, decode_unverified};

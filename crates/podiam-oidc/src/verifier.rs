@@ -76,13 +76,7 @@ impl Verifier {
             .ok_or_else(|| TokenError::UnknownKey(parsed.kid.clone()))?;
         key.verify(parsed.signing_input.as_bytes(), &parsed.signature)
             .map_err(|_| TokenError::BadSignature)?;
-        let claims: Claims = serde_json::from_slice(&parsed.payload).map_err(|e| {
-            if e.to_string().starts_with("missing field") {
-                TokenError::MissingClaim(missing_field(&e.to_string()))
-            } else {
-                TokenError::Malformed(format!("the claims are not valid: {e}"))
-            }
-        })?;
+        let claims = decode_claims(&parsed.payload)?;
         if claims.iss != self.issuer {
             return Err(TokenError::WrongIssuer {
                 expected: self.issuer.clone(),
@@ -100,28 +94,45 @@ impl Verifier {
         if claims.sub.is_empty() {
             return Err(TokenError::MissingClaim("sub"));
         }
-        let now = now.unix_timestamp();
-        if now >= claims.exp.saturating_add(self.leeway) {
-            return Err(TokenError::Expired { exp: claims.exp });
-        }
-        if let Some(nbf) = claims
-            .nbf
-            .filter(|nbf| now.saturating_add(self.leeway) < *nbf)
-        {
-            return Err(TokenError::NotYetValid { nbf });
-        }
-        if let Some(iat) = claims
-            .iat
-            .filter(|iat| now.saturating_add(self.leeway) < *iat)
-        {
-            return Err(TokenError::IssuedInFuture { iat });
-        }
+        check_times(&claims, now, self.leeway)?;
         Ok(Verified {
             claims,
             audience,
             kid: key.kid().to_owned(),
         })
     }
+}
+
+/// The claims of a well-formed token **without checking its signature**: for early, cheap
+/// refusals (garbage, expired) before a key is at hand. Never trust what it returns.
+pub fn decode_unverified(token: &str) -> Result<Claims, TokenError> {
+    let parsed = jws::parse(token, &[JwsAlgorithm::RS256, JwsAlgorithm::ES256])?;
+    decode_claims(&parsed.payload)
+}
+
+fn decode_claims(payload: &[u8]) -> Result<Claims, TokenError> {
+    serde_json::from_slice(payload).map_err(|e| {
+        if e.to_string().starts_with("missing field") {
+            TokenError::MissingClaim(missing_field(&e.to_string()))
+        } else {
+            TokenError::Malformed(format!("the claims are not valid: {e}"))
+        }
+    })
+}
+
+/// `exp`, `nbf` and `iat` against `now`, with `leeway` seconds of clock skew.
+pub fn check_times(claims: &Claims, now: OffsetDateTime, leeway: i64) -> Result<(), TokenError> {
+    let now = now.unix_timestamp();
+    if now >= claims.exp.saturating_add(leeway) {
+        return Err(TokenError::Expired { exp: claims.exp });
+    }
+    if let Some(nbf) = claims.nbf.filter(|nbf| now.saturating_add(leeway) < *nbf) {
+        return Err(TokenError::NotYetValid { nbf });
+    }
+    if let Some(iat) = claims.iat.filter(|iat| now.saturating_add(leeway) < *iat) {
+        return Err(TokenError::IssuedInFuture { iat });
+    }
+    Ok(())
 }
 
 /// The claim name in serde's "missing field `x`" message.

@@ -163,6 +163,7 @@ pub fn router(app: App) -> Router {
             "/clusters/{name}/podiam/service-account-token",
             post(eks_api::mint_token),
         )
+        .route("/clusters/{name}/podiam/jwks", get(eks_api::cluster_keys))
         .route(
             "/oidc/id/{id}/.well-known/openid-configuration",
             get(eks_api::discovery),

@@ -440,6 +440,35 @@ pub(crate) async fn mint_token(
     call.finish(result)
 }
 
+/// `GET /clusters/{name}/podiam/jwks`: the keys that verify the cluster's service-account
+/// tokens, for node agents that check tokens locally (authorized as `eks:DescribeCluster`).
+pub(crate) async fn cluster_keys(
+    State(app): State<App>,
+    Path(cluster): Path<String>,
+    request: Request,
+) -> Response {
+    let call = Call::new(app, RestApi::Eks, "GetClusterKeys");
+    let result = async {
+        let input = call.begin(request).await?;
+        let inner = &call.app.inner;
+        input
+            .ctx
+            .authorize("eks:DescribeCluster", &inner.eks.cluster_arn(&cluster))?;
+        let entry = inner.eks.describe_cluster(&cluster).map_err(|e| eks(&e))?;
+        let issuer = entry.record.issuer.url().to_owned();
+        let keys = inner.issuers.keys(&issuer, false).await.map_err(|e| {
+            WireError::new(
+                "ServiceUnavailableException",
+                503,
+                format!("The keys of issuer {issuer} are not available: {e}"),
+            )
+        })?;
+        Ok(json!({ "issuer": issuer, "jwks": keys.to_jwks() }))
+    }
+    .await;
+    call.finish(result)
+}
+
 /// A stable uid for an object the caller did not give one for (a UUID-shaped hash).
 fn derived_uid(cluster: &str, name: &str) -> String {
     let digest = podiam_crypto::sha256(format!("{cluster}/{name}").as_bytes());

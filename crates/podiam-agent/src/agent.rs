@@ -1,0 +1,420 @@
+//! `/v1/credentials` with the reference agent's checks, statuses and bodies, and the probe and
+//! metrics endpoints.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use podiam_types::Clock;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cache::{CacheConfig, Miss, PodCache};
+use crate::tokens::TokenChecker;
+use crate::{Upstream, UpstreamError};
+
+/// How the agent is set up.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The addresses SDKs must call the agent through (the `Host` header is checked), e.g.
+    /// `169.254.170.23` and `fd00:ec2::23`.
+    pub hosts: Vec<String>,
+    /// The cache.
+    pub cache: CacheConfig,
+    /// Requests that need an upstream call, per second (0: unlimited). Cache hits are never
+    /// limited: they cost nothing upstream.
+    pub upstream_rate: u32,
+    /// Burst of such requests.
+    pub upstream_burst: u32,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            hosts: vec!["169.254.170.23".to_owned(), "fd00:ec2::23".to_owned()],
+            cache: CacheConfig::default(),
+            upstream_rate: 1000,
+            upstream_burst: 500,
+        }
+    }
+}
+
+/// A token bucket.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    state: Mutex<(f64, OffsetDateTime)>,
+}
+
+impl Bucket {
+    fn take(&self, now: OffsetDateTime) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let elapsed = (now - state.1).as_seconds_f64().max(0.0);
+        state.0 = (state.0 + elapsed * self.rate).min(self.burst);
+        state.1 = now;
+        if state.0 >= 1.0 {
+            state.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Metrics {
+    ok: Counter,
+    refused: Counter,
+    upstream_errors: Counter,
+    throttled: Counter,
+    cached_pods: Gauge,
+}
+
+/// The node agent.
+#[derive(Debug)]
+pub struct Agent {
+    checker: TokenChecker,
+    cache: PodCache,
+    upstream: Arc<dyn Upstream>,
+    clock: Arc<dyn Clock>,
+    config: AgentConfig,
+    bucket: Bucket,
+    metrics: Metrics,
+    registry: Mutex<Registry>,
+}
+
+/// What a request gets back.
+fn text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The host a request was addressed to: the `Host` header without port and brackets.
+fn host_of(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default().to_owned();
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name.to_owned()
+        }
+        _ => host.to_owned(),
+    }
+}
+
+fn upstream_error(e: &UpstreamError) -> Response {
+    let status = e
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let fault = if status.is_server_error() {
+        "server"
+    } else {
+        "client"
+    };
+    text(
+        status,
+        format!(
+            "[{}]: ({}): {}, fault: {fault}",
+            e.request_id.as_deref().unwrap_or_default(),
+            e.code,
+            e.message
+        ),
+    )
+}
+
+impl Agent {
+    /// An agent asking `upstream`, with time from `clock`.
+    pub fn new(upstream: Arc<dyn Upstream>, clock: Arc<dyn Clock>, config: AgentConfig) -> Self {
+        let now = clock.now();
+        let cache = PodCache::new(config.cache);
+        let metrics = Metrics::default();
+        let mut registry = Registry::with_prefix("podiam_agent");
+        registry.register(
+            "credentials_served",
+            "Credentials served to pods",
+            metrics.ok.clone(),
+        );
+        registry.register(
+            "requests_refused",
+            "Requests refused for their token or address",
+            metrics.refused.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Requests failed because EKS Auth refused or was unreachable",
+            metrics.upstream_errors.clone(),
+        );
+        registry.register(
+            "throttled",
+            "Requests refused by the upstream rate limit",
+            metrics.throttled.clone(),
+        );
+        registry.register(
+            "cached_pods",
+            "Pods with cached credentials",
+            metrics.cached_pods.clone(),
+        );
+        let stats = cache.stats().clone();
+        registry.register("cache_hits", "Requests answered from the cache", stats.hits);
+        registry.register(
+            "upstream_calls",
+            "AssumeRoleForPodIdentity calls made",
+            stats.upstream_calls,
+        );
+        registry.register(
+            "served_stale",
+            "Cached credentials served while the server was unreachable",
+            stats.served_stale,
+        );
+        registry.register(
+            "renewals",
+            "Credentials renewed in the background",
+            stats.renewals,
+        );
+        Self {
+            checker: TokenChecker::new(),
+            cache,
+            upstream,
+            clock,
+            bucket: Bucket {
+                rate: f64::from(config.upstream_rate),
+                burst: f64::from(config.upstream_burst.max(1)),
+                state: Mutex::new((f64::from(config.upstream_burst.max(1)), now)),
+            },
+            config,
+            metrics,
+            registry: Mutex::new(registry),
+        }
+    }
+
+    /// The cache (for tests and the background renewal).
+    pub fn cache(&self) -> &PodCache {
+        &self.cache
+    }
+
+    /// Loads the cluster's keys; false when the server cannot be reached (retried later).
+    pub async fn prime(&self) -> bool {
+        self.checker
+            .prime(self.upstream.as_ref(), self.clock.now())
+            .await
+    }
+
+    /// Renews due credentials in the background, `per_second` at most, until the agent goes.
+    pub async fn renew_forever(self: Arc<Self>, per_second: u32) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            self.cache
+                .renew_due(
+                    self.upstream.as_ref(),
+                    self.clock.now(),
+                    usize::try_from(per_second.max(1)).unwrap_or(1),
+                )
+                .await;
+        }
+    }
+
+    /// Answers one `/v1/credentials` request.
+    pub async fn credentials(&self, headers: &HeaderMap) -> Response {
+        let host = host_of(headers);
+        if !self.config.hosts.contains(&host) {
+            self.metrics.refused.inc();
+            return text(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Access Denied. Called agent through invalid address, please use either [{}] address not {host}",
+                    self.config.hosts.join(" ")
+                ),
+            );
+        }
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim();
+        let now = self.clock.now();
+        let key = match self.checker.check(token, self.upstream.as_ref(), now).await {
+            Ok(key) => key,
+            Err(refusal) => {
+                self.metrics.refused.inc();
+                return text(
+                    StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+                    refusal.message,
+                );
+            }
+        };
+        let exp = podiam_oidc::decode_unverified(token)
+            .map(|c| c.exp)
+            .unwrap_or_default();
+        let result = self
+            .cache
+            .get_with_limit(&key, token, exp, self.upstream.as_ref(), now, || {
+                self.bucket.take(now)
+            })
+            .await;
+        match result {
+            Ok(cached) => {
+                self.metrics.ok.inc();
+                let c = &cached.credentials;
+                let body = json!({
+                    "AccessKeyId": c.access_key_id,
+                    "SecretAccessKey": c.secret_access_key.expose(),
+                    "Token": c.token.expose(),
+                    "AccountId": c.account_id,
+                    "Expiration": c.expiration.format(&Rfc3339).unwrap_or_default(),
+                });
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
+            Err(Miss::Throttled) => {
+                self.metrics.throttled.inc();
+                text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too Many Requests".to_owned(),
+                )
+            }
+            Err(Miss::Upstream(e)) => {
+                self.metrics.upstream_errors.inc();
+                tracing::info!(
+                    namespace = key.namespace,
+                    service_account = key.service_account,
+                    pod = key.pod_name,
+                    code = e.code,
+                    message = e.message,
+                    "no credentials for the pod"
+                );
+                upstream_error(&e)
+            }
+        }
+    }
+
+    /// `/readyz`: ready, or degraded while the server is unreachable (cached credentials are
+    /// still served).
+    pub fn readiness(&self) -> Response {
+        match self.cache.outage() {
+            None => text(StatusCode::OK, "ready\n".to_owned()),
+            Some((since, why)) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "degraded: the podiam server is unreachable since {} ({why}); serving cached credentials\n",
+                    since.format(&Rfc3339).unwrap_or_default()
+                ),
+            ),
+        }
+    }
+
+    /// The Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        self.metrics
+            .cached_pods
+            .set(i64::try_from(self.cache.len()).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+async fn credentials(State(agent): State<Arc<Agent>>, request: Request) -> Response {
+    agent.credentials(request.headers()).await
+}
+
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404 page not found\n".to_owned())
+}
+
+/// `/v1/credentials` (any method), and 404 elsewhere.
+pub fn credentials_router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/v1/credentials", any(credentials))
+        .fallback(not_found)
+        .with_state(agent)
+}
+
+async fn healthz() -> Response {
+    text(StatusCode::OK, "ok\n".to_owned())
+}
+
+async fn readyz(State(agent): State<Arc<Agent>>) -> Response {
+    agent.readiness()
+}
+
+async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        agent.render_metrics(),
+    )
+        .into_response()
+}
+
+/// `/healthz`, `/readyz` and `/metrics`.
+pub fn probe_router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lose_ports_and_brackets() {
+        let mut h = HeaderMap::new();
+        for (value, host) in [
+            ("169.254.170.23", "169.254.170.23"),
+            ("169.254.170.23:80", "169.254.170.23"),
+            ("[fd00:ec2::23]:80", "fd00:ec2::23"),
+            ("[fd00:ec2::23]", "fd00:ec2::23"),
+            ("fd00:ec2::23", "fd00:ec2::23"),
+            ("evil.example", "evil.example"),
+        ] {
+            h.insert(
+                header::HOST,
+                value
+                    .parse()
+                    .unwrap_or_else(|_| http::HeaderValue::from_static("x")),
+            );
+            assert_eq!(host_of(&h), host, "{value}");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The node agent: what SDKs call at 169.254.170.23 for EKS Pod Identity credentials, IMDSv2 for
+//! the node's own role, and the link-local setup they need.
+//!
+//! A pod's token is checked locally (basic claims, then the signature against the cluster's
+//! keys fetched from the server) before any upstream call; credentials are cached per pod with
+//! one upstream call however many requests arrive together, renewed ahead of expiry only for
+//! pods that asked recently, and served through a server outage until 15 s before they expire.
+
+mod agent;
+mod cache;
+mod imds;
+mod link;
+mod tokens;
+mod upstream;
+
+pub use agent::{Agent, AgentConfig, credentials_router, probe_router};
+pub use cache::{CacheConfig, Cached, MIN_REMAINING, Miss, PodCache};
+pub use imds::{AssumeRoleSource, Imds, ImdsConfig, RoleCredentials, RoleSource, imds_router};
+pub use link::{AGENT_V4, AGENT_V6, LINK_NAME, LinkError, LinkReport, setup_link};
+pub use tokens::{PodKey, Refusal, TokenChecker};
+pub use upstream::{EksAuthUpstream, PodCredentials, Upstream, UpstreamError};

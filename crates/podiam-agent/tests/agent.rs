@@ -1,0 +1,411 @@
+//! The agent's `/v1/credentials` through `Router::oneshot`, against a fake upstream that counts
+//! its calls: the reference's checks and bodies, the cache, de-duplication, outages, renewal.
+
+#![expect(clippy::expect_used, reason = "test fixtures fail loudly")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use podiam_agent::{
+    Agent, AgentConfig, CacheConfig, PodCredentials, Upstream, UpstreamError, credentials_router,
+    probe_router,
+};
+use podiam_crypto::{KeyKind, Secret, SeededRng, SigningKey, VerifyingKey};
+use podiam_oidc::{Issuer, KeySet, ObjectRef, TokenRequest};
+use podiam_types::{Clock, FixedClock};
+use time::OffsetDateTime;
+use tower::ServiceExt as _;
+
+const ISSUER: &str =
+    "https://oidc.eks.eu-central-1.amazonaws.com/id/5B1F8794C4C52E4101E98664FC964C3C";
+const NOW: i64 = 1_795_000_000;
+
+/// 0: answer; 1: unreachable; 2: AccessDeniedException.
+#[derive(Debug)]
+struct FakeUpstream {
+    issuer: Issuer,
+    calls: AtomicUsize,
+    mode: AtomicU8,
+    clock: Arc<FixedClock>,
+}
+
+#[async_trait]
+impl Upstream for FakeUpstream {
+    async fn assume_role_for_pod_identity(
+        &self,
+        token: &str,
+    ) -> Result<PodCredentials, UpstreamError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        // Long enough for concurrent requests to pile up behind this one.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match self.mode.load(Ordering::SeqCst) {
+            0 => Ok(PodCredentials {
+                access_key_id: format!("ASIA{:016}", self.calls.load(Ordering::SeqCst)),
+                secret_access_key: Secret::new("s".repeat(40)),
+                token: Secret::new(format!("session-for-{}", token.len())),
+                account_id: "637423329338".to_owned(),
+                expiration: self.clock.now() + time::Duration::hours(6),
+            }),
+            1 => Err(UpstreamError {
+                status: None,
+                code: "ServiceUnavailableException".to_owned(),
+                message: "connection refused".to_owned(),
+                request_id: None,
+            }),
+            _ => Err(UpstreamError {
+                status: Some(400),
+                code: "AccessDeniedException".to_owned(),
+                message: "Not authorized".to_owned(),
+                request_id: Some("req-1".to_owned()),
+            }),
+        }
+    }
+
+    async fn cluster_keys(&self) -> Result<(String, KeySet), UpstreamError> {
+        let mut keys = KeySet::new();
+        keys.insert(
+            VerifyingKey::from_jwk(&self.issuer.key().verifying_key().to_jwk()).expect("jwk"),
+        );
+        Ok((ISSUER.to_owned(), keys))
+    }
+}
+
+struct World {
+    agent: Arc<Agent>,
+    upstream: Arc<FakeUpstream>,
+    clock: Arc<FixedClock>,
+}
+
+fn at(t: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t).expect("time")
+}
+
+fn world_with(config: AgentConfig) -> World {
+    let clock = Arc::new(FixedClock::new(at(NOW)));
+    let upstream = Arc::new(FakeUpstream {
+        issuer: Issuer::new(ISSUER, SigningKey::generate(KeyKind::EcP256).expect("key"))
+            .expect("issuer"),
+        calls: AtomicUsize::new(0),
+        mode: AtomicU8::new(0),
+        clock: Arc::clone(&clock),
+    });
+    let agent = Arc::new(Agent::new(upstream.clone(), clock.clone(), config));
+    World {
+        agent,
+        upstream,
+        clock,
+    }
+}
+
+fn world() -> World {
+    world_with(AgentConfig::default())
+}
+
+impl World {
+    fn token(&self, pod: &str, audience: &str, issued_at: i64) -> String {
+        self.upstream
+            .issuer
+            .mint(
+                &TokenRequest {
+                    namespace: "carts".into(),
+                    service_account: ObjectRef {
+                        name: "carts".into(),
+                        uid: "sa-uid".into(),
+                    },
+                    audiences: vec![audience.into()],
+                    pod: Some(ObjectRef {
+                        name: pod.into(),
+                        uid: format!("uid-{pod}"),
+                    }),
+                    node: None,
+                    lifetime: Duration::from_secs(3600),
+                    warn_after: None,
+                },
+                at(issued_at),
+                &SeededRng::new(b"t"),
+            )
+            .expect("mint")
+    }
+
+    async fn ask(&self, host: &str, token: Option<&str>) -> (StatusCode, String) {
+        let mut request = Request::get("/v1/credentials").header("host", host);
+        if let Some(token) = token {
+            request = request.header("authorization", token);
+        }
+        let response = credentials_router(Arc::clone(&self.agent))
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn probe(&self, path: &str) -> (StatusCode, String) {
+        let response = probe_router(Arc::clone(&self.agent))
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+const PIA: &str = "pods.eks.amazonaws.com";
+
+#[tokio::test]
+async fn the_reference_checks_in_order() {
+    let w = world();
+    let token = w.token("carts-1", PIA, NOW);
+    let (status, body) = w.ask("evil.example", Some(&token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body,
+        "Access Denied. Called agent through invalid address, please use either [169.254.170.23 fd00:ec2::23] address not evil.example"
+    );
+    let (status, body) = w.ask("169.254.170.23", None).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "Service account token cannot be empty"
+        )
+    );
+    let (status, body) = w.ask("169.254.170.23:80", Some("garbage")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.starts_with("Service account token cannot be parsed: "),
+        "{body}"
+    );
+    let expired = w.token("carts-1", PIA, NOW - 7200);
+    let (status, body) = w.ask("169.254.170.23", Some(&expired)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.starts_with("Service account token failed basic claim validations: "),
+        "{body}"
+    );
+    let wrong_audience = w.token("carts-1", "sts.amazonaws.com", NOW);
+    let (status, body) = w.ask("169.254.170.23", Some(&wrong_audience)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.starts_with("Service account token failed verification: "),
+        "{body}"
+    );
+    // Signed by someone else.
+    let forger =
+        Issuer::new(ISSUER, SigningKey::generate(KeyKind::EcP256).expect("key")).expect("issuer");
+    let forged = forger
+        .mint(
+            &TokenRequest {
+                namespace: "carts".into(),
+                service_account: ObjectRef {
+                    name: "carts".into(),
+                    uid: "u".into(),
+                },
+                audiences: vec![PIA.into()],
+                pod: Some(ObjectRef {
+                    name: "p".into(),
+                    uid: "u".into(),
+                }),
+                node: None,
+                lifetime: Duration::from_secs(3600),
+                warn_after: None,
+            },
+            at(NOW),
+            &SeededRng::new(b"f"),
+        )
+        .expect("mint");
+    let (status, body) = w.ask("169.254.170.23", Some(&forged)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        w.upstream.calls.load(Ordering::SeqCst),
+        0,
+        "nothing went upstream"
+    );
+
+    // A good token: the SDK's JSON, through either address.
+    let (status, body) = w.ask("[fd00:ec2::23]:80", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["AccountId"], "637423329338");
+    assert_eq!(json["Expiration"], "2026-11-18T17:06:40Z");
+    assert!(
+        json["AccessKeyId"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ASIA"))
+    );
+    assert!(json["SecretAccessKey"].is_string() && json["Token"].is_string());
+    // Again: from the cache.
+    w.ask("169.254.170.23", Some(&token)).await;
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 1);
+    let (status, _) = w.probe("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, metrics) = w.probe("/metrics").await;
+    assert!(
+        metrics.contains("podiam_agent_cache_hits_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("podiam_agent_upstream_calls_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_first_requests_for_one_pod_make_one_upstream_call() {
+    let w = world();
+    let token = w.token("carts-1", PIA, NOW);
+    let mut asks = Vec::new();
+    for _ in 0..1000 {
+        let agent = Arc::clone(&w.agent);
+        let token = token.clone();
+        asks.push(tokio::spawn(async move {
+            let response = credentials_router(agent)
+                .oneshot(
+                    Request::get("/v1/credentials")
+                        .header("host", "169.254.170.23")
+                        .header("authorization", token)
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response");
+            response.status()
+        }));
+    }
+    for ask in asks {
+        assert_eq!(ask.await.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 1);
+    // Other pods get their own credentials.
+    w.ask("169.254.170.23", Some(&w.token("carts-2", PIA, NOW)))
+        .await;
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_outage_serves_the_cache_until_15_seconds_before_expiry() {
+    let w = world();
+    let token = w.token("carts-1", PIA, NOW);
+    assert_eq!(
+        w.ask("169.254.170.23", Some(&token)).await.0,
+        StatusCode::OK
+    );
+    w.upstream.mode.store(1, Ordering::SeqCst);
+    // Past the 3 h retention: a renewal is due, the server is down, the cache answers.
+    w.clock.set(at(NOW + 3 * 3600 + 60));
+    let fresh_token = w.token("carts-1", PIA, NOW + 3 * 3600);
+    let (status, body) = w.ask("169.254.170.23", Some(&fresh_token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, ready) = w.probe("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.starts_with("degraded: "), "{ready}");
+    // 10 s before expiry: nothing usable is left.
+    w.clock.set(at(NOW + 6 * 3600 - 10));
+    let late_token = w.token("carts-1", PIA, NOW + 6 * 3600 - 600);
+    let (status, body) = w.ask("169.254.170.23", Some(&late_token)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        "[]: (ServiceUnavailableException): connection refused, fault: server"
+    );
+    // The server is back: ready again.
+    w.upstream.mode.store(0, Ordering::SeqCst);
+    assert_eq!(
+        w.ask("169.254.170.23", Some(&late_token)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(w.probe("/readyz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refusals_from_upstream_keep_their_status_and_code() {
+    let w = world();
+    w.upstream.mode.store(2, Ordering::SeqCst);
+    let (status, body) = w
+        .ask("169.254.170.23", Some(&w.token("carts-1", PIA, NOW)))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        "[req-1]: (AccessDeniedException): Not authorized, fault: client"
+    );
+}
+
+#[tokio::test]
+async fn only_pods_that_asked_recently_are_renewed() {
+    let w = world_with(AgentConfig {
+        cache: CacheConfig {
+            recent: Duration::from_secs(600),
+            ..CacheConfig::default()
+        },
+        ..AgentConfig::default()
+    });
+    let busy = w.token("busy", PIA, NOW);
+    let gone = w.token("gone", PIA, NOW);
+    w.ask("169.254.170.23", Some(&busy)).await;
+    w.ask("169.254.170.23", Some(&gone)).await;
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 2);
+    // Near the end of the retention window the busy pod asks again (a cache hit); the other
+    // pod never comes back.
+    w.clock.set(at(NOW + 3 * 3600 - 120));
+    let busy_again = w.token("busy", PIA, NOW + 3 * 3600 - 300);
+    w.ask("169.254.170.23", Some(&busy_again)).await;
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 2);
+    w.clock.set(at(NOW + 3 * 3600 + 30));
+    w.agent
+        .cache()
+        .renew_due(w.upstream.as_ref(), w.clock.now(), 10)
+        .await;
+    assert_eq!(
+        w.upstream.calls.load(Ordering::SeqCst),
+        3,
+        "only the pod that asked recently was renewed"
+    );
+    // The renewed credentials are served without another call.
+    w.ask("169.254.170.23", Some(&busy_again)).await;
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn upstream_calls_are_rate_limited_cache_hits_are_not() {
+    let w = world_with(AgentConfig {
+        upstream_rate: 1,
+        upstream_burst: 1,
+        ..AgentConfig::default()
+    });
+    let first = w.token("p1", PIA, NOW);
+    assert_eq!(
+        w.ask("169.254.170.23", Some(&first)).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = w
+        .ask("169.254.170.23", Some(&w.token("p2", PIA, NOW)))
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests")
+    );
+    for _ in 0..50 {
+        assert_eq!(
+            w.ask("169.254.170.23", Some(&first)).await.0,
+            StatusCode::OK
+        );
+    }
+}
