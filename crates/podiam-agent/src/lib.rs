@@ -16,6 +16,8 @@ mod upstream;
 pub use agent::{Agent, AgentConfig, credentials_router, probe_router};
 pub use cache::{CacheConfig, Cached, MIN_REMAINING, Miss, PodCache};
 pub use imds::{AssumeRoleSource, Imds, ImdsConfig, RoleCredentials, RoleSource, imds_router};
-pub use link::{AGENT_V4, AGENT_V6, LINK_NAME, LinkError, LinkReport, setup_link};
+pub use link::{
+    AGENT_V4, AGENT_V6, IMDS_V4, IMDS_V6, LINK_NAME, LinkError, LinkReport, setup_link,
+};
 pub use tokens::{PodKey, Refusal, TokenChecker};
 pub use upstream::{EksAuthUpstream, PodCredentials, Upstream, UpstreamError};

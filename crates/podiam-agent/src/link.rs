@@ -20,6 +20,12 @@ pub const AGENT_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 170, 23);
 /// The agent's IPv6 address.
 pub const AGENT_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x23);
 
+/// The instance metadata service's IPv4 address.
+pub const IMDS_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+
+/// The instance metadata service's IPv6 address.
+pub const IMDS_V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254);
+
 /// The main routing table.
 const MAIN_TABLE: u32 = 254;
 
@@ -209,8 +215,9 @@ async fn ensure_address(
     Ok(())
 }
 
-/// Sets the link up in the current network namespace.
-pub async fn setup_link() -> Result<LinkReport, LinkError> {
+/// Sets the link up in the current network namespace; with `imds`, it also carries the
+/// instance metadata addresses (169.254.169.254, fd00:ec2::254) for `--imds-listen`.
+pub async fn setup_link(imds: bool) -> Result<LinkReport, LinkError> {
     let (connection, handle, _) = rtnetlink::new_connection().map_err(LinkError::Socket)?;
     tokio::spawn(connection);
     let mut report = LinkReport::default();
@@ -255,16 +262,26 @@ pub async fn setup_link() -> Result<LinkReport, LinkError> {
     };
     report.kind = kind;
     ensure_address(&handle, index, IpAddr::V4(AGENT_V4), &mut report).await?;
+    if imds {
+        ensure_address(&handle, index, IpAddr::V4(IMDS_V4), &mut report).await?;
+    }
     handle
         .link()
         .set(LinkUnspec::new_with_index(index).up().build())
         .execute()
         .await
         .map_err(netlink(format!("bringing {LINK_NAME} up")))?;
-    if let Err(e) = ensure_address(&handle, index, IpAddr::V6(AGENT_V6), &mut report).await {
-        let warning = format!("IPv6 is not set up (is it disabled?): {e}");
-        tracing::warn!("{warning}");
-        report.warnings.push(warning);
+    let v6: &[Ipv6Addr] = if imds {
+        &[AGENT_V6, IMDS_V6]
+    } else {
+        &[AGENT_V6]
+    };
+    for address in v6 {
+        if let Err(e) = ensure_address(&handle, index, IpAddr::V6(*address), &mut report).await {
+            let warning = format!("IPv6 is not set up (is it disabled?): {e}");
+            tracing::warn!("{warning}");
+            report.warnings.push(warning);
+        }
     }
     Ok(report)
 }

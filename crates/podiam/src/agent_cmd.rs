@@ -1,0 +1,324 @@
+//! `podiam agent`: the node agent (EKS Pod Identity credentials, IMDSv2), and `podiam agent
+//! setup-link` for its link-local addresses.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use podiam_agent::{
+    Agent, AgentConfig, AssumeRoleSource, CacheConfig, EksAuthUpstream, Imds, ImdsConfig,
+    credentials_router, imds_router, probe_router,
+};
+use podiam_client::{AwsClient, ChainCredentials, Timeouts};
+use podiam_crypto::SystemRng;
+use podiam_types::SystemClock;
+
+use crate::cli_io::exit_on;
+use crate::server_cmd::{LogFormat, init_logging, shutdown_signal};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct AgentArgs {
+    #[command(subcommand)]
+    command: Option<AgentCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Create the link-local addresses the agent listens on (dummy link pod-id-link0 with
+    /// 169.254.170.23/32 and fd00:ec2::23/128, and their routes). Idempotent; needs
+    /// CAP_NET_ADMIN, as the reference agent's privileged init container.
+    SetupLink {
+        /// Also add the instance metadata addresses 169.254.169.254 and fd00:ec2::254 (for
+        /// --imds-listen).
+        #[arg(long)]
+        imds: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The cluster whose pods this node runs.
+    #[arg(long, required = true)]
+    cluster_name: Option<String>,
+    /// The podiam server (EKS Auth) [default: $AWS_ENDPOINT_URL_EKS_AUTH or $AWS_ENDPOINT_URL].
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// The region to sign for [default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1].
+    #[arg(long)]
+    region: Option<String>,
+    /// This node's name (tokens bound to another node are refused) [default: $NODE_NAME].
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// Addresses to listen on; one that cannot be bound (IPv6 off) is logged, not fatal.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "169.254.170.23,[fd00:ec2::23]"
+    )]
+    bind_hosts: Vec<String>,
+    /// The credentials port.
+    #[arg(long, default_value_t = 80)]
+    port: u16,
+    /// The probe port on localhost (/healthz, /readyz).
+    #[arg(long, default_value_t = 2703)]
+    probe_port: u16,
+    /// The metrics address.
+    #[arg(long, default_value = "0.0.0.0")]
+    metrics_address: IpAddr,
+    /// The metrics port (/metrics, and the probes).
+    #[arg(long, default_value_t = 2705)]
+    metrics_port: u16,
+    /// Pods whose credentials are kept (0 disables caching).
+    #[arg(long, default_value_t = 2000)]
+    max_cache_size: usize,
+    /// Background renewals per second at most.
+    #[arg(long, default_value_t = 3)]
+    max_service_qps: u32,
+    /// Renew credentials after this long even if they last longer (e.g. 3h, 90m).
+    #[arg(long, default_value = "3h", value_parser = parse_duration)]
+    max_credential_retention_before_renewal: Duration,
+    /// Requests needing an upstream call, per second (0: unlimited); cache hits are not limited.
+    #[arg(long, default_value_t = 1000)]
+    upstream_rate: u32,
+    /// Burst of such requests.
+    #[arg(long, default_value_t = 500)]
+    upstream_burst: u32,
+    /// Also serve IMDSv2 for the node's role here, e.g. 169.254.169.254:80.
+    #[arg(long, value_name = "ADDR", requires = "imds_role_arn")]
+    imds_listen: Option<SocketAddr>,
+    /// The node's role, assumed with sts:AssumeRole and served by IMDS.
+    #[arg(long, value_name = "ARN")]
+    imds_role_arn: Option<String>,
+    /// Answer IMDS GETs without a session token (IMDSv1).
+    #[arg(long)]
+    imds_v1: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `3h`, `90m`, `45s` or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 3h, 90m or 45s"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{text:?}: the unit is s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+pub(crate) fn run(args: AgentArgs) -> ExitCode {
+    match args.command {
+        Some(AgentCommand::SetupLink { imds }) => exit_on(setup_link(imds)),
+        None => exit_on(run_agent(args.run)),
+    }
+}
+
+fn setup_link(imds: bool) -> anyhow::Result<ExitCode> {
+    init_logging(LogFormat::Text);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(podiam_agent::setup_link(imds))?;
+    if report.changed.is_empty() {
+        println!(
+            "{} ({}) was already set up",
+            podiam_agent::LINK_NAME,
+            report.kind
+        );
+    }
+    // Warnings were logged as they happened.
+    for step in &report.changed {
+        println!("{step}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `169.254.170.23` or `[fd00:ec2::23]` (brackets optional).
+fn host_ip(host: &str) -> anyhow::Result<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .with_context(|| format!("--bind-hosts: {host:?} is not an IP address"))
+}
+
+fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    init_logging(args.log_format);
+    let cluster = args
+        .cluster_name
+        .clone()
+        .context("--cluster-name is required")?;
+    let endpoint = args
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_EKS_AUTH").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+        .filter(|e| !e.is_empty())
+        .context("no server: pass --endpoint URL or set AWS_ENDPOINT_URL")?;
+    let region = args
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let hosts: Vec<IpAddr> = args
+        .bind_hosts
+        .iter()
+        .map(|h| host_ip(h))
+        .collect::<anyhow::Result<_>>()?;
+    if hosts.is_empty() {
+        bail!("--bind-hosts is empty");
+    }
+    // The agent's own credentials: environment or credentials file, then IMDS unless the
+    // agent is the IMDS.
+    let imds = args
+        .imds_listen
+        .is_none()
+        .then(|| "http://169.254.169.254".to_owned());
+    let credentials = Arc::new(ChainCredentials::standard(imds, Arc::new(SystemClock)));
+    let client = AwsClient::new(
+        &endpoint,
+        &region,
+        credentials,
+        Arc::new(SystemClock),
+        Timeouts {
+            connect: Duration::from_millis(500),
+            request: Duration::from_secs(2),
+        },
+    )?;
+    let upstream = Arc::new(EksAuthUpstream {
+        client: client.clone(),
+        cluster: cluster.clone(),
+        node_name: args.node_name.clone(),
+    });
+    let config = AgentConfig {
+        hosts: hosts.iter().map(ToString::to_string).collect(),
+        cache: CacheConfig {
+            max_entries: args.max_cache_size,
+            retention: args.max_credential_retention_before_renewal,
+            ..CacheConfig::default()
+        },
+        upstream_rate: args.upstream_rate,
+        upstream_burst: args.upstream_burst,
+    };
+    let agent = Arc::new(Agent::new(upstream, Arc::new(SystemClock), config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        if !agent.prime().await {
+            tracing::warn!("the cluster's keys are not available yet (is the server reachable?); retrying on the first request");
+        }
+        let mut servers = tokio::task::JoinSet::new();
+        let mut bound = Vec::new();
+        for ip in &hosts {
+            let address = SocketAddr::new(*ip, args.port);
+            match tokio::net::TcpListener::bind(address).await {
+                Ok(listener) => {
+                    bound.push(address);
+                    let router = credentials_router(Arc::clone(&agent));
+                    servers.spawn(async move {
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(shutdown_signal())
+                            .await
+                    });
+                }
+                Err(e) => tracing::warn!(%address, error = %e, "cannot listen here; continuing without it"),
+            }
+        }
+        if bound.is_empty() {
+            bail!("none of --bind-hosts could be bound on port {} (run `podiam agent setup-link` first; port 80 needs CAP_NET_BIND_SERVICE)", args.port);
+        }
+        for address in [
+            SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.probe_port),
+            SocketAddr::new(args.metrics_address, args.metrics_port),
+        ] {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for probes and metrics"))?;
+            let router = probe_router(Arc::clone(&agent));
+            servers.spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            });
+        }
+        if let (Some(address), Some(role_arn)) = (args.imds_listen, &args.imds_role_arn) {
+            let parsed: podiam_types::Arn = role_arn
+                .parse()
+                .with_context(|| format!("--imds-role-arn {role_arn:?}"))?;
+            let node = args.node_name.clone().unwrap_or_else(|| "node".to_owned());
+            let imds = Arc::new(Imds::new(
+                ImdsConfig {
+                    role_name: parsed.resource().rsplit('/').next().unwrap_or_default().to_owned(),
+                    region: region.clone(),
+                    account_id: parsed.account().to_owned(),
+                    node_name: node.clone(),
+                    allow_v1: args.imds_v1,
+                },
+                Arc::new(AssumeRoleSource {
+                    client,
+                    role_arn: role_arn.clone(),
+                    session_name: node,
+                    clock: Arc::new(SystemClock),
+                }),
+                Arc::new(SystemClock),
+                Arc::new(SystemRng),
+            ));
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for IMDS"))?;
+            bound.push(address);
+            tokio::spawn(Arc::clone(&imds).renew_forever());
+            let router = imds_router(imds);
+            servers.spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            });
+        }
+        tokio::spawn(Arc::clone(&agent).renew_forever(args.max_service_qps));
+        let listening: Vec<String> = bound.iter().map(ToString::to_string).collect();
+        println!(
+            "podiam agent: cluster {cluster}, server {endpoint}, listening on {}, ready in {} ms",
+            listening.join(", "),
+            started.elapsed().as_millis()
+        );
+        while let Some(done) = servers.join_next().await {
+            done.context("a listener task failed")?.context("a listener failed")?;
+        }
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3h"), Ok(Duration::from_secs(10_800)));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("3d").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}
