@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt as _;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::{Handle, LinkBridge, LinkDummy, LinkUnspec, RouteMessageBuilder};
 use thiserror::Error;
@@ -178,7 +179,15 @@ async fn ensure_address(
 ) -> Result<(), LinkError> {
     let prefix = if address.is_ipv4() { 32 } else { 128 };
     if !has_address(handle, index, address).await? {
-        match handle.address().add(index, address, prefix).execute().await {
+        let mut add = handle.address().add(index, address, prefix);
+        if address.is_ipv6() {
+            // No duplicate address detection: the address is usable (bindable) at once, not
+            // "tentative" for a second or two, and nothing else may own it on this host anyway.
+            add.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match add.execute().await {
             Ok(()) => report.changed.push(format!("added {address}/{prefix}")),
             Err(e) if errno(&e) == Some(EEXIST) => {}
             Err(e) => return Err(netlink(format!("adding {address}/{prefix}"))(e)),

@@ -12,9 +12,11 @@
 )]
 
 mod issuer;
+mod netns;
 mod server;
 
 pub use issuer::TestIssuer;
+pub use netns::NetNs;
 pub use server::{Server, ServerOptions};
 
 use std::path::{Path, PathBuf};

@@ -16,6 +16,8 @@ pub struct ServerOptions {
     pub args: Vec<String>,
     /// Run under libfaketime with this offset (e.g. `+2h`).
     pub faketime: Option<String>,
+    /// Listen here instead of `127.0.0.1:0` (e.g. a veth address a namespace can reach).
+    pub listen: Option<String>,
 }
 
 /// A running server with its own data directory (removed on drop).
@@ -105,9 +107,15 @@ impl Server {
     }
 
     fn launch(&mut self, options: &ServerOptions) {
-        let listen = self
-            .addr
-            .map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string());
+        let listen = self.addr.map_or_else(
+            || {
+                options
+                    .listen
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1:0".to_owned())
+            },
+            |a| a.to_string(),
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
