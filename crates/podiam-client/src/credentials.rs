@@ -236,4 +236,36 @@ mod tests {
         assert_eq!(dev.session_token.as_deref(), Some("t"));
         assert!(parse_profile(text, "missing").is_none());
     }
+
+    #[tokio::test]
+    async fn a_rotated_credentials_file_is_read_again() {
+        let dir = std::env::temp_dir().join(format!("podiam-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("credentials");
+        let write = |id: &str, mtime: u64| {
+            std::fs::write(
+                &path,
+                format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = s\n"),
+            )
+            .expect("write");
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime))
+                .expect("mtime");
+        };
+        write("AKIAOLD", 1_000);
+        let profile = ProfileCredentials::new(path.clone(), "default");
+        assert_eq!(
+            profile.credentials().await.expect("old").access_key_id,
+            "AKIAOLD"
+        );
+        write("AKIANEW", 2_000);
+        assert_eq!(
+            profile.credentials().await.expect("new").access_key_id,
+            "AKIANEW"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }

@@ -13,6 +13,7 @@ use crate::podiam_bin;
 pub struct TestIssuer {
     url: String,
     key: PathBuf,
+    jwks: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -64,6 +65,7 @@ impl TestIssuer {
         Self {
             url,
             key,
+            jwks: out.join("openid/v1/jwks"),
             _dir: dir,
         }
     }
@@ -71,6 +73,16 @@ impl TestIssuer {
     /// The issuer URL (the tokens' `iss`).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The signing key (PKCS#8 PEM), for minting with another `--issuer`.
+    pub fn key_file(&self) -> &Path {
+        &self.key
+    }
+
+    /// The published JWKS document.
+    pub fn jwks_file(&self) -> &Path {
+        &self.jwks
     }
 
     /// The URL without its scheme, as IAM names the provider and the condition keys.

@@ -104,6 +104,21 @@ impl Run {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
     }
 
+    /// Asserts failure with `text` somewhere in standard error.
+    pub fn fails_with_text(self, text: &str) -> String {
+        assert!(
+            !self.success,
+            "expected a failure, but it succeeded: {}",
+            self.stdout
+        );
+        assert!(
+            self.stderr.contains(text),
+            "expected {text:?} in: {}",
+            self.stderr
+        );
+        self.stderr
+    }
+
     /// Asserts failure with the AWS error `code` (as the CLI and boto3 print it).
     pub fn fails_with(self, code: &str) -> String {
         assert!(

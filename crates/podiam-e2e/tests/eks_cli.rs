@@ -440,3 +440,172 @@ fn every_eks_operation_through_boto3() {
         assert!(sent.contains(&op), "boto3 never called {op}: {out}");
     }
 }
+
+/// Clusters whose tokens a real kube-apiserver signs: keys by discovery (a loopback issuer),
+/// or from an uploaded JWKS when the apiserver cannot be reached (no network at all).
+#[test]
+fn external_issuers_by_discovery_and_by_uploaded_jwks() {
+    let server = Server::start();
+    let issuer = podiam_e2e::TestIssuer::start();
+    let root = ClientEnv::root(&server);
+    let unreachable = "https://kube-apiserver.internal.example/cluster-2";
+    podiam(
+        &root,
+        &[
+            "cluster",
+            "create",
+            "--name",
+            "by-discovery",
+            "--external-issuer",
+            issuer.url(),
+        ],
+    )
+    .ok();
+    podiam(
+        &root,
+        &[
+            "cluster",
+            "create",
+            "--name",
+            "by-jwks",
+            "--external-issuer",
+            unreachable,
+            "--jwks-file",
+            &issuer.jwks_file().display().to_string(),
+        ],
+    )
+    .ok();
+    // No hosted key: minting is refused with a reason.
+    podiam(
+        &root,
+        &[
+            "cluster",
+            "token",
+            "--cluster",
+            "by-jwks",
+            "--namespace",
+            "a",
+            "--service-account",
+            "b",
+            "--audience",
+            "x",
+        ],
+    )
+    .fails_with_text("external issuer");
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "pia",
+        "--assume-role-policy-document",
+        PIA_TRUST,
+    ])
+    .ok();
+    for cluster in ["by-discovery", "by-jwks"] {
+        root.aws(&[
+            "eks",
+            "create-pod-identity-association",
+            "--cluster-name",
+            cluster,
+            "--namespace",
+            "carts",
+            "--service-account",
+            "carts",
+            "--role-arn",
+            "arn:aws:iam::000000000000:role/pia",
+        ])
+        .ok();
+    }
+    let mint = |iss: &str, audience: &str| {
+        podiam(
+            &root,
+            &[
+                "token",
+                "mint",
+                "--key",
+                &issuer.key_file().display().to_string(),
+                "--issuer",
+                iss,
+                "--namespace",
+                "carts",
+                "--service-account",
+                "carts",
+                "--audience",
+                audience,
+                "--pod-name",
+                "carts-abc",
+            ],
+        )
+        .ok()
+    };
+    for (cluster, iss) in [("by-discovery", issuer.url()), ("by-jwks", unreachable)] {
+        let granted = root
+            .aws(&[
+                "eks-auth",
+                "assume-role-for-pod-identity",
+                "--cluster-name",
+                cluster,
+                "--token",
+                &mint(iss, "pods.eks.amazonaws.com"),
+            ])
+            .json();
+        assert_eq!(
+            granted["subject"],
+            json!({"namespace": "carts", "serviceAccount": "carts"}),
+            "{cluster}"
+        );
+    }
+    // A token of the discovery issuer does not pass for the other cluster.
+    root.aws(&[
+        "eks-auth",
+        "assume-role-for-pod-identity",
+        "--cluster-name",
+        "by-jwks",
+        "--token",
+        &mint(issuer.url(), "pods.eks.amazonaws.com"),
+    ])
+    .fails_with("InvalidTokenException");
+
+    // IRSA with the unreachable issuer: its provider's keys come from the uploaded JWKS.
+    root.aws(&[
+        "iam",
+        "create-open-id-connect-provider",
+        "--url",
+        unreachable,
+        "--client-id-list",
+        "sts.amazonaws.com",
+    ])
+    .ok();
+    let host = unreachable.trim_start_matches("https://");
+    let trust = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::000000000000:oidc-provider/{host}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {format!("{host}:sub"): "system:serviceaccount:carts:carts"}}
+    }]});
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "irsa",
+        "--assume-role-policy-document",
+        &trust.to_string(),
+    ])
+    .ok();
+    let web = ClientEnv::new(&server)
+        .aws(&[
+            "sts",
+            "assume-role-with-web-identity",
+            "--role-arn",
+            "arn:aws:iam::000000000000:role/irsa",
+            "--role-session-name",
+            "pod",
+            "--web-identity-token",
+            &mint(unreachable, "sts.amazonaws.com"),
+        ])
+        .json();
+    assert_eq!(
+        web["SubjectFromWebIdentityToken"],
+        "system:serviceaccount:carts:carts"
+    );
+}
