@@ -9,7 +9,7 @@ end
 
 wrk.method = "POST"
 wrk.body = read(os.getenv("BODY_FILE"))
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
+wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/x-www-form-urlencoded; charset=utf-8"
 local headers = os.getenv("HEADERS_FILE")
 if headers and headers ~= "" then
   for line in read(headers):gmatch("[^\r\n]+") do

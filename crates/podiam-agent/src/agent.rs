@@ -9,16 +9,16 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use podiam_crypto::Secret;
 use podiam_types::Clock;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::cache::{CacheConfig, Miss, PodCache};
+use crate::cache::{CacheConfig, Hit, Miss, PodCache};
 use crate::tokens::TokenChecker;
 use crate::{Upstream, UpstreamError};
 
@@ -35,6 +35,8 @@ pub struct AgentConfig {
     pub upstream_rate: u32,
     /// Burst of such requests.
     pub upstream_burst: u32,
+    /// Background renewals per second at most (the reference's `--max-service-qps`).
+    pub renewals_per_second: u32,
 }
 
 impl Default for AgentConfig {
@@ -44,6 +46,7 @@ impl Default for AgentConfig {
             cache: CacheConfig::default(),
             upstream_rate: 1000,
             upstream_burst: 500,
+            renewals_per_second: 3,
         }
     }
 }
@@ -95,6 +98,7 @@ pub struct Agent {
     clock: Arc<dyn Clock>,
     config: AgentConfig,
     bucket: Bucket,
+    renewals: Bucket,
     metrics: Metrics,
     registry: Mutex<Registry>,
 }
@@ -206,6 +210,11 @@ impl Agent {
                 burst: f64::from(config.upstream_burst.max(1)),
                 state: Mutex::new((f64::from(config.upstream_burst.max(1)), now)),
             },
+            renewals: Bucket {
+                rate: f64::from(config.renewals_per_second.max(1)),
+                burst: f64::from(config.renewals_per_second.max(1)),
+                state: Mutex::new((f64::from(config.renewals_per_second.max(1)), now)),
+            },
             config,
             metrics,
             registry: Mutex::new(registry),
@@ -224,23 +233,17 @@ impl Agent {
             .await
     }
 
-    /// Renews due credentials in the background, `per_second` at most, until the agent goes.
-    pub async fn renew_forever(self: Arc<Self>, per_second: u32) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+    /// Forgets pods whose credentials are over, every minute, until the agent goes.
+    pub async fn sweep_forever(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            self.cache
-                .renew_due(
-                    self.upstream.as_ref(),
-                    self.clock.now(),
-                    usize::try_from(per_second.max(1)).unwrap_or(1),
-                )
-                .await;
+            self.cache.sweep(self.clock.now());
         }
     }
 
     /// Answers one `/v1/credentials` request.
-    pub async fn credentials(&self, headers: &HeaderMap) -> Response {
+    pub async fn credentials(self: &Arc<Self>, headers: &HeaderMap) -> Response {
         let host = host_of(headers);
         if !self.config.hosts.contains(&host) {
             self.metrics.refused.inc();
@@ -258,8 +261,8 @@ impl Agent {
             .unwrap_or_default()
             .trim();
         let now = self.clock.now();
-        let key = match self.checker.check(token, self.upstream.as_ref(), now).await {
-            Ok(key) => key,
+        let (key, exp) = match self.checker.check(token, self.upstream.as_ref(), now).await {
+            Ok(checked) => checked,
             Err(refusal) => {
                 self.metrics.refused.inc();
                 return text(
@@ -268,30 +271,36 @@ impl Agent {
                 );
             }
         };
-        let exp = podiam_oidc::decode_unverified(token)
-            .map(|c| c.exp)
-            .unwrap_or_default();
         let result = self
             .cache
-            .get_with_limit(&key, token, exp, self.upstream.as_ref(), now, || {
+            .get_with_limit(&key, token, self.upstream.as_ref(), now, || {
                 self.bucket.take(now)
             })
             .await;
         match result {
-            Ok(cached) => {
+            Ok(Hit { cached, renew }) => {
                 self.metrics.ok.inc();
-                let c = &cached.credentials;
-                let body = json!({
-                    "AccessKeyId": c.access_key_id,
-                    "SecretAccessKey": c.secret_access_key.expose(),
-                    "Token": c.token.expose(),
-                    "AccountId": c.account_id,
-                    "Expiration": c.expiration.format(&Rfc3339).unwrap_or_default(),
-                });
+                // Past the retention window: renew in the background, with the token that
+                // just asked (within --max-service-qps), while serving what is cached.
+                if renew && exp > now.unix_timestamp() && self.renewals.take(now) {
+                    let agent = Arc::clone(self);
+                    let token = Secret::new(token.to_owned());
+                    tokio::spawn(async move {
+                        agent
+                            .cache
+                            .renew(
+                                &key,
+                                token.expose(),
+                                agent.upstream.as_ref(),
+                                agent.clock.now(),
+                            )
+                            .await;
+                    });
+                }
                 (
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "application/json")],
-                    body.to_string(),
+                    cached.body(),
                 )
                     .into_response()
             }

@@ -1,12 +1,15 @@
-//! Pod credentials by pod: one upstream call however many requests arrive together, refreshes
-//! ahead of expiry only for pods that asked recently, and cached credentials served through a
-//! server outage until 15 s before they expire.
+//! Pod credentials by pod: one upstream call however many requests arrive together, renewals
+//! only for pods that still ask (a pod asking after the retention window is served at once and
+//! renewed in the background with the token it just sent; a pod that is gone is never renewed
+//! and no pod's token is kept), and cached credentials served through a server outage until
+//! 15 s before they expire.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use podiam_crypto::Secret;
 use prometheus_client::metrics::counter::Counter;
 use time::OffsetDateTime;
@@ -22,13 +25,11 @@ pub const MIN_REMAINING: Duration = Duration::from_secs(15);
 pub struct CacheConfig {
     /// Pods kept at most (least recently asked-for evicted first); 0 disables caching.
     pub max_entries: usize,
-    /// Credentials are renewed after this long even if they last longer (the reference's
-    /// `--max-credential-retention-before-renewal`, 3 h).
+    /// Credentials are renewed (in the background, when the pod next asks) after this long,
+    /// even if they last longer (the reference's `--max-credential-retention-before-renewal`).
     pub retention: Duration,
-    /// ... and this long before they expire.
+    /// Credentials this close to expiry are renewed before they are served.
     pub renew_before: Duration,
-    /// Only pods that asked within this window are renewed in the background.
-    pub recent: Duration,
 }
 
 impl Default for CacheConfig {
@@ -37,18 +38,73 @@ impl Default for CacheConfig {
             max_entries: 2000,
             retention: Duration::from_secs(3 * 3600),
             renew_before: Duration::from_secs(15 * 60),
-            recent: Duration::from_secs(3600),
         }
     }
 }
 
-/// Cached credentials and when they were fetched.
-#[derive(Debug)]
+/// Cached credentials, when they were fetched, and the container-credentials JSON the SDKs
+/// get (rendered once, served as is: a cache hit allocates nothing for the body).
 pub struct Cached {
-    /// The credentials.
-    pub credentials: PodCredentials,
+    /// When the credentials expire.
+    pub expiration: OffsetDateTime,
     /// When they were fetched.
     pub fetched: OffsetDateTime,
+    /// `{"AccessKeyId", "SecretAccessKey", "Token", "AccountId", "Expiration"}`: secrets,
+    /// wiped when the entry goes.
+    body: Arc<Secret<Vec<u8>>>,
+}
+
+/// A response body sharing the cached (secret) bytes.
+struct SharedBody(Arc<Secret<Vec<u8>>>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+impl Cached {
+    /// The JSON body, without copying it.
+    pub fn body(&self) -> Bytes {
+        Bytes::from_owner(SharedBody(Arc::clone(&self.body)))
+    }
+}
+
+impl std::fmt::Debug for Cached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("expiration", &self.expiration)
+            .field("fetched", &self.fetched)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The JSON of the container credentials provider.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Body<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    token: &'a str,
+    account_id: &'a str,
+    expiration: String,
+}
+
+fn render(c: &PodCredentials) -> Arc<Secret<Vec<u8>>> {
+    let body = Body {
+        access_key_id: &c.access_key_id,
+        secret_access_key: c.secret_access_key.expose(),
+        token: c.token.expose(),
+        account_id: &c.account_id,
+        expiration: c
+            .expiration
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    };
+    let mut json = serde_json::to_vec(&body).unwrap_or_default();
+    // Kept for hours, 2,000 of them: no spare capacity.
+    json.shrink_to_fit();
+    Arc::new(Secret::new(json))
 }
 
 #[derive(Debug)]
@@ -56,8 +112,6 @@ struct Slot {
     current: RwLock<Option<Arc<Cached>>>,
     fill: tokio::sync::Mutex<()>,
     last_used: AtomicI64,
-    /// The newest token seen for the pod and its `exp`: what a background renewal sends.
-    token: Mutex<Option<(Secret<String>, i64)>>,
 }
 
 /// Counters for the metrics endpoint.
@@ -73,6 +127,15 @@ pub struct CacheStats {
     pub renewals: Counter,
 }
 
+/// Credentials to serve, and whether they should be renewed in the background now.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The credentials.
+    pub cached: Arc<Cached>,
+    /// Past the retention window: renew with the token that just asked.
+    pub renew: bool,
+}
+
 /// Why no credentials could be served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Miss {
@@ -85,7 +148,7 @@ pub enum Miss {
 /// The cache.
 #[derive(Debug)]
 pub struct PodCache {
-    slots: Mutex<HashMap<PodKey, Arc<Slot>>>,
+    slots: Mutex<HashMap<Arc<PodKey>, Arc<Slot>>>,
     config: CacheConfig,
     stats: CacheStats,
     /// Since when the server has been unreachable (and why), if it is.
@@ -151,13 +214,13 @@ impl PodCache {
         }
     }
 
-    fn lock_slots(&self) -> std::sync::MutexGuard<'_, HashMap<PodKey, Arc<Slot>>> {
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<PodKey>, Arc<Slot>>> {
         self.slots
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn slot(&self, key: &PodKey, now: OffsetDateTime) -> Arc<Slot> {
+    fn slot(&self, key: &Arc<PodKey>, now: OffsetDateTime) -> Arc<Slot> {
         let mut slots = self.lock_slots();
         if let Some(slot) = slots.get(key) {
             return Arc::clone(slot);
@@ -176,19 +239,23 @@ impl PodCache {
             current: RwLock::new(None),
             fill: tokio::sync::Mutex::new(()),
             last_used: AtomicI64::new(now.unix_timestamp()),
-            token: Mutex::new(None),
         });
-        slots.insert(key.clone(), Arc::clone(&slot));
+        slots.insert(Arc::clone(key), Arc::clone(&slot));
         slot
     }
 
-    fn due(&self, cached: &Cached, now: OffsetDateTime) -> bool {
+    /// Too close to expiry to serve without renewing first.
+    fn expiring(&self, cached: &Cached, now: OffsetDateTime) -> bool {
+        cached.expiration - now <= secs(self.config.renew_before)
+    }
+
+    /// Past the retention window: served, and renewed in the background.
+    fn retained_too_long(&self, cached: &Cached, now: OffsetDateTime) -> bool {
         now >= cached.fetched + secs(self.config.retention)
-            || cached.credentials.expiration - now <= secs(self.config.renew_before)
     }
 
     fn usable(cached: &Cached, now: OffsetDateTime) -> bool {
-        cached.credentials.expiration - now > secs(MIN_REMAINING)
+        cached.expiration - now > secs(MIN_REMAINING)
     }
 
     fn read(slot: &Slot) -> Option<Arc<Cached>> {
@@ -205,16 +272,15 @@ impl PodCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
     }
 
-    /// Credentials for the pod `key`, whose verified `token` (expiring at `token_exp`) asks.
+    /// Credentials for the pod `key`, whose verified `token` asks.
     pub async fn get(
         &self,
-        key: &PodKey,
+        key: &Arc<PodKey>,
         token: &str,
-        token_exp: i64,
         upstream: &dyn Upstream,
         now: OffsetDateTime,
-    ) -> Result<Arc<Cached>, Miss> {
-        self.get_with_limit(key, token, token_exp, upstream, now, || true)
+    ) -> Result<Hit, Miss> {
+        self.get_with_limit(key, token, upstream, now, || true)
             .await
     }
 
@@ -222,50 +288,81 @@ impl PodCache {
     /// still-usable cached credentials or [`Miss::Throttled`].
     pub async fn get_with_limit(
         &self,
-        key: &PodKey,
+        key: &Arc<PodKey>,
         token: &str,
-        token_exp: i64,
         upstream: &dyn Upstream,
         now: OffsetDateTime,
         allow: impl FnOnce() -> bool,
-    ) -> Result<Arc<Cached>, Miss> {
+    ) -> Result<Hit, Miss> {
         let slot = self.slot(key, now);
         slot.last_used
             .fetch_max(now.unix_timestamp(), Ordering::Relaxed);
-        {
-            let mut stored = slot
-                .token
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if stored.as_ref().is_none_or(|(_, exp)| *exp < token_exp) {
-                *stored = Some((Secret::new(token.to_owned()), token_exp));
-            }
-        }
-        if self.config.max_entries > 0
-            && let Some(cached) = Self::read(&slot)
-            && Self::usable(&cached, now)
-            && !self.due(&cached, now)
-        {
-            self.stats.hits.inc();
-            return Ok(cached);
+        if let Some(hit) = self.hit(&slot, now) {
+            return Ok(hit);
         }
         // One upstream call per pod: the others wait here and take its result.
         let _fill = slot.fill.lock().await;
-        if self.config.max_entries > 0
-            && let Some(cached) = Self::read(&slot)
-            && Self::usable(&cached, now)
-            && !self.due(&cached, now)
-        {
-            self.stats.hits.inc();
-            return Ok(cached);
+        if let Some(hit) = self.hit(&slot, now) {
+            return Ok(hit);
         }
         if !allow() {
             return match Self::read(&slot).filter(|c| Self::usable(c, now)) {
-                Some(cached) => Ok(cached),
+                Some(cached) => Ok(Hit {
+                    cached,
+                    renew: false,
+                }),
                 None => Err(Miss::Throttled),
             };
         }
-        self.fill(&slot, token, upstream, now).await
+        self.fill(&slot, token, upstream, now)
+            .await
+            .map(|cached| Hit {
+                cached,
+                renew: false,
+            })
+    }
+
+    /// Cached credentials that may be served now.
+    fn hit(&self, slot: &Slot, now: OffsetDateTime) -> Option<Hit> {
+        if self.config.max_entries == 0 {
+            return None;
+        }
+        let cached = Self::read(slot)?;
+        if !Self::usable(&cached, now) || self.expiring(&cached, now) {
+            return None;
+        }
+        self.stats.hits.inc();
+        let renew = self.retained_too_long(&cached, now);
+        Some(Hit { cached, renew })
+    }
+
+    /// Renews the pod's credentials with `token` unless another call is already doing it or
+    /// they were renewed meanwhile.
+    pub async fn renew(
+        &self,
+        key: &Arc<PodKey>,
+        token: &str,
+        upstream: &dyn Upstream,
+        now: OffsetDateTime,
+    ) {
+        let Some(slot) = self.lock_slots().get(key).cloned() else {
+            return;
+        };
+        let Ok(_fill) = slot.fill.try_lock() else {
+            return;
+        };
+        if Self::read(&slot).is_some_and(|c| !self.retained_too_long(&c, now)) {
+            return;
+        }
+        self.stats.renewals.inc();
+        let _ = self.fill(&slot, token, upstream, now).await;
+    }
+
+    /// Forgets pods whose credentials are over (a pod that still runs asks again).
+    pub fn sweep(&self, now: OffsetDateTime) {
+        self.lock_slots().retain(|_, slot| {
+            Self::read(slot).is_some_and(|c| Self::usable(&c, now)) || slot.fill.try_lock().is_err()
+        });
     }
 
     async fn fill(
@@ -280,7 +377,8 @@ impl PodCache {
             Ok(credentials) => {
                 self.set_outage(now, None);
                 let cached = Arc::new(Cached {
-                    credentials,
+                    body: render(&credentials),
+                    expiration: credentials.expiration,
                     fetched: now,
                 });
                 Self::write(slot, Some(Arc::clone(&cached)));
@@ -304,50 +402,6 @@ impl PodCache {
                 }
                 Err(Miss::Upstream(e))
             }
-        }
-    }
-
-    /// Renews, in the background, credentials that are due for pods that asked recently, at
-    /// most `budget` of them; forgets pods whose credentials and token are both over.
-    pub async fn renew_due(&self, upstream: &dyn Upstream, now: OffsetDateTime, budget: usize) {
-        let recent =
-            now.unix_timestamp() - i64::try_from(self.config.recent.as_secs()).unwrap_or(i64::MAX);
-        let candidates: Vec<Arc<Slot>> = {
-            let mut slots = self.lock_slots();
-            slots.retain(|_, slot| {
-                let creds_alive = Self::read(slot).is_some_and(|c| Self::usable(&c, now));
-                let token_alive = slot
-                    .token
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .as_ref()
-                    .is_some_and(|(_, exp)| *exp > now.unix_timestamp());
-                creds_alive || token_alive
-            });
-            slots
-                .values()
-                .filter(|slot| slot.last_used.load(Ordering::Relaxed) >= recent)
-                .filter(|slot| Self::read(slot).is_some_and(|c| self.due(&c, now)))
-                .take(budget)
-                .cloned()
-                .collect()
-        };
-        for slot in candidates {
-            let token = slot
-                .token
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_ref()
-                .filter(|(_, exp)| *exp > now.unix_timestamp())
-                .map(|(t, _)| t.clone());
-            let Some(token) = token else {
-                continue;
-            };
-            let Ok(_fill) = slot.fill.try_lock() else {
-                continue;
-            };
-            self.stats.renewals.inc();
-            let _ = self.fill(&slot, token.expose(), upstream, now).await;
         }
     }
 }

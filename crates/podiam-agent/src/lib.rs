@@ -3,11 +3,13 @@
 //!
 //! A pod's token is checked locally (basic claims, then the signature against the cluster's
 //! keys fetched from the server) before any upstream call; credentials are cached per pod with
-//! one upstream call however many requests arrive together, renewed ahead of expiry only for
-//! pods that asked recently, and served through a server outage until 15 s before they expire.
+//! one upstream call however many requests arrive together, renewed only for pods that still
+//! ask (no pod's token is kept), and served through a server outage until 15 s before they
+//! expire.
 
 mod agent;
 mod cache;
+pub mod cli;
 mod imds;
 mod link;
 mod tokens;

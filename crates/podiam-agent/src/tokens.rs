@@ -55,6 +55,9 @@ impl Refusal {
     }
 }
 
+/// A verified token, by its hash: the pod (shared with the cache) and the token's `exp`.
+type Verified = (Arc<PodKey>, i64);
+
 #[derive(Debug)]
 struct Keys {
     issuer: String,
@@ -67,7 +70,7 @@ struct Keys {
 pub struct TokenChecker {
     keys: RwLock<Option<Arc<Keys>>>,
     fetching: tokio::sync::Mutex<()>,
-    memo: Mutex<HashMap<[u8; 32], (PodKey, i64)>>,
+    memo: Mutex<HashMap<[u8; 32], Verified>>,
 }
 
 impl Default for TokenChecker {
@@ -76,7 +79,7 @@ impl Default for TokenChecker {
     }
 }
 
-fn pod_key(claims: &podiam_oidc::Claims) -> Result<PodKey, Refusal> {
+fn pod_key(claims: &podiam_oidc::Claims) -> Result<Arc<PodKey>, Refusal> {
     let missing = |what: &str| {
         Refusal::bad(format!(
             "Service account token failed verification: it has no {what} claim"
@@ -93,12 +96,12 @@ fn pod_key(claims: &podiam_oidc::Claims) -> Result<PodKey, Refusal> {
     if k8s.namespace.is_empty() || k8s.serviceaccount.name.is_empty() || pod.uid.is_empty() {
         return Err(missing("namespace, service account or pod uid"));
     }
-    Ok(PodKey {
+    Ok(Arc::new(PodKey {
         namespace: k8s.namespace.clone(),
         service_account: k8s.serviceaccount.name.clone(),
         pod_uid: pod.uid.clone(),
         pod_name: pod.name.clone(),
-    })
+    }))
 }
 
 impl TokenChecker {
@@ -170,13 +173,14 @@ impl TokenChecker {
         self.refresh(upstream, now, None).await.is_some()
     }
 
-    /// Checks `token` at `now`: the pod it speaks for, or why it is refused.
+    /// Checks `token` at `now`: the pod it speaks for and the token's `exp`, or why it is
+    /// refused.
     pub async fn check(
         &self,
         token: &str,
         upstream: &dyn Upstream,
         now: OffsetDateTime,
-    ) -> Result<PodKey, Refusal> {
+    ) -> Result<(Arc<PodKey>, i64), Refusal> {
         if token.is_empty() {
             return Err(Refusal::bad(
                 "Service account token cannot be empty".to_owned(),
@@ -191,7 +195,7 @@ impl TokenChecker {
             .cloned()
             && now.unix_timestamp() < exp.saturating_add(LEEWAY)
         {
-            return Ok(key);
+            return Ok((key, exp));
         }
         let claims = decode_unverified(token)
             .map_err(|e| Refusal::bad(format!("Service account token cannot be parsed: {e}")))?;
@@ -241,7 +245,7 @@ impl TokenChecker {
                 memo.clear();
             }
         }
-        memo.insert(digest, (key.clone(), verified.claims.exp));
-        Ok(key)
+        memo.insert(digest, (Arc::clone(&key), verified.claims.exp));
+        Ok((key, verified.claims.exp))
     }
 }

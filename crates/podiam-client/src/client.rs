@@ -59,6 +59,9 @@ impl AwsClient {
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .timeout(timeouts.request)
+            // A burst of calls must not leave a connection (and its buffers) per caller.
+            .pool_max_idle_per_host(8)
+            .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("podiam/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;

@@ -2,38 +2,13 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 
 /// Inputs larger than this are refused before parsing.
 const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The exit code of a command's result: its own code, 0 for a closed pipe, 2 for an error
-/// (printed as one `error:` line).
-pub(crate) fn exit_on(result: anyhow::Result<ExitCode>) -> ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// A reader that stopped early (`podiam … | head`) is not an error worth reporting.
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause
-                .downcast_ref::<serde_json::Error>()
-                .and_then(serde_json::Error::io_error_kind)
-                == Some(std::io::ErrorKind::BrokenPipe)
-    })
-}
+pub(crate) use podiam_process::exit_on;
 
 /// Reads a file, or standard input for `-`, refusing oversized input.
 pub(crate) fn read_input(path: &Path) -> anyhow::Result<String> {

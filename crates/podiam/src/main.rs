@@ -1,6 +1,5 @@
 //! `podiam`: short-lived AWS credentials for Kubernetes pods, self-hosted.
 
-mod agent_cmd;
 mod cli_io;
 mod cluster_cmd;
 mod keys_cmd;
@@ -33,7 +32,7 @@ enum Command {
     /// Run the control plane: IAM, STS, EKS and EKS Auth over the AWS wire.
     Server(Box<server_cmd::ServerArgs>),
     /// Run the node agent: EKS Pod Identity credentials at 169.254.170.23 and IMDSv2.
-    Agent(Box<agent_cmd::AgentArgs>),
+    Agent(Box<podiam_agent::cli::AgentArgs>),
     /// Create clusters with a chosen token issuer; mint tokens from hosted issuers.
     #[command(subcommand)]
     Cluster(Box<cluster_cmd::ClusterCommand>),
@@ -53,7 +52,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server(args) => server_cmd::run(*args),
         Command::Cluster(command) => cluster_cmd::run(*command),
-        Command::Agent(args) => agent_cmd::run(*args),
+        Command::Agent(args) => podiam_agent::cli::run(*args),
         Command::Policy(command) => policy_cmd::run(command),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Token(command) => token_cmd::run(*command),

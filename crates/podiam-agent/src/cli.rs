@@ -1,27 +1,27 @@
-//! `podiam agent`: the node agent (EKS Pod Identity credentials, IMDSv2), and `podiam agent
-//! setup-link` for its link-local addresses.
+//! The agent's command line, shared by `podiam agent` and the slim `podiam-agent` binary (the
+//! one to put in a node DaemonSet: the same code without the server's).
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use clap::{Args, Subcommand};
-use podiam_agent::{
+use crate::{
     Agent, AgentConfig, AssumeRoleSource, CacheConfig, EksAuthUpstream, Imds, ImdsConfig,
     credentials_router, imds_router, probe_router,
 };
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
 use podiam_client::{AwsClient, ChainCredentials, Timeouts};
 use podiam_crypto::SystemRng;
 use podiam_types::SystemClock;
 
-use crate::cli_io::exit_on;
-use crate::server_cmd::{LogFormat, init_logging, shutdown_signal};
+use podiam_process::{LogFormat, exit_on, init_logging, shutdown_signal};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
-pub(crate) struct AgentArgs {
+/// Run the node agent: EKS Pod Identity credentials at 169.254.170.23 and IMDSv2.
+pub struct AgentArgs {
     #[command(subcommand)]
     command: Option<AgentCommand>,
     #[command(flatten)]
@@ -80,7 +80,8 @@ struct RunArgs {
     /// Background renewals per second at most.
     #[arg(long, default_value_t = 3)]
     max_service_qps: u32,
-    /// Renew credentials after this long even if they last longer (e.g. 3h, 90m).
+    /// Renew credentials (in the background, when the pod next asks) after this long even if
+    /// they last longer (e.g. 3h, 90m).
     #[arg(long, default_value = "3h", value_parser = parse_duration)]
     max_credential_retention_before_renewal: Duration,
     /// Requests needing an upstream call, per second (0: unlimited); cache hits are not limited.
@@ -120,7 +121,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
-pub(crate) fn run(args: AgentArgs) -> ExitCode {
+/// Runs the agent, or `setup-link`.
+pub fn run(args: AgentArgs) -> ExitCode {
     match args.command {
         Some(AgentCommand::SetupLink { imds }) => exit_on(setup_link(imds)),
         None => exit_on(run_agent(args.run)),
@@ -133,13 +135,9 @@ fn setup_link(imds: bool) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let report = runtime.block_on(podiam_agent::setup_link(imds))?;
+    let report = runtime.block_on(crate::setup_link(imds))?;
     if report.changed.is_empty() {
-        println!(
-            "{} ({}) was already set up",
-            podiam_agent::LINK_NAME,
-            report.kind
-        );
+        println!("{} ({}) was already set up", crate::LINK_NAME, report.kind);
     }
     // Warnings were logged as they happened.
     for step in &report.changed {
@@ -216,6 +214,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         upstream_rate: args.upstream_rate,
         upstream_burst: args.upstream_burst,
+        renewals_per_second: args.max_service_qps,
     };
     let agent = Arc::new(Agent::new(upstream, Arc::new(SystemClock), config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -294,7 +293,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
                     .await
             });
         }
-        tokio::spawn(Arc::clone(&agent).renew_forever(args.max_service_qps));
+        tokio::spawn(Arc::clone(&agent).sweep_forever());
         let listening: Vec<String> = bound.iter().map(ToString::to_string).collect();
         println!(
             "podiam agent: cluster {cluster}, server {endpoint}, listening on {}, ready in {} ms",
