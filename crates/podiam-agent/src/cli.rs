@@ -161,20 +161,9 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         .cluster_name
         .clone()
         .context("--cluster-name is required")?;
-    let endpoint = args
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL_EKS_AUTH").ok())
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-        .filter(|e| !e.is_empty())
+    let endpoint = podiam_client::endpoint(args.endpoint.as_deref(), "EKS_AUTH")
         .context("no server: pass --endpoint URL or set AWS_ENDPOINT_URL")?;
-    let region = args
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-        .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| "us-east-1".to_owned());
+    let region = podiam_client::region(args.region.as_deref());
     let hosts: Vec<IpAddr> = args
         .bind_hosts
         .iter()

@@ -3,12 +3,14 @@
 //! SigV4-signed rest-json and awsQuery calls to one endpoint.
 
 mod client;
+mod config;
 mod credentials;
 mod error;
 mod imds;
 pub mod xml;
 
 pub use client::{Answer, AwsClient, Timeouts};
+pub use config::{endpoint, region};
 pub use credentials::{
     ChainCredentials, Credentials, EnvCredentials, ProfileCredentials, ProvideCredentials,
     StaticCredentials,

@@ -26,20 +26,9 @@ pub(crate) struct Connection {
 
 impl Connection {
     fn client(&self) -> anyhow::Result<AwsClient> {
-        let endpoint = self
-            .endpoint
-            .clone()
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL_EKS").ok())
-            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
-            .filter(|e| !e.is_empty())
+        let endpoint = podiam_client::endpoint(self.endpoint.as_deref(), "EKS")
             .context("no server: pass --endpoint URL or set AWS_ENDPOINT_URL")?;
-        let region = self
-            .region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| "us-east-1".to_owned());
+        let region = podiam_client::region(self.region.as_deref());
         let credentials = Arc::new(ChainCredentials::standard(None, Arc::new(SystemClock)));
         Ok(AwsClient::new(
             &endpoint,
