@@ -555,3 +555,70 @@ async fn assume_role_for_pod_identity_over_the_wire() {
         .await;
     assert_eq!(expired.error_type(), "ExpiredTokenException");
 }
+
+mod hostile {
+    //! Arbitrary JSON (and not JSON) to the rest-json operations: a 4xx, never a 5xx.
+
+    use proptest::prelude::*;
+
+    use super::support::World;
+
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,30}".prop_map(serde_json::Value::from),
+            Just(serde_json::Value::from("arn:aws:iam::637423329338:role/r")),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-zA-Z]{1,12}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const PATHS: &[(&str, &str, &str)] = &[
+        ("eks", "POST", "/clusters"),
+        ("eks", "POST", "/clusters/c1/pod-identity-associations"),
+        (
+            "eks",
+            "POST",
+            "/clusters/c1/pod-identity-associations/a-00000000000000000",
+        ),
+        ("eks", "POST", "/clusters/c1/podiam/service-account-token"),
+        (
+            "eks-auth",
+            "POST",
+            "/clusters/c1/assume-role-for-pod-identity",
+        ),
+        ("eks", "GET", "/clusters?maxResults=x&nextToken=%ff"),
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bodies_are_answered_without_5xx(
+            target in proptest::sample::select(PATHS),
+            fields in proptest::collection::btree_map(
+                proptest::sample::select(&["name", "namespace", "serviceAccount", "roleArn", "token", "tags", "audiences", "ttl", "podiamIssuer", "disableSessionTags", "targetRoleArn", "policy"][..]),
+                value(),
+                0..6,
+            ),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let w = World::new().await;
+                w.rest("eks", &w.root, "POST", "/clusters", Some(serde_json::json!({"name": "c1"}))).await;
+                let (service, method, path) = target;
+                let body = serde_json::Value::Object(fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect());
+                let reply = w.rest(service, &w.root, method, path, Some(body)).await;
+                prop_assert!(reply.status.as_u16() < 500, "{path} -> {} {}", reply.status, reply.body);
+                Ok(())
+            })?;
+        }
+    }
+}
