@@ -40,8 +40,8 @@ const EEXIST: i32 = 17;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum LinkError {
-    /// Netlink refused (often: not privileged; `CAP_NET_ADMIN` is needed).
-    #[error("{what}: {source} (setup-link needs CAP_NET_ADMIN)")]
+    /// Netlink refused (not privileged: `CAP_NET_ADMIN` is needed; or IPv6 is off).
+    #[error("{what}: {source}{}", privilege_hint(source))]
     Netlink {
         /// What was being done.
         what: String,
@@ -70,6 +70,15 @@ pub struct LinkReport {
     pub changed: Vec<String>,
     /// Problems that were only logged (IPv6).
     pub warnings: Vec<String>,
+}
+
+/// A hint for `EPERM`: the one error that means "not privileged".
+fn privilege_hint(e: &rtnetlink::Error) -> &'static str {
+    if errno(e) == Some(1) {
+        " (setup-link needs CAP_NET_ADMIN)"
+    } else {
+        ""
+    }
 }
 
 fn errno(e: &rtnetlink::Error) -> Option<i32> {

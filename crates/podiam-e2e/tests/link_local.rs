@@ -366,3 +366,41 @@ async fn agent_faults_outage_other_node_and_a_thousand_first_requests() {
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// Where IPv6 is off, `setup-link` and the agent log it and go on with IPv4.
+#[test]
+fn ipv6_off_is_logged_not_fatal() {
+    let ns = match NetNs::create() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("\n*** SKIPPED: the link-local test needs a network namespace: {why} ***\n");
+            return;
+        }
+    };
+    let sysctl = ns
+        .command(
+            std::path::Path::new("sysctl"),
+            &[
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+            &[],
+        )
+        .status()
+        .map(|s| s.success());
+    assert_eq!(
+        sysctl.ok(),
+        Some(true),
+        "cannot turn IPv6 off in the namespace"
+    );
+    let setup = ns
+        .command(&podiam_bin(), &["agent", "setup-link"], &[])
+        .output()
+        .unwrap_or_else(|e| panic!("setup-link: {e}"));
+    let stderr = String::from_utf8_lossy(&setup.stderr);
+    assert!(setup.status.success(), "{stderr}");
+    assert!(stderr.contains("IPv6 is not set up"), "{stderr}");
+    assert!(String::from_utf8_lossy(&setup.stdout).contains("added 169.254.170.23/32"));
+}
