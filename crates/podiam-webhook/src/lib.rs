@@ -5,6 +5,7 @@
 //! [`decode`], [`respond`] and [`refuse`] read and answer an AdmissionReview around it, never
 //! failing on hostile input.
 
+pub mod cli;
 mod config;
 mod mutate;
 mod review;

@@ -33,6 +33,9 @@ enum Command {
     Server(Box<server_cmd::ServerArgs>),
     /// Run the node agent: EKS Pod Identity credentials at 169.254.170.23 and IMDSv2.
     Agent(Box<podiam_agent::cli::AgentArgs>),
+    /// The mutating admission webhook: see what it does to a pod.
+    #[command(subcommand)]
+    Webhook(Box<podiam_webhook::cli::WebhookCommand>),
     /// Create clusters with a chosen token issuer; mint tokens from hosted issuers.
     #[command(subcommand)]
     Cluster(Box<cluster_cmd::ClusterCommand>),
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server_cmd::run(*args),
         Command::Cluster(command) => cluster_cmd::run(*command),
         Command::Agent(args) => podiam_agent::cli::run(*args),
+        Command::Webhook(command) => podiam_webhook::cli::run(*command),
         Command::Policy(command) => policy_cmd::run(command),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Token(command) => token_cmd::run(*command),
