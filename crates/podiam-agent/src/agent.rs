@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use podiam_crypto::Secret;
 use podiam_types::Clock;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -346,15 +345,7 @@ impl Agent {
         self.metrics
             .cached_pods
             .set(i64::try_from(self.cache.len()).unwrap_or(i64::MAX));
-        let mut out = String::new();
-        let registry = self
-            .registry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if encode(&mut out, &registry).is_err() {
-            out.clear();
-        }
-        out
+        podiam_process::render_metrics(&self.registry)
     }
 }
 
@@ -386,7 +377,7 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            podiam_process::OPENMETRICS_CONTENT_TYPE,
         )],
         agent.render_metrics(),
     )

@@ -16,7 +16,7 @@ use podiam_client::{AwsClient, ChainCredentials, Timeouts};
 use podiam_crypto::SystemRng;
 use podiam_types::SystemClock;
 
-use podiam_process::{LogFormat, exit_on, init_logging, shutdown_signal};
+use podiam_process::{LogFormat, exit_on, init_logging, parse_duration, shutdown_signal};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -102,23 +102,6 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-/// `3h`, `90m`, `45s` or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 3h, 90m or 45s"))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        _ => return Err(format!("{text:?}: the unit is s, m or h")),
-    };
-    Ok(Duration::from_secs(seconds))
 }
 
 /// Runs the agent, or `setup-link`.
@@ -295,18 +278,4 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("3h"), Ok(Duration::from_secs(10_800)));
-        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        assert!(parse_duration("3d").is_err());
-        assert!(parse_duration("h").is_err());
-    }
 }

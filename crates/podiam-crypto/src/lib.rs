@@ -17,6 +17,7 @@ mod jwk;
 mod keys;
 mod rng;
 mod secret;
+mod tls;
 
 pub use aead::{AeadKey, KeyId, Keyring, SEALED_OVERHEAD};
 pub use digest::{HmacKey, constant_time_eq, hmac_sha256, sha256, sha256_hex};
@@ -25,3 +26,4 @@ pub use jwk::{Jwk, JwkSet};
 pub use keys::{JwsAlgorithm, KeyKind, SigningKey, VerifyingKey};
 pub use rng::{Rng, SeededRng, SystemRng};
 pub use secret::Secret;
+pub use tls::tls_provider;

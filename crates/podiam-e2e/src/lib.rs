@@ -11,10 +11,15 @@
     reason = "test harness: a setup failure aborts the test with its message"
 )]
 
+pub mod admission;
+mod apiserver;
+mod certs;
 mod issuer;
 mod netns;
 mod server;
 
+pub use apiserver::FakeApiServer;
+pub use certs::TestCa;
 pub use issuer::TestIssuer;
 pub use netns::NetNs;
 pub use server::{Server, ServerOptions};
@@ -233,6 +238,17 @@ impl ClientEnv {
                 .output()
                 .unwrap_or_else(|e| panic!("{} does not run: {e}", program.display())),
         )
+    }
+
+    /// Starts a long-running program with this environment: stdout piped, stderr to `log`.
+    pub fn spawn_of(&self, program: &Path, args: &[&str], log: &Path) -> std::process::Child {
+        let log = std::fs::File::create(log).expect("create the log file");
+        self.command(program, args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()))
     }
 
     /// `aws <args> --output json`.

@@ -1,7 +1,8 @@
-//! What podiam's commands share as processes: log set-up, the shutdown signal, and the exit
-//! code of a command's result (one `error:` line, never a panic).
+//! What podiam's commands share as processes: log set-up, the shutdown signal, durations on
+//! the command line, and the exit code of a command's result (one `error:` line, never a panic).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::ValueEnum;
 
@@ -60,6 +61,41 @@ pub fn exit_on(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
+/// The Content-Type of `/metrics`.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The OpenMetrics text of `registry` (empty if it cannot be encoded).
+pub fn render_metrics(
+    registry: &std::sync::Mutex<prometheus_client::registry::Registry>,
+) -> String {
+    let mut out = String::new();
+    let registry = registry
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// A command-line duration: `3h`, `90m`, `45s`, `250ms` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 3h, 90m or 45s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+        _ => Err(format!("{text:?}: the unit is ms, s, m or h")),
+    }
+}
+
 /// A reader that stopped early (`podiam … | head`) is not an error worth reporting.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
@@ -71,4 +107,21 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
                 .and_then(serde_json::Error::io_error_kind)
                 == Some(std::io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3h"), Ok(Duration::from_secs(10_800)));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("3d").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("").is_err());
+    }
 }

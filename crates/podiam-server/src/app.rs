@@ -112,7 +112,7 @@ async fn metrics(State(app): State<App>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            podiam_process::OPENMETRICS_CONTENT_TYPE,
         )],
         app.inner.metrics.render(),
     )

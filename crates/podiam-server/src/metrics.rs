@@ -3,7 +3,6 @@
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -100,14 +99,6 @@ impl Metrics {
     }
 
     pub(crate) fn render(&self) -> String {
-        let mut out = String::new();
-        let registry = self
-            .registry
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if encode(&mut out, &registry).is_err() {
-            out.clear();
-        }
-        out
+        podiam_process::render_metrics(&self.registry)
     }
 }

@@ -112,6 +112,22 @@ pub fn decode(body: &[u8]) -> Result<Request, Undecodable> {
     })
 }
 
+/// Whether `name` is a Kubernetes object name (an RFC 1123 subdomain): only such names are
+/// looked up, so a hostile review cannot steer a request's URL.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 /// The answer: allowed, with the mutation's patch when there is one.
 pub fn respond(request: &Request, mutation: Option<&Mutation>) -> Value {
     let mut response = json!({ "uid": request.uid, "allowed": true });
@@ -217,6 +233,32 @@ mod tests {
                     .as_str()
                     .is_some_and(|m| !m.is_empty())
             );
+        }
+    }
+
+    #[test]
+    fn only_kubernetes_names_are_valid() {
+        for good in ["default", "my-app", "a", "team.a-b", "x1.y2"] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        let long_label = "a".repeat(64);
+        let long_name = ["a"; 128].join("."); // 255 characters
+        for bad in [
+            "",
+            "My-App",
+            "-a",
+            "a-",
+            "a..b",
+            ".a",
+            "a/b",
+            "../x",
+            "a%2Fb",
+            "a b",
+            "ä",
+            &long_label,
+            &long_name,
+        ] {
+            assert!(!is_valid_name(bad), "{bad}");
         }
     }
 }

@@ -33,9 +33,8 @@ enum Command {
     Server(Box<server_cmd::ServerArgs>),
     /// Run the node agent: EKS Pod Identity credentials at 169.254.170.23 and IMDSv2.
     Agent(Box<podiam_agent::cli::AgentArgs>),
-    /// The mutating admission webhook: see what it does to a pod.
-    #[command(subcommand)]
-    Webhook(Box<podiam_webhook::cli::WebhookCommand>),
+    /// Run the mutating admission webhook, or see what it does to a pod (`render`).
+    Webhook(Box<podiam_webhook::cli::WebhookArgs>),
     /// Create clusters with a chosen token issuer; mint tokens from hosted issuers.
     #[command(subcommand)]
     Cluster(Box<cluster_cmd::ClusterCommand>),

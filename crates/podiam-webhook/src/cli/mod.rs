@@ -1,5 +1,7 @@
-//! `podiam webhook render`: what the webhook does to a pod, from files, through the same code
-//! path as `/mutate`.
+//! `podiam webhook`: the HTTPS service, and `podiam webhook render` (what the webhook does to a
+//! pod, from files, through the same code path as `/mutate`).
+
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +94,16 @@ impl MutationArgs {
     }
 }
 
+/// `podiam webhook`: serve, or a subcommand.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct WebhookArgs {
+    #[command(subcommand)]
+    command: Option<WebhookCommand>,
+    #[command(flatten)]
+    serve: serve::ServeArgs,
+}
+
 /// `podiam webhook …`.
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
@@ -171,10 +183,11 @@ pub fn service_account_info(object: &Value) -> ServiceAccountInfo {
     }
 }
 
-/// Runs `podiam webhook render`.
-pub fn run(command: WebhookCommand) -> ExitCode {
-    match command {
-        WebhookCommand::Render(args) => exit_on(render(&args)),
+/// Runs the webhook, or `render`.
+pub fn run(args: WebhookArgs) -> ExitCode {
+    match args.command {
+        Some(WebhookCommand::Render(render_args)) => exit_on(render(&render_args)),
+        None => exit_on(serve::run(args.serve)),
     }
 }
 
