@@ -140,6 +140,37 @@ fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Durati
     started.elapsed()
 }
 
+/// The webhook's own identity, as docs/kubernetes.md creates it: an IAM user allowed
+/// `eks:ListPodIdentityAssociations` on the cluster and nothing else.
+fn least_privilege(server: &Server, root: &ClientEnv) -> ClientEnv {
+    root.aws(&["iam", "create-user", "--user-name", "podiam-webhook"])
+        .ok();
+    root.aws(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        "podiam-webhook",
+        "--policy-name",
+        "list-associations",
+        "--policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"eks:ListPodIdentityAssociations","Resource":"arn:aws:eks:us-east-1:000000000000:cluster/eks-workshop"}]}"#,
+    ])
+    .ok();
+    let key = root
+        .aws(&["iam", "create-access-key", "--user-name", "podiam-webhook"])
+        .json();
+    let env = ClientEnv::keys(
+        server,
+        key["AccessKey"]["AccessKeyId"].as_str().unwrap(),
+        key["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
+        None,
+    );
+    // Nothing more than that.
+    env.aws(&["eks", "list-clusters"])
+        .fails_with("AccessDeniedException");
+    env
+}
+
 #[test]
 fn the_webhook_follows_service_accounts_and_associations() {
     let server = Server::start();
@@ -172,7 +203,7 @@ fn the_webhook_follows_service_accounts_and_associations() {
     );
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("podiam e2e CA");
-    let webhook = Webhook::start(&root, dir.path(), &api, &ca);
+    let webhook = Webhook::start(&least_privilege(&server, &root), dir.path(), &api, &ca);
 
     until("readiness", Duration::from_secs(10), || {
         webhook.get("/readyz").0 == 200

@@ -25,6 +25,9 @@ pub struct MutationConfig {
     pub container_credentials_token_path: String,
     /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`.
     pub container_credentials_full_uri: String,
+    /// podiam's STS, injected as `AWS_ENDPOINT_URL_STS` into IRSA containers so that their SDK
+    /// exchanges the token with podiam rather than AWS (none when empty, as the reference).
+    pub sts_endpoint_url: String,
 }
 
 /// The agent's address as an IPv6 cluster's pods reach it.
@@ -57,6 +60,7 @@ impl Default for MutationConfig {
             container_credentials_token_volume_name: "eks-pod-identity-token".to_owned(),
             container_credentials_token_path: "eks-pod-identity-token".to_owned(),
             container_credentials_full_uri: "http://169.254.170.23/v1/credentials".to_owned(),
+            sts_endpoint_url: String::new(),
         }
     }
 }

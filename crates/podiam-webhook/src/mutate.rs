@@ -102,6 +102,8 @@ struct Plan {
     credential: [(String, String); 2],
     region: Option<String>,
     regional_sts: bool,
+    /// `AWS_ENDPOINT_URL_STS`, for IRSA when configured.
+    sts_endpoint: Option<String>,
     volume: String,
     mount_path: String,
     audience: String,
@@ -143,6 +145,13 @@ fn mutate_container(container: &mut Value, plan: &Plan) -> bool {
     {
         added.push(env_var("AWS_DEFAULT_REGION", region));
         added.push(env_var("AWS_REGION", region));
+    }
+    // A container that names its own endpoint keeps it.
+    if let Some(url) = &plan.sts_endpoint
+        && !env_has(&env, "AWS_ENDPOINT_URL_STS")
+        && !env_has(&env, "AWS_ENDPOINT_URL")
+    {
+        added.push(env_var("AWS_ENDPOINT_URL_STS", url));
     }
     if !has_credential {
         for (name, value) in &plan.credential {
@@ -239,6 +248,7 @@ pub fn mutate(pod: &Value, context: &Context<'_>) -> Option<Mutation> {
                 ],
                 region,
                 regional_sts,
+                sts_endpoint: None,
                 volume: config.container_credentials_token_volume_name.clone(),
                 mount_path: config.container_credentials_token_mount_path.clone(),
                 audience: config.container_credentials_audience.clone(),
@@ -259,6 +269,8 @@ pub fn mutate(pod: &Value, context: &Context<'_>) -> Option<Mutation> {
                 ],
                 region,
                 regional_sts,
+                sts_endpoint: (!config.sts_endpoint_url.is_empty())
+                    .then(|| config.sts_endpoint_url.clone()),
                 volume: IRSA_VOLUME.to_owned(),
                 mount_path: config.token_mount_path.clone(),
                 audience: annotation(sa, &key("audience"))

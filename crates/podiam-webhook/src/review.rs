@@ -64,7 +64,7 @@ pub fn decode(body: &[u8]) -> Result<Request, Undecodable> {
             format!("the AdmissionReview is larger than {MAX_REVIEW_BYTES} bytes"),
         ));
     }
-    let review: Value = serde_json::from_slice(body)
+    let mut review: Value = serde_json::from_slice(body)
         .map_err(|e| undecodable("", "", format!("the body is not an AdmissionReview: {e}")))?;
     let api_version = text(&review, "/apiVersion");
     let uid = text(&review, "/request/uid");
@@ -89,23 +89,26 @@ pub fn decode(body: &[u8]) -> Result<Request, Undecodable> {
         ));
     }
     let kind = text(&review, "/request/kind/kind");
+    let operation = text(&review, "/request/operation");
+    let request_namespace = text(&review, "/request/namespace");
+    // The pod is moved out of the review, not copied: it is most of the body.
     let pod = review
-        .pointer("/request/object")
+        .pointer_mut("/request/object")
         .filter(|o| o.is_object() && kind == "Pod")
-        .cloned();
+        .map(Value::take);
     let service_account = pod
         .as_ref()
         .map(|p| text(p, "/spec/serviceAccountName"))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "default".to_owned());
-    let namespace = Some(text(&review, "/request/namespace"))
+    let namespace = Some(request_namespace)
         .filter(|n| !n.is_empty())
         .or_else(|| pod.as_ref().map(|p| text(p, "/metadata/namespace")))
         .unwrap_or_default();
     Ok(Request {
         api_version,
         uid,
-        operation: text(&review, "/request/operation"),
+        operation,
         pod,
         namespace,
         service_account,

@@ -266,6 +266,43 @@ fn pod_identity_first_with_its_label_volume_and_jittered_expiration() {
 }
 
 #[test]
+fn the_sts_endpoint_goes_to_irsa_containers_that_name_none() {
+    let config = MutationConfig {
+        sts_endpoint_url: "http://podiam.podiam-system.svc:4599".to_owned(),
+        ..MutationConfig::default()
+    };
+    let mut pod = pod();
+    pod["spec"]["containers"][1]["env"] =
+        json!([{"name": "AWS_ENDPOINT_URL", "value": "http://localstack:4566"}]);
+    let (_, irsa) = run(&pod, Some(&sa(&[("role-arn", ROLE)])), false, &config).expect("IRSA");
+    let carts = env(&irsa, "carts");
+    assert!(carts.contains(&(
+        "AWS_ENDPOINT_URL_STS".to_owned(),
+        "http://podiam.podiam-system.svc:4599".to_owned()
+    )));
+    assert!(
+        names(&carts)
+            .iter()
+            .position(|n| *n == "AWS_ENDPOINT_URL_STS")
+            < names(&carts).iter().position(|n| *n == "AWS_ROLE_ARN")
+    );
+    assert!(!names(&env(&irsa, "sidecar")).contains(&"AWS_ENDPOINT_URL_STS"));
+    assert!(names(&env(&irsa, "init")).contains(&"AWS_ENDPOINT_URL_STS"));
+    // Pod Identity needs no STS endpoint: the agent hands out credentials.
+    let (_, pia) = run(&pod, Some(&sa(&[("role-arn", ROLE)])), true, &config).expect("PIA");
+    assert!(!names(&env(&pia, "carts")).contains(&"AWS_ENDPOINT_URL_STS"));
+    // And without the flag, the reference's variables only.
+    let (_, plain) = run(
+        &pod,
+        Some(&sa(&[("role-arn", ROLE)])),
+        false,
+        &MutationConfig::default(),
+    )
+    .expect("IRSA");
+    assert!(!names(&env(&plain, "carts")).contains(&"AWS_ENDPOINT_URL_STS"));
+}
+
+#[test]
 fn fargate_pods_get_no_pod_identity() {
     let mut fargate = pod();
     fargate["metadata"]["labels"] = json!({"eks.amazonaws.com/fargate-profile": "fp-default"});

@@ -56,6 +56,10 @@ pub struct MutationArgs {
     /// http://[fd00:ec2::23]/v1/credentials with --ipv6].
     #[arg(long)]
     container_credentials_full_uri: Option<String>,
+    /// podiam's STS URL, injected as AWS_ENDPOINT_URL_STS into IRSA containers (podiam's
+    /// addition; none by default, as the reference).
+    #[arg(long, value_name = "URL", default_value = "")]
+    sts_endpoint_url: String,
     /// The cluster is IPv6: pods reach the agent at fd00:ec2::23.
     #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = ArgAction::Set)]
     ipv6: bool,
@@ -90,6 +94,7 @@ impl MutationArgs {
                         defaults.container_credentials_full_uri
                     }
                 }),
+            sts_endpoint_url: self.sts_endpoint_url.clone(),
         }
     }
 }
