@@ -49,6 +49,12 @@ enum Command {
     Token(Box<token_cmd::TokenCommand>),
 }
 
+/// mimalloc: the services allocate many small JSON and TLS buffers across threads, where
+/// glibc's allocator took a third of the webhook's CPU and capped it at about 20,000 reviews/s
+/// (27,000 with mimalloc; BENCHMARKS.md). The slim node agent keeps glibc for its smaller RSS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
