@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -34,11 +34,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("podiam-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory, removed when the returned guard drops.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("podiam-cli-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn mint(dir: &Path, extra: &[&str]) -> String {
@@ -64,10 +65,11 @@ fn mint(dir: &Path, extra: &[&str]) -> String {
 
 #[test]
 fn keys_are_private_and_not_overwritten() {
-    let dir = scratch("keys");
+    let scratch_dir = scratch("keys");
+    let dir = scratch_dir.path();
     for (alg, file) in [("RS256", "rsa.key"), ("ES256", "ec.key")] {
         let out = podiam(
-            &dir,
+            dir,
             &["keys", "generate", "--alg", alg, "--out", file],
             None,
         );
@@ -86,7 +88,7 @@ fn keys_are_private_and_not_overwritten() {
     }
     let before = std::fs::read(dir.join("rsa.key")).unwrap();
     let again = podiam(
-        &dir,
+        dir,
         &["keys", "generate", "--alg", "RS256", "--out", "rsa.key"],
         None,
     );
@@ -94,7 +96,7 @@ fn keys_are_private_and_not_overwritten() {
     assert!(text(&again.stderr).contains("pass --force"));
     assert_eq!(std::fs::read(dir.join("rsa.key")).unwrap(), before);
     let forced = podiam(
-        &dir,
+        dir,
         &[
             "keys",
             "generate",
@@ -111,7 +113,7 @@ fn keys_are_private_and_not_overwritten() {
     assert_eq!(forced.status.code(), Some(0));
     assert_ne!(std::fs::read(dir.join("rsa.key")).unwrap(), before);
     let bad = podiam(
-        &dir,
+        dir,
         &["keys", "generate", "--alg", "HS256", "--out", "x.key"],
         None,
     );
@@ -120,10 +122,11 @@ fn keys_are_private_and_not_overwritten() {
 
 #[test]
 fn mint_verify_discovery_round_trip() {
-    let dir = scratch("roundtrip");
+    let scratch_dir = scratch("roundtrip");
+    let dir = scratch_dir.path();
     assert!(
         podiam(
-            &dir,
+            dir,
             &["keys", "generate", "--alg", "RS256", "--out", "sa.key"],
             None
         )
@@ -131,7 +134,7 @@ fn mint_verify_discovery_round_trip() {
         .success()
     );
     let token = mint(
-        &dir,
+        dir,
         &[
             "--pod-name",
             "carts-7d8f",
@@ -145,7 +148,7 @@ fn mint_verify_discovery_round_trip() {
     assert_eq!(token.split('.').count(), 3);
 
     let disc = podiam(
-        &dir,
+        dir,
         &[
             "token",
             "discovery",
@@ -187,7 +190,7 @@ fn mint_verify_discovery_round_trip() {
         ("disc.json", "-", Some(format!("{token}\n"))),
     ] {
         let out = podiam(
-            &dir,
+            dir,
             &[
                 "token",
                 "verify",
@@ -215,10 +218,11 @@ fn mint_verify_discovery_round_trip() {
 
 #[test]
 fn verify_reports_the_sts_error_code() {
-    let dir = scratch("errors");
+    let scratch_dir = scratch("errors");
+    let dir = scratch_dir.path();
     assert!(
         podiam(
-            &dir,
+            dir,
             &["keys", "generate", "--alg", "ES256", "--out", "sa.key"],
             None
         )
@@ -227,7 +231,7 @@ fn verify_reports_the_sts_error_code() {
     );
     assert!(
         podiam(
-            &dir,
+            dir,
             &["keys", "generate", "--alg", "ES256", "--out", "other.key"],
             None
         )
@@ -235,12 +239,12 @@ fn verify_reports_the_sts_error_code() {
         .success()
     );
     let jwks = podiam(
-        &dir,
+        dir,
         &["token", "discovery", "--key", "sa.key", "--issuer", ISSUER],
         None,
     );
     std::fs::write(dir.join("jwks.json"), &jwks.stdout).unwrap();
-    let token = mint(&dir, &["--now", "1714564800"]);
+    let token = mint(dir, &["--now", "1714564800"]);
     let verify = |extra: &[&str], token: &str| {
         let mut args = vec![
             "token",
@@ -254,7 +258,7 @@ fn verify_reports_the_sts_error_code() {
         ];
         args.extend_from_slice(extra);
         args.push(token);
-        podiam(&dir, &args, None)
+        podiam(dir, &args, None)
     };
     let fresh = verify(&["--now", "1714565000"], &token);
     assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh.stderr));
@@ -291,7 +295,7 @@ fn verify_reports_the_sts_error_code() {
     }
     // Another issuer's key.
     let other = podiam(
-        &dir,
+        dir,
         &[
             "token",
             "mint",
@@ -313,7 +317,7 @@ fn verify_reports_the_sts_error_code() {
     assert!(text(&out.stderr).contains("no key with id"));
     // Mint refuses bad requests with exit 2.
     let bad = podiam(
-        &dir,
+        dir,
         &[
             "token",
             "mint",

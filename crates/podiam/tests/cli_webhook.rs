@@ -28,8 +28,8 @@ metadata:
 ";
 
 fn render(args: &[&str]) -> (bool, String, String) {
-    let dir = std::env::temp_dir().join(format!("podiam-render-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch_dir = tempfile::tempdir().unwrap();
+    let dir = scratch_dir.path();
     std::fs::write(dir.join("pod.yaml"), POD).unwrap();
     std::fs::write(dir.join("sa.yaml"), SA).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_podiam"))
@@ -42,7 +42,7 @@ fn render(args: &[&str]) -> (bool, String, String) {
             "sa.yaml",
         ])
         .args(args)
-        .current_dir(&dir)
+        .current_dir(dir)
         .output()
         .unwrap();
     (
