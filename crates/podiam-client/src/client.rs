@@ -244,3 +244,16 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
 }
+
+/// The account of the client's own identity (STS `GetCallerIdentity`).
+pub async fn caller_account(client: &AwsClient) -> Result<String, ClientError> {
+    let answer = client
+        .query(
+            "sts",
+            &[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
+        )
+        .await?;
+    crate::xml::first_text(&answer.body, "Account").ok_or_else(|| {
+        ClientError::InvalidResponse("GetCallerIdentity answered no Account".to_owned())
+    })
+}

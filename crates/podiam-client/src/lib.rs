@@ -9,7 +9,7 @@ mod error;
 mod imds;
 pub mod xml;
 
-pub use client::{Answer, AwsClient, Timeouts};
+pub use client::{Answer, AwsClient, Timeouts, caller_account};
 pub use config::{endpoint, region};
 pub use credentials::{
     ChainCredentials, Credentials, EnvCredentials, ProfileCredentials, ProvideCredentials,

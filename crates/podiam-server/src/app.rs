@@ -16,7 +16,7 @@ use podiam_types::Clock;
 use time::OffsetDateTime;
 
 use crate::metrics::Metrics;
-use crate::{eks_api, eks_auth_api, query};
+use crate::{authorize_api, eks_api, eks_auth_api, query};
 
 /// The services behind the APIs.
 #[derive(Debug)]
@@ -169,6 +169,7 @@ pub fn router(app: App) -> Router {
             get(eks_api::discovery),
         )
         .route("/oidc/id/{id}/openid/v1/jwks", get(eks_api::jwks))
+        .route("/podiam/authorize", post(authorize_api::authorize))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -9,9 +9,11 @@
 mod app;
 mod audit;
 mod auth;
+mod authorize_api;
 mod bootstrap;
 mod eks_api;
 mod eks_auth_api;
+pub mod gateway;
 mod iam_api;
 mod issuers;
 mod metrics;

@@ -24,6 +24,8 @@ use crate::query::Ctx;
 pub(crate) enum RestApi {
     Eks,
     EksAuth,
+    /// podiam's own API for service proxies (signing name `podiam`, EKS's error codes).
+    Podiam,
 }
 
 impl RestApi {
@@ -31,12 +33,13 @@ impl RestApi {
         match self {
             Self::Eks => "eks",
             Self::EksAuth => "eks-auth",
+            Self::Podiam => "podiam",
         }
     }
 
     pub(crate) fn wire(self) -> Api {
         match self {
-            Self::Eks => Api::Eks,
+            Self::Eks | Self::Podiam => Api::Eks,
             Self::EksAuth => Api::EksAuth,
         }
     }

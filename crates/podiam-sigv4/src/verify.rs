@@ -205,6 +205,38 @@ impl Verifier {
         lookup: &L,
         now: OffsetDateTime,
     ) -> Result<Verified<L::Identity>, SigV4Error> {
+        self.verify_inner(request, None, lookup, now)
+    }
+
+    /// Verifies a request whose body is not at hand, only its SHA-256 (lowercase hex): what a
+    /// proxy asks the server to check for it. `request.body` is ignored.
+    pub fn verify_digest<L: SecretLookup>(
+        &self,
+        request: &SignedRequest<'_>,
+        body_sha256: &str,
+        lookup: &L,
+        now: OffsetDateTime,
+    ) -> Result<Verified<L::Identity>, SigV4Error> {
+        let well_formed = body_sha256.len() == 64
+            && body_sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !well_formed {
+            return Err(SigV4Error::IncompleteSignature(
+                "The payload digest is not a lowercase hex SHA-256.".to_owned(),
+            ));
+        }
+        self.verify_inner(request, Some(body_sha256), lookup, now)
+    }
+
+    fn verify_inner<L: SecretLookup>(
+        &self,
+        request: &SignedRequest<'_>,
+        digest: Option<&str>,
+        lookup: &L,
+        now: OffsetDateTime,
+    ) -> Result<Verified<L::Identity>, SigV4Error> {
+        let body_hash = || digest.map_or_else(|| sha256_hex(request.body), str::to_owned);
         let header = single_header(request.headers, "authorization")?;
         let presigned = query_param(request.query, "X-Amz-Algorithm")?;
         let parts = match (header, presigned) {
@@ -214,8 +246,8 @@ impl Verifier {
                     "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified".to_owned(),
                 ));
             }
-            (Some(value), None) => self.header_parts(value, request)?,
-            (None, Some(algorithm)) => self.presigned_parts(&algorithm, request)?,
+            (Some(value), None) => self.header_parts(value, request, body_hash())?,
+            (None, Some(algorithm)) => self.presigned_parts(&algorithm, request, body_hash())?,
         };
         let auth = &parts.auth;
         self.check_scope(&auth.credential, &parts.amz_date)?;
@@ -272,7 +304,12 @@ impl Verifier {
         })
     }
 
-    fn header_parts(&self, value: &str, request: &SignedRequest<'_>) -> Result<Parts, SigV4Error> {
+    fn header_parts(
+        &self,
+        value: &str,
+        request: &SignedRequest<'_>,
+        computed: String,
+    ) -> Result<Parts, SigV4Error> {
         let auth = parse::authorization_header(value)?;
         let (amz_date, signed_at) = match single_header(request.headers, "x-amz-date")? {
             Some(text) => (
@@ -297,7 +334,6 @@ impl Verifier {
         };
         let session_token =
             single_header(request.headers, "x-amz-security-token")?.map(str::to_owned);
-        let computed = sha256_hex(request.body);
         let payload_hash = match single_header(request.headers, "x-amz-content-sha256")? {
             None => computed,
             Some(UNSIGNED_PAYLOAD) if self.allow_unsigned_payload => UNSIGNED_PAYLOAD.to_owned(),
@@ -323,6 +359,7 @@ impl Verifier {
         &self,
         algorithm: &str,
         request: &SignedRequest<'_>,
+        computed: String,
     ) -> Result<Parts, SigV4Error> {
         if algorithm != ALGORITHM {
             return Err(SigV4Error::IncompleteSignature(format!(
@@ -364,7 +401,7 @@ impl Verifier {
             payload_hash: if self.is_s3() {
                 UNSIGNED_PAYLOAD.to_owned()
             } else {
-                sha256_hex(request.body)
+                computed
             },
             presign_expires: Some(expires),
         })

@@ -608,3 +608,42 @@ proptest! {
         let _ = Verifier::new("sts").verify(&request, &Keys, now());
     }
 }
+
+#[test]
+fn a_digest_stands_in_for_the_body() {
+    let body = br#"{"TableName":"carts"}"#;
+    let signed = aws_signed(
+        "POST",
+        "/",
+        "",
+        &[
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", "DynamoDB_20120810.GetItem"),
+        ],
+        body,
+        "dynamodb",
+        "eu-central-1",
+        now(),
+        None,
+        None,
+    );
+    let digest = podiam_crypto::sha256_hex(body);
+    let mut bodiless = signed.request();
+    bodiless.body = b"";
+    let by_digest = |d: &str| Verifier::new("dynamodb").verify_digest(&bodiless, d, &Keys, now());
+    assert_eq!(by_digest(&digest).map(|v| v.identity), Ok("user"));
+    // The digest of another body does not verify, and a malformed one is refused.
+    let other = podiam_crypto::sha256_hex(br#"{"TableName":"other"}"#);
+    assert!(matches!(
+        by_digest(&other),
+        Err(SigV4Error::SignatureDoesNotMatch(_))
+    ));
+    assert!(matches!(
+        by_digest(&digest.to_uppercase()),
+        Err(SigV4Error::IncompleteSignature(_))
+    ));
+    assert!(matches!(
+        by_digest("abc"),
+        Err(SigV4Error::IncompleteSignature(_))
+    ));
+}

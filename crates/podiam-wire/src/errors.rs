@@ -1,6 +1,7 @@
 //! Typed errors to AWS error codes, in one place.
 
 use podiam_eks::EksError;
+use podiam_gateway::GatewayError;
 use podiam_iam::IamError;
 use podiam_oidc::{TokenError, TokenErrorKind};
 use podiam_policy::{PolicyError, ProblemKind};
@@ -18,6 +19,8 @@ pub enum Api {
     Eks,
     /// EKS Auth (rest-json).
     EksAuth,
+    /// DynamoDB (awsJson1.0), answered by `podiam gateway`: every client fault is a 400.
+    DynamoDb,
 }
 
 impl Api {
@@ -100,6 +103,8 @@ pub fn sigv4_error(error: &SigV4Error, api: Api) -> WireError {
         SigV4Error::ExpiredToken(_) => ("ExpiredTokenException", 403),
         _ => ("AccessDenied", 403),
     };
+    // DynamoDB answers every authentication failure with 400.
+    let status = if api == Api::DynamoDb { 400 } else { status };
     WireError::new(code, status, message)
 }
 
@@ -167,7 +172,7 @@ pub fn access_error(error: &IamError, api: Api) -> WireError {
         (IamError::AccessDenied(message), Api::Eks) => {
             WireError::new("AccessDeniedException", 403, message.clone())
         }
-        (IamError::AccessDenied(message), Api::EksAuth) => {
+        (IamError::AccessDenied(message), Api::EksAuth | Api::DynamoDb) => {
             WireError::new("AccessDeniedException", 400, message.clone())
         }
         _ => iam_error(error),
@@ -213,6 +218,59 @@ pub fn eks_error(error: &EksError, api: Api) -> WireError {
 /// A rest-json error body: `{"message": …}` (the code goes in `x-amzn-ErrorType`).
 pub fn rest_json_error(error: &WireError) -> String {
     serde_json::json!({ "message": error.message }).to_string()
+}
+
+/// A DynamoDB request the gateway cannot map to authorizations, as DynamoDB answers it.
+pub fn gateway_error(error: &GatewayError) -> WireError {
+    let message = error.to_string();
+    match error {
+        GatewayError::UnknownOperation(_) => {
+            WireError::new("UnknownOperationException", 400, message)
+        }
+        GatewayError::Serialization(_) => WireError::new("SerializationException", 400, message),
+        GatewayError::TooLarge => WireError::new("RequestEntityTooLarge", 413, message),
+        GatewayError::Validation(_) => WireError::new("ValidationException", 400, message),
+        _ => WireError::new("InternalServerError", 500, "Internal server error"),
+    }
+}
+
+/// The error codes a `/podiam/authorize` denial may carry for a proxied service.
+const RELAYED_CODES: &[&str] = &[
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "IncompleteSignatureException",
+    "MissingAuthenticationTokenException",
+    "ExpiredTokenException",
+];
+
+/// A denial from `/podiam/authorize` (`{"code", "message", "status"}`), as the proxy sends it
+/// on: only the codes the server produces for `api` pass; anything else is an access denial.
+pub fn relayed_error(error: &serde_json::Value, api: Api) -> WireError {
+    let text = |name: &str| error.get(name).and_then(serde_json::Value::as_str);
+    let code = text("code")
+        .and_then(|c| RELAYED_CODES.iter().copied().find(|known| *known == c))
+        .unwrap_or("AccessDeniedException");
+    let status = match api {
+        Api::DynamoDb => 400,
+        _ => error
+            .get("status")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .filter(|s| (400..500).contains(s))
+            .unwrap_or(403),
+    };
+    WireError::new(code, status, text("message").unwrap_or("Access denied."))
+}
+
+/// An awsJson1.0 error body (DynamoDB): `{"__type": "com.amazon.coral.service#Code",
+/// "message": …}`; the SDKs read the code from `__type`.
+pub fn json10_error(error: &WireError) -> String {
+    serde_json::json!({
+        "__type": format!("com.amazon.coral.service#{}", error.code),
+        "message": error.message,
+    })
+    .to_string()
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ mod query;
 mod xml;
 
 pub use errors::{
-    Api, WireError, access_error, eks_error, iam_error, policy_error, rest_json_error, sigv4_error,
-    sts_error, token_error,
+    Api, WireError, access_error, eks_error, gateway_error, iam_error, json10_error, policy_error,
+    relayed_error, rest_json_error, sigv4_error, sts_error, token_error,
 };
 pub use query::{MAX_BODY_BYTES, QueryRequest, Validation};
 pub use xml::{

@@ -2,6 +2,9 @@
 
 mod cli_io;
 mod cluster_cmd;
+mod dev;
+mod exec_cmd;
+mod gateway_cmd;
 mod keys_cmd;
 mod policy_cmd;
 mod server_cmd;
@@ -35,6 +38,12 @@ enum Command {
     Agent(Box<podiam_agent::cli::AgentArgs>),
     /// Run the mutating admission webhook, or see what it does to a pod (`render`).
     Webhook(Box<podiam_webhook::cli::WebhookArgs>),
+    /// Run the server, node agent, IMDS and DynamoDB gateway on loopback, in one command.
+    Dev(Box<dev::DevArgs>),
+    /// Run a command as a pod of a ServiceAccount would run (IRSA or Pod Identity).
+    Exec(Box<exec_cmd::ExecArgs>),
+    /// Run the DynamoDB gateway: SigV4 and IAM policies enforced in front of any DynamoDB.
+    Gateway(Box<gateway_cmd::GatewayArgs>),
     /// Create clusters with a chosen token issuer; mint tokens from hosted issuers.
     #[command(subcommand)]
     Cluster(Box<cluster_cmd::ClusterCommand>),
@@ -59,6 +68,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server_cmd::run(*args),
+        Command::Dev(args) => dev::run(*args),
+        Command::Exec(args) => exec_cmd::run(*args),
+        Command::Gateway(args) => gateway_cmd::run(*args),
         Command::Cluster(command) => cluster_cmd::run(*command),
         Command::Agent(args) => podiam_agent::cli::run(*args),
         Command::Webhook(command) => podiam_webhook::cli::run(*command),

@@ -1,0 +1,438 @@
+//! `podiam gateway`: a SigV4-verifying, policy-enforcing reverse proxy in front of a
+//! DynamoDB-compatible endpoint — the authorization layer of the service.
+//!
+//! For each request: read the body (at most DynamoDB's 16 MiB), map the operation to the IAM
+//! actions and resources it touches ([`podiam_gateway::dynamodb`]), ask the podiam server
+//! whether the caller's signature verifies and their policies allow all of them
+//! (`/podiam/authorize`), then either answer DynamoDB's own error JSON or forward the request
+//! re-signed with the upstream's credentials and stream the answer back.
+
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Limited};
+use podiam_client::{AwsClient, ClientError, Credentials};
+use podiam_crypto::{Rng, sha256_hex};
+use podiam_sigv4::{SigningParams, sign};
+use podiam_types::Clock;
+use podiam_wire::{Api, WireError, gateway_error, json10_error};
+use serde_json::{Value, json};
+
+pub use metrics::GatewayMetrics;
+
+/// DynamoDB's largest request.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+/// Request headers not passed upstream (hop-by-hop, and the caller's signature).
+const NOT_FORWARDED: &[&str] = &[
+    "host",
+    "authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "content-length",
+    "expect",
+];
+/// Response headers not passed back.
+const NOT_RETURNED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "trailer",
+    "content-length",
+];
+
+/// What the gateway needs to run.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    /// The DynamoDB-compatible endpoint requests go to, e.g. `http://127.0.0.1:8000`.
+    pub upstream: String,
+    /// Credentials to re-sign forwarded requests with (any, for endpoints that check none).
+    pub upstream_credentials: Credentials,
+    /// The region resources live in (their ARNs) and forwarded requests are signed for.
+    pub region: String,
+    /// The account that owns the tables.
+    pub account_id: String,
+    /// The podiam server, signed as the gateway's own identity.
+    pub authorizer: AwsClient,
+    /// The whole upstream exchange, headers and body.
+    pub upstream_timeout: Duration,
+    /// Request ids and times.
+    pub clock: Arc<dyn Clock>,
+    /// Request ids.
+    pub rng: Arc<dyn Rng>,
+}
+
+/// The gateway's shared state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: GatewayConfig,
+    account: podiam_types::AccountId,
+    upstream: reqwest::Client,
+    metrics: GatewayMetrics,
+}
+
+impl Gateway {
+    /// A gateway for `config`.
+    pub fn new(config: GatewayConfig) -> Result<Self, ClientError> {
+        reqwest::Url::parse(&config.upstream).map_err(|e| {
+            ClientError::InvalidRequest(format!("upstream {:?}: {e}", config.upstream))
+        })?;
+        let account = config.account_id.parse().map_err(|_| {
+            ClientError::InvalidRequest(format!(
+                "account id {:?} is not 12 digits",
+                config.account_id
+            ))
+        })?;
+        let upstream = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(config.upstream_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                account,
+                upstream,
+                metrics: GatewayMetrics::new(),
+            }),
+        })
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.inner.metrics
+    }
+
+    fn request_id(&self) -> String {
+        podiam_session::random_uuid(self.inner.config.rng.as_ref()).unwrap_or_else(|_| {
+            format!(
+                "{:032x}",
+                self.inner.config.clock.now().unix_timestamp_nanos()
+            )
+        })
+    }
+}
+
+/// The gateway's routes: DynamoDB at `POST /`, and `/healthz`, `/readyz`, `/metrics`.
+pub fn gateway_router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/metrics", get(render_metrics))
+        .fallback(proxy)
+        .with_state(gateway)
+}
+
+async fn render_metrics(State(gateway): State<Gateway>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            podiam_process::OPENMETRICS_CONTENT_TYPE,
+        )],
+        gateway.inner.metrics.render(),
+    )
+        .into_response()
+}
+
+/// One DynamoDB request: decide, then refuse or forward.
+async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
+    let started = Instant::now();
+    let request_id = gateway.request_id();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let (parts, body) = request.into_parts();
+    let operation = target_operation(&parts.headers);
+    let outcome = async {
+        if parts.method != Method::POST {
+            return Err(Refusal::from(WireError::new(
+                "UnknownOperationException",
+                400,
+                "DynamoDB requests are POSTs with an X-Amz-Target header.",
+            )));
+        }
+        let body = read_body(body).await?;
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let config = &gateway.inner.config;
+        let wanted = podiam_gateway::dynamodb::authorizations(
+            target,
+            &body,
+            &gateway.inner.account,
+            &config.region,
+        )
+        .map_err(|e| Refusal::from(gateway_error(&e)))?;
+        let principal = authorize(&gateway, &parts, &body, peer, &wanted).await?;
+        Ok((body, principal, wanted))
+    }
+    .await;
+    let response = match outcome {
+        Ok((body, principal, wanted)) => {
+            audit(&request_id, &operation, Some(&principal), &wanted, None);
+            gateway.inner.metrics.decision(&operation, "allow");
+            match forward(&gateway, &parts, body).await {
+                Ok(response) => response,
+                Err(e) => {
+                    gateway.inner.metrics.upstream_error();
+                    error_response(&e, &request_id)
+                }
+            }
+        }
+        Err(Refusal { error, principal }) => {
+            audit(
+                &request_id,
+                &operation,
+                principal.as_deref(),
+                &[],
+                Some(&error),
+            );
+            gateway.inner.metrics.decision(&operation, error.code);
+            error_response(&error, &request_id)
+        }
+    };
+    gateway
+        .inner
+        .metrics
+        .latency(&operation, started.elapsed().as_secs_f64());
+    response
+}
+
+/// A refused request: the error for the caller, and who they were if the signature verified.
+struct Refusal {
+    error: WireError,
+    principal: Option<String>,
+}
+
+impl From<WireError> for Refusal {
+    fn from(error: WireError) -> Self {
+        Self {
+            error,
+            principal: None,
+        }
+    }
+}
+
+/// The operation named by `X-Amz-Target`, for metrics and audit: a known operation, or
+/// `unknown` (labels must not grow with what clients send).
+fn target_operation(headers: &HeaderMap) -> String {
+    headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| podiam_gateway::dynamodb::operation_of(t).ok())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+async fn read_body(body: Body) -> Result<Bytes, WireError> {
+    match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(WireError::new(
+            "RequestEntityTooLarge",
+            413,
+            format!("Request size must not exceed {MAX_REQUEST_BYTES} bytes."),
+        )),
+        Err(_) => Err(WireError::new(
+            "SerializationException",
+            400,
+            "The request body could not be read.",
+        )),
+    }
+}
+
+/// Asks the server; returns the caller's ARN when every action is allowed.
+async fn authorize(
+    gateway: &Gateway,
+    parts: &Parts,
+    body: &[u8],
+    peer: Option<SocketAddr>,
+    wanted: &[podiam_gateway::dynamodb::Authorization],
+) -> Result<String, Refusal> {
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let ask = json!({
+        "service": "dynamodb",
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query().unwrap_or_default(),
+        "headers": headers,
+        "bodySha256": sha256_hex(body),
+        "sourceIp": peer.map(|p| p.ip().to_string()),
+        "authorizations": wanted
+            .iter()
+            .map(|a| json!({"action": a.action, "resource": a.resource}))
+            .collect::<Vec<_>>(),
+    });
+    let answer = gateway
+        .inner
+        .config
+        .authorizer
+        .rest_json("podiam", Method::POST, "/podiam/authorize", Some(&ask))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the podiam server could not authorize a request");
+            gateway.inner.metrics.authorizer_error();
+            Refusal::from(internal_error())
+        })?
+        .body;
+    let principal = answer
+        .get("principal")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    match answer.get("decision").and_then(Value::as_str) {
+        Some("Allow") => principal.ok_or_else(|| Refusal::from(internal_error())),
+        Some("Deny") => {
+            let error = answer.get("error").cloned().unwrap_or(Value::Null);
+            Err(Refusal {
+                error: podiam_wire::relayed_error(&error, Api::DynamoDb),
+                principal,
+            })
+        }
+        _ => Err(Refusal::from(internal_error())),
+    }
+}
+
+fn internal_error() -> WireError {
+    WireError::new(
+        "InternalServerError",
+        500,
+        "Internal server error (the authorization service is unavailable).",
+    )
+}
+
+/// Sends the request upstream, re-signed, and streams the answer back.
+async fn forward(gateway: &Gateway, parts: &Parts, body: Bytes) -> Result<Response, WireError> {
+    let config = &gateway.inner.config;
+    let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let url = reqwest::Url::parse(&format!(
+        "{}{path_and_query}",
+        config.upstream.trim_end_matches('/')
+    ))
+    .map_err(|_| internal_error())?;
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => return Err(internal_error()),
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        if !NOT_FORWARDED.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(
+        header::HOST,
+        HeaderValue::from_str(&host).map_err(|_| internal_error())?,
+    );
+    let creds = &config.upstream_credentials;
+    sign(
+        parts.method.as_str(),
+        url.path(),
+        url.query().unwrap_or_default(),
+        &mut headers,
+        &body,
+        &SigningParams {
+            access_key_id: &creds.access_key_id,
+            secret: creds.secret_access_key.expose(),
+            session_token: creds.session_token.as_deref(),
+            region: &config.region,
+            service: "dynamodb",
+            time: config.clock.now(),
+        },
+    )
+    .map_err(|_| internal_error())?;
+    let upstream = gateway
+        .inner
+        .upstream
+        .request(parts.method.clone(), url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "the upstream did not answer");
+            WireError::new(
+                "InternalServerError",
+                500,
+                "Internal server error (the upstream did not answer).",
+            )
+        })?;
+    let mut response = Response::builder().status(upstream.status());
+    for (name, value) in upstream.headers() {
+        if !NOT_RETURNED.contains(&name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from_stream(upstream.bytes_stream()))
+        .map_err(|_| internal_error())
+}
+
+/// DynamoDB's error answer: awsJson1.0 body, `x-amzn-RequestId`.
+fn error_response(error: &WireError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/x-amz-json-1.0")],
+        json10_error(error),
+    )
+        .into_response();
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+/// One audit line per decision (target `audit`): who, what, on which resources, and why not.
+fn audit(
+    request_id: &str,
+    operation: &str,
+    principal: Option<&str>,
+    wanted: &[podiam_gateway::dynamodb::Authorization],
+    refusal: Option<&WireError>,
+) {
+    let resources: Vec<&str> = wanted.iter().map(|a| a.resource.as_str()).collect();
+    let line = json!({
+        "event": if refusal.is_some() { "request_denied" } else { "request_allowed" },
+        "service": "dynamodb",
+        "operation": operation,
+        "request_id": request_id,
+        "principal": principal,
+        "resources": resources,
+        "code": refusal.map(|e| e.code),
+        "reason": refusal.map(|e| e.message.as_str()),
+    });
+    tracing::info!(target: "audit", "{line}");
+}

@@ -1,0 +1,127 @@
+//! `podiam gateway`: the SigV4-verifying, policy-enforcing proxy in front of DynamoDB.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use podiam_client::{AwsClient, ChainCredentials, Credentials, Timeouts};
+use podiam_crypto::{Secret, SystemRng};
+use podiam_process::{LogFormat, exit_on, init_logging, parse_duration, shutdown_signal};
+use podiam_server::gateway::{Gateway, GatewayConfig, gateway_router};
+use podiam_types::SystemClock;
+
+/// Run the DynamoDB gateway: verify each caller's SigV4 signature, evaluate their IAM policies
+/// (identity, boundary, session; principal tags from session tags) for the actions and tables
+/// the request touches, and forward allowed requests, re-signed, to --upstream.
+#[derive(Debug, Args)]
+pub(crate) struct GatewayArgs {
+    /// Address to listen on (clients set AWS_ENDPOINT_URL_DYNAMODB=http://ADDR).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4600")]
+    listen: SocketAddr,
+    /// The DynamoDB-compatible endpoint, e.g. http://127.0.0.1:8000 (DynamoDB Local, moto).
+    #[arg(long, value_name = "URL")]
+    upstream: String,
+    /// Credentials to re-sign forwarded requests with, as ACCESS_KEY_ID:SECRET (default: a
+    /// placeholder pair, for upstreams that check no signature).
+    #[arg(long, value_name = "ID:SECRET", env = "PODIAM_UPSTREAM_CREDENTIALS")]
+    upstream_credentials: Option<String>,
+    /// The podiam server that verifies callers and decides [default: $AWS_ENDPOINT_URL].
+    /// The gateway signs its own calls with the standard credential chain and needs
+    /// podiam:AuthorizeRequest.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// The region tables live in [default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1].
+    #[arg(long)]
+    region: Option<String>,
+    /// The account that owns the tables [default: the gateway identity's account].
+    #[arg(long, value_name = "ID")]
+    account_id: Option<String>,
+    /// Timeout of a whole upstream exchange.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    upstream_timeout: Duration,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+pub(crate) fn run(args: GatewayArgs) -> ExitCode {
+    exit_on(run_gateway(args))
+}
+
+fn upstream_credentials(text: Option<&str>) -> anyhow::Result<Credentials> {
+    let (id, secret) = match text {
+        Some(text) => text
+            .split_once(':')
+            .filter(|(id, secret)| !id.is_empty() && !secret.is_empty())
+            .context("--upstream-credentials must be ACCESS_KEY_ID:SECRET")?,
+        None => ("podiam-gateway", "podiam-gateway"),
+    };
+    Ok(Credentials {
+        access_key_id: id.to_owned(),
+        secret_access_key: Secret::new(secret.to_owned()),
+        session_token: None,
+        expiration: None,
+    })
+}
+
+fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format);
+    let server = podiam_client::endpoint(args.server.as_deref(), "PODIAM")
+        .context("no podiam server: pass --server URL or set AWS_ENDPOINT_URL")?;
+    let region = podiam_client::region(args.region.as_deref());
+    let clock = Arc::new(SystemClock);
+    let authorizer = AwsClient::new(
+        &server,
+        &region,
+        Arc::new(ChainCredentials::standard(None, clock.clone())),
+        clock.clone(),
+        Timeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(5),
+        },
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let account_id = match args.account_id {
+            Some(id) => id,
+            None => podiam_client::caller_account(&authorizer).await.with_context(|| {
+                format!("cannot ask {server} who the gateway is (pass --account-id, or check its credentials)")
+            })?,
+        };
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--account-id {account_id:?} is not a 12-digit account id");
+        }
+        let gateway = Gateway::new(GatewayConfig {
+            upstream: args.upstream.clone(),
+            upstream_credentials: upstream_credentials(args.upstream_credentials.as_deref())?,
+            region: region.clone(),
+            account_id: account_id.clone(),
+            authorizer,
+            upstream_timeout: args.upstream_timeout,
+            clock,
+            rng: Arc::new(SystemRng),
+        })?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (choose another with --listen)", args.listen))?;
+        let address = listener.local_addr().context("no local address")?;
+        println!(
+            "podiam gateway: http://{address} -> {} (account {account_id}, region {region}, decisions by {server})",
+            args.upstream
+        );
+        axum::serve(
+            listener,
+            gateway_router(gateway).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the gateway failed")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
