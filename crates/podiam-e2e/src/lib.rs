@@ -14,14 +14,18 @@
 pub mod admission;
 mod apiserver;
 mod certs;
+mod dev;
 mod issuer;
 mod netns;
+mod process;
 mod server;
 
 pub use apiserver::FakeApiServer;
 pub use certs::TestCa;
+pub use dev::DevStack;
 pub use issuer::TestIssuer;
 pub use netns::NetNs;
+pub use process::{Process, STARTUP, start_moto};
 pub use server::{Server, ServerOptions};
 
 use std::path::{Path, PathBuf};
@@ -178,6 +182,20 @@ impl ClientEnv {
         }
     }
 
+    /// `PATH`, `HOME` (= `home`) and `LANG` only; no endpoint, no credentials.
+    pub fn bare(home: &Path) -> Self {
+        let vars = [
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("HOME", home.display().to_string()),
+            ("LANG", "C.UTF-8".to_owned()),
+            ("PYTHONDONTWRITEBYTECODE", "1".to_owned()),
+        ];
+        Self {
+            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            faketime: None,
+        }
+    }
+
     /// The base environment signed as the account's root.
     pub fn root(server: &Server) -> Self {
         Self::new(server).set(
@@ -212,7 +230,8 @@ impl ClientEnv {
         self
     }
 
-    fn command(&self, program: &Path, args: &[&str]) -> Command {
+    /// The command with this environment (nothing else inherited).
+    pub fn command(&self, program: &Path, args: &[&str]) -> Command {
         let mut command = match &self.faketime {
             Some(offset) => {
                 let mut c = Command::new("faketime");

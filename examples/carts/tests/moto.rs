@@ -5,110 +5,15 @@
 //! tests fail with that hint.
 
 #![expect(
-    clippy::panic,
     clippy::expect_used,
     reason = "test fixtures: a failed setup step stops the test with its message"
 )]
 
-use std::io::{BufRead as _, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::Command;
+
+use podiam_e2e::{Process, start_moto};
 
 use serde_json::{Value, json};
-
-/// How long a process may take to report its address.
-const STARTUP: Duration = Duration::from_secs(60);
-
-/// A child process killed (and reaped) on drop; what it printed is shown if the test failed.
-struct Process {
-    name: &'static str,
-    child: Child,
-    output: Arc<Mutex<String>>,
-}
-
-impl Process {
-    /// Starts `command` with piped output and waits for the first output line that `ready`
-    /// accepts, returning what `ready` made of it (an address).
-    fn start(
-        name: &'static str,
-        mut command: Command,
-        ready: fn(&str) -> Option<String>,
-    ) -> (Self, String) {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name} ({command:?}): {e}"));
-        let output = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-        drain(stdout, ready, tx.clone(), Arc::clone(&output));
-        drain(stderr, ready, tx, Arc::clone(&output));
-        let process = Self {
-            name,
-            child,
-            output,
-        };
-        let addr = rx.recv_timeout(STARTUP).unwrap_or_else(|_| {
-            panic!(
-                "{name} did not report its address within {STARTUP:?}; output:\n{}",
-                process.output()
-            )
-        });
-        (process, addr)
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- {} output ---\n{}", self.name, self.output());
-        }
-    }
-}
-
-/// Copies `stream` into `output` line by line, sending what `ready` makes of a line to `tx`.
-fn drain(
-    stream: impl Read + Send + 'static,
-    ready: fn(&str) -> Option<String>,
-    tx: Sender<String>,
-    output: Arc<Mutex<String>>,
-) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if let Some(addr) = ready(&line) {
-                let _ = tx.send(addr);
-            }
-            if let Ok(mut all) = output.lock() {
-                all.push_str(&line);
-                all.push('\n');
-            }
-        }
-    });
-}
-
-/// moto's server on a free loopback port (it prints ` * Running on http://127.0.0.1:PORT`).
-fn start_moto() -> (Process, String) {
-    let mut command = Command::new(podiam_e2e::venv().join("bin/moto_server"));
-    command.args(["-H", "127.0.0.1", "-p", "0"]);
-    Process::start("moto_server", command, |line| {
-        line.trim()
-            .strip_prefix("* Running on ")
-            .map(|url| url.trim().to_owned())
-    })
-}
 
 /// The `carts` binary on a free loopback port with DynamoDB at `dynamodb` and static test
 /// keys, nothing else from this environment (no profile, no IMDS).
