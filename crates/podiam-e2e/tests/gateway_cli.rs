@@ -2,11 +2,6 @@
 //! separate `podiam server`: the deployment shape of a cluster, where the gateway runs beside
 //! the server with an IAM user of its own that may only ask for decisions.
 
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers: a failed step stops the test"
-)]
-
 use std::process::Command;
 
 use podiam_e2e::{ClientEnv, Process, Server, podiam_bin, start_moto};
