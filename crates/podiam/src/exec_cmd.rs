@@ -2,22 +2,21 @@
 //! own mutation decides IRSA or Pod Identity, the cluster's issuer mints the projected tokens,
 //! and the SDK in the process finds everything through its default credential chain.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use http::Method;
-use podiam_client::{AwsClient, ChainCredentials, ClientError, Timeouts};
-use podiam_types::SystemClock;
-use podiam_webhook::cli::service_account_info;
-use podiam_webhook::{Context, MutationConfig, ServiceAccountInfo, mutate};
-use serde_json::{Value, json};
+use podiam_client::AwsClient;
+use podiam_webhook::ServiceAccountInfo;
+use serde_json::Value;
 
 use crate::dev::DEV_NODE_NAME;
+use crate::pod::{
+    Connection, ProjectedToken, TokenSubject, association_ids, connect, container_env, mint_token,
+    mutate_pod, mutation_config, pod_of, projected_tokens, read_service_account,
+};
 
 /// Environment a pod does not inherit from the shell: the caller's own AWS identity and
 /// anything a previous `podiam exec` set.
@@ -86,14 +85,6 @@ pub(crate) struct ExecArgs {
     command: Vec<String>,
 }
 
-/// A projected token: the file and how to mint it.
-#[derive(Debug, Clone)]
-struct ProjectedToken {
-    file: PathBuf,
-    audience: String,
-    lifetime: u64,
-}
-
 pub(crate) fn run(args: ExecArgs) -> ExitCode {
     match run_exec(args) {
         Ok(code) => code,
@@ -102,127 +93,6 @@ pub(crate) fn run(args: ExecArgs) -> ExitCode {
             ExitCode::from(125)
         }
     }
-}
-
-fn read_service_account(args: &ExecArgs) -> anyhow::Result<ServiceAccountInfo> {
-    let object: Value = match &args.file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            serde_yaml_ng::from_str(&text)
-                .with_context(|| format!("{} is not a YAML or JSON object", path.display()))?
-        }
-        None => json!({"metadata": {
-            "name": args.service_account, "namespace": args.namespace}}),
-    };
-    if object
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("ServiceAccount")
-        != "ServiceAccount"
-    {
-        bail!("the manifest is not a ServiceAccount");
-    }
-    let mut info = service_account_info(&object);
-    if info.namespace.is_empty() {
-        "default".clone_into(&mut info.namespace);
-    }
-    if !podiam_webhook::is_valid_name(&info.name) || !podiam_webhook::is_valid_name(&info.namespace)
-    {
-        bail!(
-            "{:?}/{:?} is not a valid namespace and ServiceAccount name",
-            info.namespace,
-            info.name
-        );
-    }
-    Ok(info)
-}
-
-fn explain(e: ClientError) -> anyhow::Error {
-    match e {
-        ClientError::Api { code, message, .. } => anyhow::anyhow!("{code}: {message}"),
-        other => anyhow::anyhow!("{other}"),
-    }
-}
-
-async fn has_association(
-    client: &AwsClient,
-    cluster: &str,
-    account: &ServiceAccountInfo,
-) -> anyhow::Result<bool> {
-    let path = format!(
-        "/clusters/{}/pod-identity-associations?namespace={}&serviceAccount={}",
-        podiam_sigv4::encode_component(cluster.as_bytes(), false),
-        podiam_sigv4::encode_component(account.namespace.as_bytes(), false),
-        podiam_sigv4::encode_component(account.name.as_bytes(), false),
-    );
-    let answer = client
-        .rest_json("eks", Method::GET, &path, None)
-        .await
-        .map_err(explain)
-        .with_context(|| {
-            format!("cannot list the pod identity associations of cluster {cluster}")
-        })?;
-    Ok(answer
-        .body
-        .get("associations")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty()))
-}
-
-/// The projected service-account tokens of the mutated pod's first container, at their place
-/// under `dir` (the pod's mount path, re-rooted).
-fn projected_tokens(pod: &Value, dir: &Path) -> Vec<(String, ProjectedToken)> {
-    let mounts: BTreeMap<&str, &str> = pod
-        .pointer("/spec/containers/0/volumeMounts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| Some((m.get("name")?.as_str()?, m.get("mountPath")?.as_str()?)))
-        .collect();
-    let mut tokens = Vec::new();
-    for volume in pod
-        .pointer("/spec/volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(mount) = volume
-            .get("name")
-            .and_then(Value::as_str)
-            .and_then(|n| mounts.get(n))
-        else {
-            continue;
-        };
-        for source in volume
-            .pointer("/projected/sources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(token) = source.get("serviceAccountToken") else {
-                continue;
-            };
-            let path = token.get("path").and_then(Value::as_str).unwrap_or("token");
-            let in_pod = format!("{}/{path}", mount.trim_end_matches('/'));
-            tokens.push((
-                in_pod.clone(),
-                ProjectedToken {
-                    file: dir.join(in_pod.trim_start_matches('/')),
-                    audience: token
-                        .get("audience")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    lifetime: token
-                        .get("expirationSeconds")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(3600),
-                },
-            ));
-        }
-    }
-    tokens
 }
 
 /// Mints `token` and replaces its file atomically (0600, no trailing newline).
@@ -234,28 +104,13 @@ async fn write_token(
     node_name: &str,
     token: &ProjectedToken,
 ) -> anyhow::Result<()> {
-    let body = json!({
-        "namespace": account.namespace,
-        "serviceAccount": account.name,
-        "audiences": [token.audience],
-        "podName": pod_name,
-        "nodeName": node_name,
-        "ttl": token.lifetime.clamp(600, 172_800),
-    });
-    let path = format!(
-        "/clusters/{}/podiam/service-account-token",
-        podiam_sigv4::encode_component(cluster.as_bytes(), true)
-    );
-    let answer = client
-        .rest_json("eks", Method::POST, &path, Some(&body))
-        .await
-        .map_err(explain)
-        .with_context(|| format!("cannot mint a token from cluster {cluster}'s issuer"))?;
-    let jwt = answer
-        .body
-        .get("token")
-        .and_then(Value::as_str)
-        .context("the server's answer has no token")?;
+    let subject = TokenSubject {
+        cluster,
+        account,
+        pod_name,
+        node_name,
+    };
+    let jwt = mint_token(client, subject, token).await?;
     let parent = token
         .file
         .parent()
@@ -312,19 +167,16 @@ impl Drop for TokenDir {
 }
 
 fn run_exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let account = read_service_account(&args)?;
-    let server = std::env::var("PODIAM_SERVER")
-        .ok()
-        .or_else(|| podiam_client::endpoint(None, "EKS"))
-        .context("no podiam server: set PODIAM_SERVER or AWS_ENDPOINT_URL (`podiam dev --env-file` writes both)")?;
-    let region = podiam_client::region(args.region.as_deref());
-    let client = AwsClient::new(
-        &server,
-        &region,
-        Arc::new(ChainCredentials::standard(None, Arc::new(SystemClock))),
-        Arc::new(SystemClock),
-        Timeouts::default(),
+    let account = read_service_account(
+        args.file.as_deref(),
+        args.namespace.as_deref(),
+        args.service_account.as_deref(),
     )?;
+    let Connection {
+        server,
+        region,
+        client,
+    } = connect(args.region.as_deref())?;
     let pod_name = args
         .pod_name
         .clone()
@@ -335,32 +187,12 @@ fn run_exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let association = has_association(&client, &args.cluster, &account).await?;
-        let config = MutationConfig {
-            aws_default_region: region.clone(),
-            sts_regional_endpoint: true,
-            sts_endpoint_url: server.clone(),
-            ..MutationConfig::default()
-        };
-        let pod = json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": pod_name, "namespace": account.namespace},
-            "spec": {
-                "serviceAccountName": account.name,
-                "nodeName": args.node_name,
-                "containers": [{"name": "main", "image": "podiam-exec"}],
-            },
-        });
-        let mutation = mutate(
-            &pod,
-            &Context {
-                service_account: Some(&account),
-                has_association: association,
-                config: &config,
-                jittered_expiration: config.token_expiration,
-            },
-        );
+        let association = !association_ids(&client, &args.cluster, &account)
+            .await?
+            .is_empty();
+        let config = mutation_config(&region, &server);
+        let pod = pod_of(&account, &pod_name, &args.node_name);
+        let mutation = mutate_pod(&pod, &account, association, &config);
         let token_dir = TokenDir::create(args.token_dir.as_deref())?;
         let mutated = mutation.as_ref().map_or(&pod, |m| &m.pod);
         let tokens = projected_tokens(mutated, token_dir.path());
@@ -404,25 +236,16 @@ fn run_exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
 /// The environment the command gets on top of the shell's: the mutated container's variables
 /// with token paths re-rooted under the token directory, and the local endpoints.
 fn child_environment(pod: &Value, tokens: &[(String, ProjectedToken)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    for var in pod
-        .pointer("/spec/containers/0/env")
-        .and_then(Value::as_array)
+    let mut env: Vec<(String, String)> = container_env(pod)
         .into_iter()
-        .flatten()
-    {
-        let (Some(name), Some(value)) = (
-            var.get("name").and_then(Value::as_str),
-            var.get("value").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        let value = tokens
-            .iter()
-            .find(|(in_pod, _)| in_pod == value)
-            .map_or_else(|| value.to_owned(), |(_, t)| t.file.display().to_string());
-        env.push((name.to_owned(), value));
-    }
+        .map(|(name, value)| {
+            let value = tokens
+                .iter()
+                .find(|(in_pod, _)| *in_pod == value)
+                .map_or(value, |(_, t)| t.file.display().to_string());
+            (name, value)
+        })
+        .collect();
     let local = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     if let Some(agent) = local("PODIAM_AGENT")
         && let Some(entry) = env

@@ -4,8 +4,10 @@ mod cli_io;
 mod cluster_cmd;
 mod dev;
 mod exec_cmd;
+mod explain;
 mod gateway_cmd;
 mod keys_cmd;
+mod pod;
 mod policy_cmd;
 mod server_cmd;
 mod simulate_input;
@@ -42,6 +44,8 @@ enum Command {
     Dev(Box<dev::DevArgs>),
     /// Run a command as a pod of a ServiceAccount would run (IRSA or Pod Identity).
     Exec(Box<exec_cmd::ExecArgs>),
+    /// Explain whether a pod of a ServiceAccount may call an action, step by step.
+    Explain(Box<explain::ExplainArgs>),
     /// Run the DynamoDB gateway: SigV4 and IAM policies enforced in front of any DynamoDB.
     Gateway(Box<gateway_cmd::GatewayArgs>),
     /// Create clusters with a chosen token issuer; mint tokens from hosted issuers.
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server_cmd::run(*args),
         Command::Dev(args) => dev::run(*args),
         Command::Exec(args) => exec_cmd::run(*args),
+        Command::Explain(args) => explain::run(*args),
         Command::Gateway(args) => gateway_cmd::run(*args),
         Command::Cluster(command) => cluster_cmd::run(*command),
         Command::Agent(args) => podiam_agent::cli::run(*args),
