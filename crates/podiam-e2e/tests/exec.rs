@@ -1,5 +1,5 @@
 //! `podiam exec` as a process supervisor: projected tokens private, without a trailing newline,
-//! rewritten at 80% of their lifetime (under libfaketime's clock at 200× speed); the command's
+//! rewritten at 80% of their lifetime (under libfaketime's clock at 100× speed); the command's
 //! exit code returned and signals passed on to it.
 
 use std::time::{Duration, Instant};
@@ -13,15 +13,15 @@ fn tokens_are_private_and_renewed_at_80_percent_of_their_lifetime() {
     let stack = DevStack::start();
     let sa = stack.write("short-lived.yaml", SHORT_LIVED_SA);
     let sa = sa.to_str().expect("a UTF-8 path");
-    // At 200×, 300 s of the token's 600 s pass in 1.5 s: before 80% the file is unchanged,
-    // after it (600 s) it holds a new token.
+    // At 100×, 300 s of the token's 600 s pass in 3 s: before 80% the file is unchanged,
+    // after it (700 s) it holds a new token.
     let script = r#"f=$AWS_WEB_IDENTITY_TOKEN_FILE
-a=$(md5sum < "$f"); sleep 300; b=$(md5sum < "$f"); sleep 300; c=$(md5sum < "$f")
+a=$(md5sum < "$f"); sleep 300; b=$(md5sum < "$f"); sleep 400; c=$(md5sum < "$f")
 [ "$a" = "$b" ] && echo same-before; [ "$b" != "$c" ] && echo renewed-after
 stat -c %a "$f"; tail -c 1 "$f" | od -An -c"#;
     let out = stack
         .shell()
-        .faketime("+0 x200")
+        .faketime("+0 x100")
         // tokio's timers run on the monotonic clock: speed it up too.
         .set("FAKETIME_DONT_FAKE_MONOTONIC", "0")
         .command_of(&podiam_bin(), &["exec", "-f", sa, "--", "sh", "-c", script])
