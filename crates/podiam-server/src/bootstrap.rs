@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use podiam_crypto::{AeadKey, KeyId, Keyring, Rng, Secret};
 use podiam_eks::{Eks, EksConfig};
 use podiam_iam::{Iam, IamConfig};
-use podiam_store::{Compare, Op, RedbStore, Store, TxnOutcome};
+use podiam_store::{Compare, Op, Store, TxnOutcome};
 use podiam_sts::{IssuerKeys, Sts};
 use podiam_types::{AccountId, Clock};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use crate::app::{App, Services};
 use crate::issuers::{ClusterIssuerKeys, HttpIssuerKeys};
+use crate::store_config::StoreConfig;
 
 /// How the server is configured.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     /// The URL clients reach this server at (hosted issuers' default URLs are under it);
     /// `http://<listen>` when `None`.
     pub public_url: Option<String>,
+    /// Where the state lives: the embedded store in `data_dir`, or etcd.
+    pub store: StoreConfig,
 }
 
 /// Why the server cannot start. Each message says what to do.
@@ -400,14 +403,13 @@ pub async fn open(
         use std::os::unix::fs::PermissionsExt as _;
         let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
     }
+    if matches!(config.store, StoreConfig::Etcd(_)) && config.kek_file.is_none() {
+        return Err(BootError::Config(
+            "with an etcd store every replica needs the same key-encryption key: pass --kek-file (create one with `head -c 32 /dev/urandom | base64 > kek`)".to_owned(),
+        ));
+    }
     let kek = Arc::new(load_kek(config, rng.as_ref())?);
-    let store_path = config.data_dir.join("podiam.redb");
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&store_path).map_err(|e| {
-        BootError::Io(format!(
-            "cannot open the store {}: {e} (is another podiam server using this --data-dir?)",
-            store_path.display()
-        ))
-    })?);
+    let store = config.store.open(&config.data_dir).await?;
     let issuers = Arc::new(
         HttpIssuerKeys::new(
             config.allow_http_issuers,

@@ -19,6 +19,7 @@ mod issuers;
 mod metrics;
 mod query;
 mod rest;
+mod store_config;
 mod sts_api;
 
 pub use app::{App, router};
@@ -41,3 +42,4 @@ pub async fn serve(
 }
 pub use bootstrap::{BootError, Opened, ServerConfig, StartOptions, Started, open, start};
 pub use issuers::{ClusterIssuerKeys, HttpIssuerKeys};
+pub use store_config::{EtcdConfig, StoreConfig};

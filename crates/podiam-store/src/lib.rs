@@ -10,6 +10,8 @@
 //! up to date through the watch, so the services above read without touching the store.
 
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd_store;
 mod hub;
 mod memory;
 mod redb_store;
@@ -17,6 +19,8 @@ mod replica;
 mod types;
 
 pub use error::StoreError;
+#[cfg(feature = "etcd")]
+pub use etcd_store::{EtcdOptions, EtcdStore};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 pub use replica::{Replica, View};

@@ -270,7 +270,7 @@ macro_rules! conformance {
         mod $backend {
             use super::*;
 
-            async fn store() -> (Arc<dyn Store>, Option<tempdir::Dir>) {
+            async fn store() -> (Arc<dyn Store>, Option<Box<dyn std::any::Any + Send>>) {
                 let make = $make;
                 make().await
             }
@@ -340,7 +340,40 @@ conformance!(memory, || async {
 conformance!(redb, || async {
     let dir = tempdir::Dir::new("redb");
     let store = RedbStore::open(&dir.0.join("podiam.redb")).unwrap();
-    (Arc::new(store) as Arc<dyn Store>, Some(dir))
+    (
+        Arc::new(store) as Arc<dyn Store>,
+        Some(Box::new(dir) as Box<dyn std::any::Any + Send>),
+    )
+});
+
+// etcd: the cluster `scripts/test` starts (`PODIAM_ETCD_ENDPOINTS`), else three members
+// started for the test; each test in a namespace of its own. The revision checks assume no
+// other writer, so these tests run one at a time (`.config/nextest.toml`).
+#[cfg(feature = "etcd")]
+conformance!(etcd, || async {
+    static NAMESPACE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let (endpoints, guard) = match std::env::var("PODIAM_ETCD_ENDPOINTS") {
+        Ok(list) => (list.split(',').map(str::to_owned).collect::<Vec<_>>(), None),
+        Err(_) => {
+            let cluster = podiam_e2e::EtcdCluster::start(3);
+            (
+                cluster.endpoints(),
+                Some(Box::new(cluster) as Box<dyn std::any::Any + Send>),
+            )
+        }
+    };
+    let n = NAMESPACE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let namespace = format!("/podiam-conformance-{}-{n}/", std::process::id());
+    let store = podiam_store::EtcdStore::connect(
+        &endpoints,
+        podiam_store::EtcdOptions {
+            namespace,
+            ..podiam_store::EtcdOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    (Arc::new(store) as Arc<dyn Store>, guard)
 });
 
 /// redb keeps data and revisions across reopening; a watch from before the restart is told to

@@ -186,6 +186,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             oidc_ca_file: None,
             kek_file: None,
             public_url: None,
+            store: podiam_server::StoreConfig::Embedded,
         };
         let opened =
             podiam_server::open(&config, Arc::new(SystemClock), Arc::new(SystemRng)).await?;

@@ -1,0 +1,190 @@
+//! A real etcd cluster on loopback (Debian's `etcd-server`, 3.4, or any `etcd` on `PATH`):
+//! members on free ports in a scratch directory, each one stoppable and restartable for the
+//! fault tests; everything killed on drop.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One member's addresses.
+#[derive(Debug, Clone)]
+struct Member {
+    name: String,
+    client: u16,
+    peer: u16,
+}
+
+/// A running etcd cluster.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    members: Vec<Member>,
+    children: Vec<Option<Child>>,
+    dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The etcd binary: `ETCD_BIN`, else `etcd` on `PATH`.
+fn etcd_bin() -> PathBuf {
+    std::env::var_os("ETCD_BIN").map_or_else(|| PathBuf::from("etcd"), PathBuf::from)
+}
+
+impl EtcdCluster {
+    /// Starts `size` members and waits until the cluster has a leader.
+    pub fn start(size: usize) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("podiam-etcd-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let members: Vec<Member> = (0..size)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: free_port(),
+                peer: free_port(),
+            })
+            .collect();
+        let mut cluster = Self {
+            children: (0..size).map(|_| None).collect(),
+            members,
+            dir,
+        };
+        for i in 0..size {
+            cluster.launch(i, "new");
+        }
+        cluster.wait_healthy(Duration::from_secs(30));
+        cluster
+    }
+
+    fn launch(&mut self, index: usize, state: &str) {
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .collect();
+        let member = self.members.get(index).expect("a member").clone();
+        let log = std::fs::File::create(self.dir.path().join(format!("{}.log", member.name)))
+            .expect("create a log file");
+        let child = Command::new(etcd_bin())
+            .args(["--name", &member.name])
+            .arg("--data-dir")
+            .arg(self.dir.path().join(&member.name))
+            .args(["--listen-client-urls", &format!("http://127.0.0.1:{}", member.client)])
+            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{}", member.client)])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{}", member.peer)])
+            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{}", member.peer)])
+            .args(["--initial-cluster", &initial.join(",")])
+            .args(["--initial-cluster-state", state])
+            .args(["--initial-cluster-token", "podiam-test"])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}); install etcd (Debian: apt-get install etcd-server) or set ETCD_BIN",
+                    etcd_bin().display()
+                )
+            });
+        let slot = self.children.get_mut(index).expect("a member's slot");
+        *slot = Some(child);
+    }
+
+    /// The client endpoints of the members, `127.0.0.1:PORT`.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client))
+            .collect()
+    }
+
+    /// `etcd://127.0.0.1:A,127.0.0.1:B,…` for `--store`.
+    pub fn store_url(&self) -> String {
+        format!("etcd://{}", self.endpoints().join(","))
+    }
+
+    /// Kills member `index` (SIGKILL), as a crash.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(Some(mut child)) = self.children.get_mut(index).map(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts member `index` again over its data directory.
+    pub fn restart(&mut self, index: usize) {
+        self.kill(index);
+        self.launch(index, "existing");
+    }
+
+    /// Waits until a quorum answers a linearizable read through every live member.
+    pub fn wait_healthy(&self, within: Duration) {
+        let started = Instant::now();
+        loop {
+            let ok = self
+                .members
+                .iter()
+                .zip(&self.children)
+                .filter(|(_, child)| child.is_some())
+                .all(|(m, _)| healthy(m.client));
+            if ok {
+                return;
+            }
+            assert!(
+                started.elapsed() < within,
+                "etcd did not become healthy within {within:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl EtcdCluster {
+    /// The end of every member's log, for a failure message.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("{}.log", m.name)))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(8).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                format!("--- {} ---\n{}", m.name, tail.join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// `GET /health` of one member answers `"health":"true"`.
+fn healthy(port: u16) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.contains("\"health\":\"true\"")
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}

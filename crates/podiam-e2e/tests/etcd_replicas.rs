@@ -1,0 +1,197 @@
+//! Two `podiam server` replicas over one three-member etcd cluster (the binary built with
+//! `--features etcd`): what one replica writes, the other serves within a second through its
+//! watch; a session one replica seals verifies on the other; and a replica that starts with
+//! another key-encryption key is refused.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a helper outside the test: a failed step stops the test"
+)]
+
+use std::time::{Duration, Instant};
+
+use podiam_e2e::{ClientEnv, EtcdCluster, Server, ServerOptions};
+
+/// Starts a replica over `cluster` with the shared key-encryption key in `kek`.
+fn replica(cluster: &EtcdCluster, kek: &std::path::Path) -> Server {
+    Server::start_with(&ServerOptions {
+        args: vec![
+            "--store".to_owned(),
+            cluster.store_url(),
+            "--kek-file".to_owned(),
+            kek.display().to_string(),
+        ],
+        ..ServerOptions::default()
+    })
+}
+
+/// Polls `check` until it holds, for at most `within`; returns how long it took.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < within, "not seen within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn two_replicas_over_etcd_serve_the_same_state() {
+    let cluster = EtcdCluster::start(3);
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let kek = dir.path().join("kek");
+    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").expect("write the kek");
+    let a = replica(&cluster, &kek);
+    let b = replica(&cluster, &kek);
+    assert!(
+        a.stdout().contains("store etcd 127.0.0.1:"),
+        "{}",
+        a.stdout()
+    );
+
+    // The root key was created once, by the replica that started first; it works on both.
+    let (id, secret) = a.root_keys();
+    let on_a = ClientEnv::keys(&a, &id, &secret, None);
+    let on_b = ClientEnv::keys(&b, &id, &secret, None);
+    for env in [&on_a, &on_b] {
+        let who = env.aws(&["sts", "get-caller-identity"]).json();
+        assert_eq!(who["Arn"], "arn:aws:iam::000000000000:root");
+    }
+
+    // A role written through A is served by B within a second, through B's watch.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#;
+    on_a.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "replicated",
+        "--assume-role-policy-document",
+        trust,
+    ])
+    .ok();
+    let took = eventually(Duration::from_secs(1), || {
+        on_b.aws(&["iam", "get-role", "--role-name", "replicated"])
+            .success
+    });
+    eprintln!("the role reached replica B in {took:?}");
+
+    // A session sealed by A verifies on B, and the other way round.
+    let session = on_a
+        .aws(&[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::000000000000:role/replicated",
+            "--role-session-name",
+            "across",
+        ])
+        .json();
+    let creds = &session["Credentials"];
+    let text = |name: &str| creds[name].as_str().expect("a credential").to_owned();
+    let as_session = ClientEnv::keys(
+        &b,
+        &text("AccessKeyId"),
+        &text("SecretAccessKey"),
+        Some(&text("SessionToken")),
+    );
+    let who = as_session.aws(&["sts", "get-caller-identity"]).json();
+    assert_eq!(
+        who["Arn"],
+        "arn:aws:sts::000000000000:assumed-role/replicated/across"
+    );
+
+    // A user and its key made through B sign requests to A.
+    on_b.aws(&["iam", "create-user", "--user-name", "alice"])
+        .ok();
+    let key = on_b
+        .aws(&["iam", "create-access-key", "--user-name", "alice"])
+        .json();
+    let alice_id = key["AccessKey"]["AccessKeyId"]
+        .as_str()
+        .expect("a key id")
+        .to_owned();
+    let alice_secret = key["AccessKey"]["SecretAccessKey"]
+        .as_str()
+        .expect("a secret")
+        .to_owned();
+    let alice_on_a = ClientEnv::keys(&a, &alice_id, &alice_secret, None);
+    eventually(Duration::from_secs(1), || {
+        alice_on_a.aws(&["sts", "get-caller-identity"]).success
+    });
+
+    // EKS: an association created through A is listed by B within a second.
+    on_a.aws(&[
+        "iam", "create-role", "--role-name", "pods",
+        "--assume-role-policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#,
+    ])
+    .ok();
+    ClientEnv::root(&a)
+        .command_of(
+            &podiam_e2e::podiam_bin(),
+            &["cluster", "create", "--name", "fleet"],
+        )
+        .ok();
+    on_a.aws(&[
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        "fleet",
+        "--namespace",
+        "default",
+        "--service-account",
+        "app",
+        "--role-arn",
+        "arn:aws:iam::000000000000:role/pods",
+    ])
+    .ok();
+    eventually(Duration::from_secs(1), || {
+        let list = on_b
+            .aws(&[
+                "eks",
+                "list-pod-identity-associations",
+                "--cluster-name",
+                "fleet",
+            ])
+            .json();
+        list["associations"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    });
+
+    // A replica given another key-encryption key cannot open the shared keys, and says so.
+    let other_kek = dir.path().join("other-kek");
+    std::fs::write(&other_kek, "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=\n")
+        .expect("write the other kek");
+    let stderr = refused(
+        &cluster,
+        &["--kek-file", &other_kek.display().to_string()],
+        &dir.path().join("c"),
+    );
+    assert!(
+        stderr.contains("does not open with this key-encryption key"),
+        "{stderr}"
+    );
+    // And one without --kek-file is told to pass it.
+    let stderr = refused(&cluster, &[], &dir.path().join("d"));
+    assert!(stderr.contains("--kek-file"), "{stderr}");
+}
+
+/// Starts a replica that must refuse to start; its standard error.
+fn refused(cluster: &EtcdCluster, args: &[&str], data_dir: &std::path::Path) -> String {
+    let output = std::process::Command::new(podiam_e2e::podiam_bin())
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            &cluster.store_url(),
+        ])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("podiam server runs");
+    assert!(!output.status.success(), "it started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

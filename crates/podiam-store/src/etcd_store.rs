@@ -1,0 +1,336 @@
+//! [`EtcdStore`]: the store over an etcd v3 cluster (the `etcd` feature). etcd's own model is
+//! the store's: one revision for the whole keyspace, transactions with comparisons, ranges and
+//! watches from a revision, so every call maps to one etcd request.
+//!
+//! Every key lives under a namespace (`/podiam/` by default), so several podiam installations,
+//! or test runs, can share one etcd. Several podiam servers over the same namespace share
+//! everything: each one's caches follow the others' writes through the watch.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, EventType, GetOptions,
+    Identity, TlsOptions, Txn, TxnOp, WatchOptions,
+};
+use tokio::sync::mpsc;
+
+use crate::types::{Watch, validate_ops};
+use crate::{
+    Compare, Entry, Event, EventKind, Op, Page, Revision, Store, StoreError, TxnOutcome,
+    validate_key,
+};
+
+/// How to reach etcd.
+#[derive(Clone, Default)]
+pub struct EtcdOptions {
+    /// The prefix of every key (`/podiam/` when empty).
+    pub namespace: String,
+    /// PEM of the CA that signs the members' certificates (enables TLS).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM client certificate and key, for etcd's `--client-cert-auth`.
+    pub client_cert_pem: Option<(Vec<u8>, Vec<u8>)>,
+    /// User name and password, for etcd's role-based access control.
+    pub user: Option<(String, String)>,
+    /// Connecting to a member.
+    pub connect_timeout: Option<Duration>,
+    /// One request.
+    pub request_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for EtcdOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdOptions")
+            .field("namespace", &self.namespace)
+            .field("tls", &self.ca_pem.is_some())
+            .field("client_cert", &self.client_cert_pem.is_some())
+            .field("user", &self.user.as_ref().map(|(u, _)| u))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store over an etcd cluster.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    namespace: String,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: etcd_client::Error) -> StoreError {
+    StoreError::Backend(format!("etcd: {e}"))
+}
+
+/// etcd revisions are `i64`; ours are `u64`.
+fn to_etcd(revision: Revision) -> Result<i64, StoreError> {
+    i64::try_from(revision)
+        .map_err(|_| StoreError::InvalidArgument(format!("revision {revision} is out of range")))
+}
+
+fn from_etcd(revision: i64) -> Revision {
+    u64::try_from(revision).unwrap_or(0)
+}
+
+/// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (or empty): to the end of the keyspace.
+    vec![0]
+}
+
+impl EtcdStore {
+    /// Connects to the members at `endpoints` (`host:port` or `http(s)://host:port`).
+    pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<Self, StoreError> {
+        if endpoints.is_empty() {
+            return Err(StoreError::InvalidArgument(
+                "no etcd endpoint given".to_owned(),
+            ));
+        }
+        let mut connect = ConnectOptions::new()
+            .with_connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(3)))
+            .with_timeout(options.request_timeout.unwrap_or(Duration::from_secs(5)))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_require_leader(true);
+        if let Some(ca) = &options.ca_pem {
+            let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
+            if let Some((cert, key)) = &options.client_cert_pem {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            connect = connect.with_tls(tls);
+        }
+        if let Some((user, password)) = &options.user {
+            connect = connect.with_user(user.clone(), password.clone());
+        }
+        let client = Client::connect(endpoints, Some(connect))
+            .await
+            .map_err(backend)?;
+        let namespace = if options.namespace.is_empty() {
+            "/podiam/".to_owned()
+        } else {
+            options.namespace
+        };
+        Ok(Self { client, namespace })
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.namespace)
+    }
+
+    /// A key of ours from an etcd key (the namespace removed).
+    fn ours(&self, key: &[u8]) -> Result<String, StoreError> {
+        let text = std::str::from_utf8(key)
+            .map_err(|_| StoreError::Corrupt("an etcd key is not UTF-8".to_owned()))?;
+        text.strip_prefix(&self.namespace)
+            .map(str::to_owned)
+            .ok_or_else(|| StoreError::Corrupt(format!("key {text:?} is outside the namespace")))
+    }
+
+    fn entry(&self, kv: &etcd_client::KeyValue) -> Result<Entry, StoreError> {
+        Ok(Entry {
+            key: self.ours(kv.key())?,
+            value: kv.value().to_vec(),
+            create_revision: from_etcd(kv.create_revision()),
+            mod_revision: from_etcd(kv.mod_revision()),
+        })
+    }
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        validate_key(key)?;
+        let mut kv = self.client.kv_client();
+        let response = kv.get(self.full(key), None).await.map_err(backend)?;
+        response.kvs().first().map(|e| self.entry(e)).transpose()
+    }
+
+    async fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {
+        validate_ops(ops)?;
+        let mut conditions = Vec::with_capacity(compares.len());
+        for compare in compares {
+            conditions.push(match compare {
+                Compare::Absent(key) => {
+                    validate_key(key)?;
+                    EtcdCompare::version(self.full(key), CompareOp::Equal, 0)
+                }
+                Compare::ModRevision(key, revision) => {
+                    validate_key(key)?;
+                    EtcdCompare::mod_revision(self.full(key), CompareOp::Equal, to_etcd(*revision)?)
+                }
+            });
+        }
+        let operations: Vec<TxnOp> = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(key, value) => TxnOp::put(self.full(key), value.clone(), None),
+                Op::Delete(key) => TxnOp::delete(self.full(key), None),
+            })
+            .collect();
+        let mut kv = self.client.kv_client();
+        let response = kv
+            .txn(Txn::new().when(conditions).and_then(operations))
+            .await
+            .map_err(backend)?;
+        if !response.succeeded() {
+            return Ok(TxnOutcome::Failed);
+        }
+        let revision = response
+            .header()
+            .map(|h| from_etcd(h.revision()))
+            .ok_or_else(|| StoreError::Backend("etcd answered without a header".to_owned()))?;
+        Ok(TxnOutcome::Committed(revision))
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let full_prefix = self.full(prefix);
+        let end = prefix_end(full_prefix.as_bytes());
+        let start = match after {
+            // The first key after `after`.
+            Some(after) => {
+                let mut key = self.full(after).into_bytes();
+                key.push(0);
+                key
+            }
+            None => full_prefix.into_bytes(),
+        };
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let mut kv = self.client.kv_client();
+        let response = kv
+            .get(
+                start,
+                Some(GetOptions::new().with_range(end).with_limit(limit)),
+            )
+            .await
+            .map_err(backend)?;
+        let entries = response
+            .kvs()
+            .iter()
+            .map(|e| self.entry(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let revision = response
+            .header()
+            .map(|h| from_etcd(h.revision()))
+            .unwrap_or_default();
+        Ok(Page {
+            entries,
+            more: response.more(),
+            revision,
+        })
+    }
+
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StoreError> {
+        let start = to_etcd(after.saturating_add(1))?;
+        let mut client = self.client.watch_client();
+        let mut stream = client
+            .watch(
+                self.full(prefix),
+                Some(WatchOptions::new().with_prefix().with_start_revision(start)),
+            )
+            .await
+            .map_err(backend)?;
+        let (tx, rx) = mpsc::channel(1024);
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let message = match stream.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(backend(e))).await;
+                        return;
+                    }
+                };
+                if message.compact_revision() > 0 {
+                    let _ = tx
+                        .send(Err(StoreError::Compacted {
+                            requested: after.saturating_add(1),
+                            oldest: from_etcd(message.compact_revision()),
+                        }))
+                        .await;
+                    return;
+                }
+                if message.canceled() {
+                    let _ = tx
+                        .send(Err(StoreError::Backend(format!(
+                            "etcd cancelled the watch: {}",
+                            message.cancel_reason()
+                        ))))
+                        .await;
+                    return;
+                }
+                for event in message.events() {
+                    let Some(kv) = event.kv() else { continue };
+                    let key = match store.ours(kv.key()) {
+                        Ok(key) => key,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    let (kind, value) = match event.event_type() {
+                        EventType::Put => (EventKind::Put, Some(kv.value().to_vec())),
+                        EventType::Delete => (EventKind::Delete, None),
+                    };
+                    let event = Event {
+                        kind,
+                        key,
+                        value,
+                        revision: from_etcd(kv.mod_revision()),
+                    };
+                    if tx.send(Ok(event)).await.is_err() {
+                        // The watcher was dropped; the stream ends with this task.
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Watch { rx })
+    }
+
+    async fn revision(&self) -> Result<Revision, StoreError> {
+        let mut kv = self.client.kv_client();
+        // The cheapest read that carries the header: count keys under a key that never exists.
+        let response = kv
+            .get(
+                format!("{}\u{0}revision", self.namespace),
+                Some(GetOptions::new().with_count_only()),
+            )
+            .await
+            .map_err(backend)?;
+        response
+            .header()
+            .map(|h| from_etcd(h.revision()))
+            .ok_or_else(|| StoreError::Backend("etcd answered without a header".to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"/podiam/a"), b"/podiam/b");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+        assert_eq!(prefix_end(b""), vec![0]);
+    }
+}
