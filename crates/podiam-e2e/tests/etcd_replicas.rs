@@ -195,3 +195,78 @@ fn refused(cluster: &EtcdCluster, args: &[&str], data_dir: &std::path::Path) -> 
     assert!(!output.status.success(), "it started");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+#[test]
+fn an_embedded_store_moves_into_etcd() {
+    let mut single = Server::start();
+    let root = ClientEnv::root(&single);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#;
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "moved",
+        "--assume-role-policy-document",
+        trust,
+    ])
+    .ok();
+    // A session sealed before the move still verifies after it: the keyring moves too.
+    let session = root
+        .aws(&[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            "arn:aws:iam::000000000000:role/moved",
+            "--role-session-name",
+            "before",
+        ])
+        .json();
+    single.stop();
+
+    let cluster = EtcdCluster::start(3);
+    let data = single.data_dir();
+    let copy = |to: &str| {
+        std::process::Command::new(podiam_e2e::podiam_bin())
+            .args(["store", "copy", "--from"])
+            .arg(&data)
+            .args(["--to", to])
+            .output()
+            .expect("podiam store copy runs")
+    };
+    let output = copy(&cluster.store_url());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("Copied ") && stdout.contains("--kek-file"),
+        "{stdout}"
+    );
+    // Copying again would overwrite: refused.
+    let again = copy(&cluster.store_url());
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    let replica = replica(&cluster, &data.join("kek"));
+    let (id, secret) = single.root_keys();
+    let on_etcd = ClientEnv::keys(&replica, &id, &secret, None);
+    on_etcd
+        .aws(&["iam", "get-role", "--role-name", "moved"])
+        .ok();
+    let creds = &session["Credentials"];
+    let text = |name: &str| creds[name].as_str().expect("a credential").to_owned();
+    let who = ClientEnv::keys(
+        &replica,
+        &text("AccessKeyId"),
+        &text("SecretAccessKey"),
+        Some(&text("SessionToken")),
+    )
+    .aws(&["sts", "get-caller-identity"])
+    .json();
+    assert_eq!(
+        who["Arn"],
+        "arn:aws:sts::000000000000:assumed-role/moved/before"
+    );
+}

@@ -77,7 +77,7 @@ impl StoreConfig {
     }
 
     /// Opens the store.
-    pub(crate) async fn open(&self, data_dir: &Path) -> Result<Arc<dyn Store>, BootError> {
+    pub async fn open(&self, data_dir: &Path) -> Result<Arc<dyn Store>, BootError> {
         match self {
             Self::Embedded => {
                 let path = data_dir.join("podiam.redb");

@@ -9,6 +9,7 @@
 //! the conformance suite in `tests/`. A [`Replica`] keeps an in-memory [`View`] of a prefix
 //! up to date through the watch, so the services above read without touching the store.
 
+mod copy;
 mod error;
 #[cfg(feature = "etcd")]
 mod etcd_store;
@@ -18,6 +19,7 @@ mod redb_store;
 mod replica;
 mod types;
 
+pub use copy::{Copied, copy_store};
 pub use error::StoreError;
 #[cfg(feature = "etcd")]
 pub use etcd_store::{EtcdOptions, EtcdStore};

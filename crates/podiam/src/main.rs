@@ -3,6 +3,7 @@
 mod cli_io;
 mod cluster_cmd;
 mod dev;
+mod etcd_args;
 mod exec_cmd;
 mod explain;
 mod gateway_cmd;
@@ -11,6 +12,7 @@ mod pod;
 mod policy_cmd;
 mod server_cmd;
 mod simulate_input;
+mod store_cmd;
 mod token_cmd;
 
 use std::process::ExitCode;
@@ -51,6 +53,9 @@ enum Command {
     /// Create clusters with a chosen token issuer; mint tokens from hosted issuers.
     #[command(subcommand)]
     Cluster(Box<cluster_cmd::ClusterCommand>),
+    /// Move an embedded store into etcd (`copy`).
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Validate IAM policies and simulate authorization decisions, offline.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Cluster(command) => cluster_cmd::run(*command),
         Command::Agent(args) => podiam_agent::cli::run(*args),
         Command::Webhook(command) => podiam_webhook::cli::run(*command),
+        Command::Store(command) => store_cmd::run(command),
         Command::Policy(command) => policy_cmd::run(command),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Token(command) => token_cmd::run(*command),

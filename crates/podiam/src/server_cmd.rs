@@ -51,48 +51,11 @@ pub(crate) struct ServerArgs {
     /// cluster (each with the same --kek-file) [default: the embedded store in --data-dir].
     #[arg(long, value_name = "URL", env = "PODIAM_STORE")]
     store: Option<String>,
-    /// The prefix of podiam's keys in etcd.
-    #[arg(long, value_name = "PREFIX", default_value = "/podiam/")]
-    etcd_namespace: String,
-    /// The CA that signs the etcd members' certificates (TLS to etcd).
-    #[arg(long, value_name = "FILE", requires = "store")]
-    etcd_ca_file: Option<PathBuf>,
-    /// A client certificate for etcd's --client-cert-auth (with --etcd-key-file).
-    #[arg(long, value_name = "FILE", requires = "etcd_key_file")]
-    etcd_cert_file: Option<PathBuf>,
-    /// The key of --etcd-cert-file.
-    #[arg(long, value_name = "FILE", requires = "etcd_cert_file")]
-    etcd_key_file: Option<PathBuf>,
-    /// An etcd user (with --etcd-password-file).
-    #[arg(long, requires = "etcd_password_file")]
-    etcd_user: Option<String>,
-    /// The file holding the etcd user's password.
-    #[arg(long, value_name = "FILE", requires = "etcd_user")]
-    etcd_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    etcd: crate::etcd_args::EtcdArgs,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-/// The store the flags describe.
-fn store_config(args: &ServerArgs) -> anyhow::Result<StoreConfig> {
-    let mut store = StoreConfig::parse(args.store.as_deref())?;
-    match &mut store {
-        StoreConfig::Etcd(etcd) => {
-            etcd.namespace.clone_from(&args.etcd_namespace);
-            etcd.ca_file.clone_from(&args.etcd_ca_file);
-            etcd.cert_file.clone_from(&args.etcd_cert_file);
-            etcd.key_file.clone_from(&args.etcd_key_file);
-            etcd.user.clone_from(&args.etcd_user);
-            etcd.password_file.clone_from(&args.etcd_password_file);
-        }
-        _ => {
-            if args.etcd_cert_file.is_some() || args.etcd_user.is_some() {
-                anyhow::bail!("the --etcd-* options need --store etcd://…");
-            }
-        }
-    }
-    Ok(store)
 }
 
 pub(crate) fn run(args: ServerArgs) -> ExitCode {
@@ -111,7 +74,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {} (is another server running there? choose one with --listen)", args.listen))?;
         let address = listener.local_addr().context("no local address")?;
-        let store = store_config(&args)?;
+        let store = args.etcd.store(args.store.as_deref())?;
         let config = ServerConfig {
             listen: address,
             data_dir: args.data_dir,
