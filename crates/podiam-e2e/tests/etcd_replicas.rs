@@ -270,3 +270,98 @@ fn an_embedded_store_moves_into_etcd() {
         "arn:aws:sts::000000000000:assumed-role/moved/before"
     );
 }
+
+#[test]
+fn a_session_key_rotation_across_replicas_fails_no_request() {
+    let cluster = EtcdCluster::start(3);
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let kek = dir.path().join("kek");
+    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").expect("write the kek");
+    let a = replica(&cluster, &kek);
+    let b = replica(&cluster, &kek);
+    let (id, secret) = a.root_keys();
+    let on_a = ClientEnv::keys(&a, &id, &secret, None);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#;
+    on_a.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "busy",
+        "--assume-role-policy-document",
+        trust,
+    ])
+    .ok();
+    let session = |env: &ClientEnv| {
+        let answer = env
+            .aws(&[
+                "sts",
+                "assume-role",
+                "--role-arn",
+                "arn:aws:iam::000000000000:role/busy",
+                "--role-session-name",
+                "load",
+            ])
+            .json();
+        let creds = &answer["Credentials"];
+        let text = |name: &str| creds[name].as_str().expect("a credential").to_owned();
+        (
+            text("AccessKeyId"),
+            text("SecretAccessKey"),
+            text("SessionToken"),
+        )
+    };
+    let old = session(&on_a);
+
+    // Steady calls with the old session on both replicas while the key rotates.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for server in [&a, &b] {
+        let env = ClientEnv::keys(server, &old.0, &old.1, Some(&old.2));
+        let stop = std::sync::Arc::clone(&stop);
+        workers.push(std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || ok < 3 {
+                if env.aws(&["sts", "get-caller-identity"]).success {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let rotated = ClientEnv::keys(&a, &id, &secret, None)
+        .command_of(
+            &podiam_e2e::podiam_bin(),
+            &["keys", "rotate", "--kind", "session"],
+        )
+        .ok();
+    assert!(
+        rotated.contains("Rotated the session key: 2 signs from now on; 1 still verifies until"),
+        "{rotated}"
+    );
+    // A session sealed by A with the new key opens on B (B follows the rotation).
+    let new = session(&on_a);
+    let on_b_new = ClientEnv::keys(&b, &new.0, &new.1, Some(&new.2));
+    eventually(Duration::from_secs(1), || {
+        on_b_new.aws(&["sts", "get-caller-identity"]).success
+    });
+    // And one sealed by B after the rotation opens on A.
+    let from_b = session(&ClientEnv::keys(&b, &id, &secret, None));
+    ClientEnv::keys(&a, &from_b.0, &from_b.1, Some(&from_b.2))
+        .aws(&["sts", "get-caller-identity"])
+        .ok();
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for worker in workers {
+        let (ok, failed) = worker.join().expect("a worker");
+        assert!(ok >= 3, "{ok} calls");
+        assert_eq!(
+            failed,
+            0,
+            "{failed} of {} calls failed during the rotation",
+            ok + failed
+        );
+    }
+}

@@ -18,7 +18,10 @@ pub use pod_identity::{
     POD_IDENTITY_AUDIENCE, POD_IDENTITY_DURATION, POD_IDENTITY_SERVICE, PodIdentityGrant,
     PodIdentityRequest,
 };
-pub use service::{AssociationUpdate, Eks, EksConfig, IssuerChoice, NewAssociation, NewCluster};
+pub use service::{
+    AssociationUpdate, Eks, EksConfig, ISSUER_KEY_RETIRE_AFTER, IssuerChoice, IssuerRotation,
+    NewAssociation, NewCluster,
+};
 pub use state::{AssociationEntry, ClusterEntry, EksState};
 
 /// The most pod identity associations per cluster (AWS's quota).

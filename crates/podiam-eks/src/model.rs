@@ -63,6 +63,9 @@ pub struct SealedKey {
     pub kid: String,
     /// The sealed PKCS#8 PEM, base64url.
     pub sealed: String,
+    /// When it stopped signing new tokens (unix seconds); still published until retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_out_at: Option<i64>,
 }
 
 /// A pod identity association.

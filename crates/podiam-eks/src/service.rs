@@ -119,6 +119,38 @@ fn issuer_index(url: &str) -> String {
     format!("{INDEX_ISSUER}{}", without_scheme(url))
 }
 
+/// How long a rotated-out issuer key stays published: the longest token podiam mints (48
+/// hours) plus clock skew.
+pub const ISSUER_KEY_RETIRE_AFTER: std::time::Duration =
+    std::time::Duration::from_secs(48 * 3600 + 10 * 60);
+
+fn retire_after_secs() -> i64 {
+    i64::try_from(ISSUER_KEY_RETIRE_AFTER.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Drops rotated-out keys older than the retirement delay (never the current, last one).
+fn retire(keys: &mut Vec<SealedKey>, now: i64) {
+    let Some(current) = keys.last().map(|k| k.kid.clone()) else {
+        return;
+    };
+    keys.retain(|k| {
+        k.kid == current
+            || k.rotated_out_at
+                .is_none_or(|out| now.saturating_sub(out) <= retire_after_secs())
+    });
+}
+
+/// The outcome of [`Eks::rotate_issuer_key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerRotation {
+    /// The key id that signs new tokens.
+    pub current: String,
+    /// The key id that did; published until `retire_at`.
+    pub previous: String,
+    /// When the previous key is dropped (unix seconds).
+    pub retire_at: i64,
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, EksError> {
     serde_json::to_vec(value).map_err(|e| EksError::Crypto(e.to_string()))
 }
@@ -304,7 +336,101 @@ impl Eks {
         Ok(SealedKey {
             kid: key.kid().to_owned(),
             sealed: URL_SAFE_NO_PAD.encode(sealed),
+            rotated_out_at: None,
         })
+    }
+
+    /// A new signing key for a hosted issuer: it signs new tokens from now on, on every
+    /// replica; the previous one stays in the JWKS until the longest token it can have signed
+    /// has expired ([`ISSUER_KEY_RETIRE_AFTER`]); keys past that are dropped now.
+    pub async fn rotate_issuer_key(&self, cluster: &str) -> Result<IssuerRotation, EksError> {
+        let key =
+            SigningKey::generate(KeyKind::Rsa2048).map_err(|e| EksError::Crypto(e.to_string()))?;
+        let sealed = self.seal(cluster, &key)?;
+        let now = self.now().unix_timestamp();
+        let mut rotation = None;
+        self.update_hosted_keys(cluster, |keys| {
+            let previous = keys.last().map(|k| k.kid.clone()).unwrap_or_default();
+            if let Some(last) = keys.last_mut() {
+                last.rotated_out_at = Some(now);
+            }
+            retire(keys, now);
+            keys.push(sealed.clone());
+            rotation = Some(IssuerRotation {
+                current: sealed.kid.clone(),
+                previous,
+                retire_at: now.saturating_add(retire_after_secs()),
+            });
+            true
+        })
+        .await?;
+        rotation.ok_or_else(|| EksError::InvalidRequest("the rotation did not happen".to_owned()))
+    }
+
+    /// Drops the keys of a hosted issuer rotated out longer than
+    /// [`ISSUER_KEY_RETIRE_AFTER`] ago; returns how many.
+    pub async fn retire_issuer_keys(&self, cluster: &str) -> Result<usize, EksError> {
+        let now = self.now().unix_timestamp();
+        let mut dropped = 0;
+        self.update_hosted_keys(cluster, |keys| {
+            let before = keys.len();
+            retire(keys, now);
+            dropped = before - keys.len();
+            dropped > 0
+        })
+        .await?;
+        Ok(dropped)
+    }
+
+    /// The clusters with a hosted issuer.
+    pub fn hosted_clusters(&self) -> Vec<String> {
+        self.state()
+            .clusters
+            .values()
+            .filter(|c| matches!(c.record.issuer, IssuerRecord::Hosted { .. }))
+            .map(|c| c.record.name.clone())
+            .collect()
+    }
+
+    /// Read-modify-write of a hosted issuer's keys with compare-and-swap; `change` returns
+    /// whether it changed anything.
+    async fn update_hosted_keys(
+        &self,
+        cluster: &str,
+        mut change: impl FnMut(&mut Vec<SealedKey>) -> bool,
+    ) -> Result<(), EksError> {
+        let key = keys::cluster(cluster);
+        for _ in 0..5 {
+            let entry = self
+                .replica
+                .get(&key)
+                .await?
+                .ok_or_else(|| Self::not_found(cluster))?;
+            let mut record: ClusterRecord = serde_json::from_slice(&entry.value)
+                .map_err(|e| EksError::Crypto(format!("{key}: {e}")))?;
+            let IssuerRecord::Hosted { keys, .. } = &mut record.issuer else {
+                return Err(EksError::InvalidRequest(format!(
+                    "The issuer of cluster {cluster} is external: rotate its keys where they are kept, then upload the new JWKS."
+                )));
+            };
+            if !change(keys) {
+                return Ok(());
+            }
+            if self
+                .replica
+                .commit(
+                    &[Compare::ModRevision(key.clone(), entry.mod_revision)],
+                    &[Op::Put(key.clone(), encode(&record)?)],
+                )
+                .await?
+                .is_some()
+            {
+                return Ok(());
+            }
+        }
+        Err(EksError::InUse(format!(
+            "The keys of cluster {cluster} are being changed by another request; try again."
+        )))
     }
 
     /// `DescribeCluster`.
@@ -558,5 +684,36 @@ impl Eks {
             ));
         }
         Ok(existing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SealedKey, retire, retire_after_secs};
+
+    fn key(kid: &str, rotated_out_at: Option<i64>) -> SealedKey {
+        SealedKey {
+            kid: kid.to_owned(),
+            sealed: String::new(),
+            rotated_out_at,
+        }
+    }
+
+    #[test]
+    fn rotated_out_keys_stay_published_until_the_longest_token_expired() {
+        let now = 1_000_000;
+        let window = retire_after_secs();
+        let mut keys = vec![
+            key("old", Some(now - window - 1)),
+            key("recent", Some(now - window)),
+            key("current", None),
+        ];
+        retire(&mut keys, now);
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, ["recent", "current"]);
+        // The current key is never dropped, whatever its record says.
+        let mut only = vec![key("current", Some(0))];
+        retire(&mut only, now);
+        assert_eq!(only.len(), 1);
     }
 }

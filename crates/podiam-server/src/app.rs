@@ -16,7 +16,8 @@ use podiam_types::Clock;
 use time::OffsetDateTime;
 
 use crate::metrics::Metrics;
-use crate::{authorize_api, eks_api, eks_auth_api, query};
+use crate::session_keys::SessionKeys;
+use crate::{authorize_api, eks_api, eks_auth_api, keys_api, query};
 
 /// The services behind the APIs.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub(crate) struct Services {
     pub(crate) eks: Eks,
     /// Token issuers' keys (EKS's stored keys first, then discovery).
     pub(crate) issuers: Arc<dyn IssuerKeys>,
+    /// The session keyring in the store, followed and rotated.
+    pub(crate) session_keys: SessionKeys,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,7 @@ pub(crate) struct Inner {
     pub(crate) sts: Sts,
     pub(crate) eks: Eks,
     pub(crate) issuers: Arc<dyn IssuerKeys>,
+    pub(crate) session_keys: SessionKeys,
     pub(crate) keyring: SharedKeyring,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: Arc<dyn Rng>,
@@ -64,6 +68,7 @@ impl App {
                 sts: services.sts,
                 eks: services.eks,
                 issuers: services.issuers,
+                session_keys: services.session_keys,
                 keyring,
                 clock,
                 rng,
@@ -170,6 +175,14 @@ pub fn router(app: App) -> Router {
         )
         .route("/oidc/id/{id}/openid/v1/jwks", get(eks_api::jwks))
         .route("/podiam/authorize", post(authorize_api::authorize))
+        .route(
+            "/podiam/keys/session/rotate",
+            post(keys_api::rotate_session),
+        )
+        .route(
+            "/clusters/{name}/podiam/keys/rotate",
+            post(keys_api::rotate_issuer),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use podiam_crypto::{AeadKey, KeyId, Keyring, Rng, Secret};
 use podiam_eks::{Eks, EksConfig};
 use podiam_iam::{Iam, IamConfig};
-use podiam_store::{Compare, Op, Store, TxnOutcome};
+use podiam_store::{Store, TxnOutcome};
 use podiam_sts::{IssuerKeys, Sts};
 use podiam_types::{AccountId, Clock};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use crate::app::{App, Services};
 use crate::issuers::{ClusterIssuerKeys, HttpIssuerKeys};
+use crate::session_keys::{KeyringError, SessionKeys};
 use crate::store_config::StoreConfig;
 
 /// How the server is configured.
@@ -83,20 +84,8 @@ struct AccountRecord {
     account_id: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct SealedKey {
-    sealed: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct CurrentKey {
-    id: u32,
-}
-
 const ACCOUNT_KEY: &str = "meta/account";
 const ROOT_KEY_ISSUED: &str = "meta/root-key-issued";
-const SESSION_KEYS: &str = "keys/session/";
-const SESSION_CURRENT: &str = "keys/session/current";
 
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> BootError {
     BootError::Io(format!("{what} {}: {e}", path.display()))
@@ -149,80 +138,6 @@ fn load_kek(config: &ServerConfig, rng: &dyn Rng) -> Result<Keyring, BootError> 
     let key = AeadKey::from_bytes(KeyId(0), bytes.expose())
         .map_err(|e| BootError::Config(format!("{}: {e}", path.display())))?;
     Ok(Keyring::new(key))
-}
-
-/// The session keyring from the store (every key, sealed under the KEK), created on first start.
-async fn load_session_keyring(
-    store: &dyn Store,
-    kek: &Keyring,
-    rng: &dyn Rng,
-) -> Result<Keyring, BootError> {
-    if store.get(SESSION_CURRENT).await?.is_none() {
-        let key = AeadKey::generate(KeyId(1), rng).map_err(|e| BootError::Crypto(e.to_string()))?;
-        let name = format!("{SESSION_KEYS}1");
-        let sealed = kek
-            .seal(key.material().expose(), name.as_bytes(), rng)
-            .map_err(|e| BootError::Crypto(e.to_string()))?;
-        let record = serde_json::to_vec(&SealedKey {
-            sealed: URL_SAFE_NO_PAD.encode(sealed),
-        })
-        .map_err(|e| BootError::Crypto(e.to_string()))?;
-        let current = serde_json::to_vec(&CurrentKey { id: 1 })
-            .map_err(|e| BootError::Crypto(e.to_string()))?;
-        // Another replica may win the race; its key is then the one loaded below.
-        store
-            .txn(
-                &[Compare::Absent(SESSION_CURRENT.to_owned())],
-                &[
-                    Op::Put(name, record),
-                    Op::Put(SESSION_CURRENT.to_owned(), current),
-                ],
-            )
-            .await?;
-    }
-    let current: CurrentKey = match store.get(SESSION_CURRENT).await? {
-        Some(e) => serde_json::from_slice(&e.value)
-            .map_err(|e| BootError::Crypto(format!("{SESSION_CURRENT}: {e}")))?,
-        None => {
-            return Err(BootError::Crypto(
-                "the session keyring disappeared while starting".to_owned(),
-            ));
-        }
-    };
-    let mut keyring: Option<Keyring> = None;
-    let page = store.list(SESSION_KEYS, None, 1000).await?;
-    for entry in page.entries.iter().filter(|e| e.key != SESSION_CURRENT) {
-        let Some(id) = entry
-            .key
-            .strip_prefix(SESSION_KEYS)
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let record: SealedKey = serde_json::from_slice(&entry.value)
-            .map_err(|e| BootError::Crypto(format!("{}: {e}", entry.key)))?;
-        let sealed = URL_SAFE_NO_PAD
-            .decode(record.sealed)
-            .map_err(|e| BootError::Crypto(format!("{}: {e}", entry.key)))?;
-        let material = Secret::new(kek.open(&sealed, entry.key.as_bytes()).map_err(|_| {
-            BootError::Config(format!(
-                "the session key {} does not open with this key-encryption key; start with the --kek-file this data was created with",
-                entry.key
-            ))
-        })?);
-        let key = AeadKey::from_bytes(KeyId(id), material.expose())
-            .map_err(|e| BootError::Crypto(e.to_string()))?;
-        match &mut keyring {
-            Some(ring) => ring.insert(key),
-            None => keyring = Some(Keyring::new(key)),
-        }
-    }
-    let mut keyring =
-        keyring.ok_or_else(|| BootError::Crypto("no session keys in the store".to_owned()))?;
-    keyring
-        .set_current(KeyId(current.id))
-        .map_err(|e| BootError::Crypto(e.to_string()))?;
-    Ok(keyring)
 }
 
 /// The account of this data directory.
@@ -313,7 +228,17 @@ pub async fn start(
     rng: Arc<dyn Rng>,
 ) -> Result<Started, BootError> {
     let account_id = load_account(store.as_ref(), options.account_id.as_deref()).await?;
-    let keyring = load_session_keyring(store.as_ref(), &kek, rng.as_ref()).await?;
+    let session_keys = SessionKeys::open(
+        Arc::clone(&store),
+        Arc::clone(&kek),
+        Arc::clone(&rng),
+        Arc::clone(&clock),
+    )
+    .await
+    .map_err(|e| match e {
+        KeyringError::Store(e) => BootError::Store(e),
+        other => BootError::Config(other.to_string()),
+    })?;
     let iam_config = IamConfig {
         account: account_id.clone(),
         partition: "aws".to_owned(),
@@ -362,7 +287,7 @@ pub async fn start(
         options.allow_http_issuers,
         Arc::clone(&clock),
     ));
-    let keyring = Arc::new(RwLock::new(Arc::new(keyring)));
+    let keyring = session_keys.shared();
     let sts = Sts::new(
         iam.clone(),
         Arc::clone(&keyring),
@@ -376,6 +301,7 @@ pub async fn start(
             sts,
             eks,
             issuers,
+            session_keys,
         },
         keyring,
         clock,
@@ -383,6 +309,7 @@ pub async fn start(
         options.region.clone(),
         options.allow_http_issuers,
     );
+    tokio::spawn(crate::keys_api::retire_forever(app.clone()));
     Ok(Started {
         app,
         account_id,

@@ -16,9 +16,11 @@ mod eks_auth_api;
 pub mod gateway;
 mod iam_api;
 mod issuers;
+mod keys_api;
 mod metrics;
 mod query;
 mod rest;
+mod session_keys;
 mod store_config;
 mod sts_api;
 

@@ -25,7 +25,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    fn client(&self) -> anyhow::Result<AwsClient> {
+    pub(crate) fn client(&self) -> anyhow::Result<AwsClient> {
         let endpoint = podiam_client::endpoint(self.endpoint.as_deref(), "EKS")
             .context("no server: pass --endpoint URL or set AWS_ENDPOINT_URL")?;
         let region = podiam_client::region(self.region.as_deref());
@@ -123,7 +123,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn explain(e: ClientError) -> anyhow::Error {
+pub(crate) fn explain(e: ClientError) -> anyhow::Error {
     match e {
         ClientError::Api { code, message, .. } => anyhow::anyhow!("{code}: {message}"),
         other => anyhow::anyhow!("{other}"),

@@ -1,4 +1,4 @@
-//! `podiam keys generate`.
+//! `podiam keys generate` and `podiam keys rotate`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +16,32 @@ pub(crate) enum KeysCommand {
     /// Prints the key id (base64url of the SHA-256 of the public key's DER, as Kubernetes
     /// computes it).
     Generate(GenerateArgs),
+    /// Rotate a key of a running server: the session keyring, or a cluster's hosted issuer.
+    ///
+    /// The new key is used at once by every replica; the old one keeps verifying what it
+    /// signed until that has expired (12 h for sessions, 48 h for issuer tokens, plus skew),
+    /// then it is removed. Needs podiam:RotateKeys.
+    Rotate(RotateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum KeyKindArg {
+    /// The keyring that seals session credentials.
+    Session,
+    /// A cluster's hosted service-account token issuer (with --cluster).
+    Issuer,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// Which key.
+    #[arg(long, value_enum)]
+    kind: KeyKindArg,
+    /// The cluster whose issuer key to rotate (with --kind issuer).
+    #[arg(long, required_if_eq("kind", "issuer"))]
+    cluster: Option<String>,
+    #[command(flatten)]
+    connection: crate::cluster_cmd::Connection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,7 +81,50 @@ pub(crate) struct GenerateArgs {
 pub(crate) fn run(command: KeysCommand) -> ExitCode {
     exit_on(match command {
         KeysCommand::Generate(args) => generate(&args),
+        KeysCommand::Rotate(args) => rotate(&args),
     })
+}
+
+fn rotate(args: &RotateArgs) -> anyhow::Result<ExitCode> {
+    let path = match (args.kind, &args.cluster) {
+        (KeyKindArg::Session, None) => "/podiam/keys/session/rotate".to_owned(),
+        (KeyKindArg::Session, Some(_)) => anyhow::bail!("--cluster goes with --kind issuer"),
+        (KeyKindArg::Issuer, Some(cluster)) => format!(
+            "/clusters/{}/podiam/keys/rotate",
+            podiam_sigv4::encode_component(cluster.as_bytes(), true)
+        ),
+        (KeyKindArg::Issuer, None) => anyhow::bail!("--kind issuer needs --cluster"),
+    };
+    let client = args.connection.client()?;
+    let answer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(client.rest_json("podiam", http::Method::POST, &path, None))
+        .map_err(crate::cluster_cmd::explain)?;
+    let body = &answer.body;
+    let text = |name: &str| {
+        body.get(name)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let retires = body
+        .get("previousRetiresAt")
+        .and_then(serde_json::Value::as_i64)
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or_else(|| "?".to_owned(), podiam_wire::iso8601);
+    println!(
+        "Rotated the {} key{}: {} signs from now on; {} still verifies until {retires}, then it is removed.",
+        text("kind"),
+        args.cluster
+            .as_deref()
+            .map(|c| format!(" of cluster {c}"))
+            .unwrap_or_default(),
+        text("currentKeyId"),
+        text("previousKeyId"),
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
