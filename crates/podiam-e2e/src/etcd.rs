@@ -147,6 +147,38 @@ impl EtcdCluster {
 }
 
 impl EtcdCluster {
+    /// The index of the member that leads, asked of the live members (v3 JSON gateway).
+    pub fn leader(&self) -> Option<usize> {
+        let statuses: Vec<(usize, serde_json::Value)> = self
+            .members
+            .iter()
+            .enumerate()
+            .zip(&self.children)
+            .filter(|(_, child)| child.is_some())
+            .filter_map(|((i, m), _)| Some((i, status(m.client)?)))
+            .collect();
+        let leader = statuses
+            .iter()
+            .find_map(|(_, s)| s.get("leader").and_then(serde_json::Value::as_str))?
+            .to_owned();
+        statuses.iter().find_map(|(i, s)| {
+            (s.pointer("/header/member_id")
+                .and_then(serde_json::Value::as_str)
+                == Some(leader.as_str()))
+            .then_some(*i)
+        })
+    }
+
+    /// The revision member `index` has applied.
+    pub fn revision_of(&self, index: usize) -> Option<u64> {
+        let member = self.members.get(index)?;
+        status(member.client)?
+            .pointer("/header/revision")?
+            .as_str()?
+            .parse()
+            .ok()
+    }
+
     /// The end of every member's log, for a failure message.
     pub fn logs(&self) -> String {
         self.members
@@ -161,6 +193,20 @@ impl EtcdCluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// `POST /v3/maintenance/status` of one member.
+fn status(port: u16) -> Option<serde_json::Value> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        .ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let body = answer.split_once("\r\n\r\n")?.1;
+    serde_json::from_str(body).ok()
 }
 
 /// `GET /health` of one member answers `"health":"true"`.
