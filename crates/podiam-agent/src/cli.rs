@@ -46,7 +46,8 @@ struct RunArgs {
     /// The cluster whose pods this node runs.
     #[arg(long, required = true)]
     cluster_name: Option<String>,
-    /// The podiam server (EKS Auth) [default: $AWS_ENDPOINT_URL_EKS_AUTH or $AWS_ENDPOINT_URL].
+    /// The podiam server (EKS Auth) [default: $AWS_ENDPOINT_URL_EKS_AUTH or $AWS_ENDPOINT_URL];
+    /// several replicas comma-separated: when one refuses connections, the next is used.
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
     /// The region to sign for [default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1].

@@ -1,6 +1,8 @@
-//! SigV4-signed calls to one endpoint: rest-json (EKS, EKS Auth) and awsQuery (STS).
+//! SigV4-signed calls to an endpoint (or the first of several that accepts a connection):
+//! rest-json (EKS, EKS Auth) and awsQuery (STS).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, header};
@@ -28,11 +30,13 @@ impl Default for Timeouts {
     }
 }
 
-/// A client for one endpoint and region.
+/// A client for one endpoint (or several replicas of it) and region.
 #[derive(Debug, Clone)]
 pub struct AwsClient {
     http: reqwest::Client,
-    endpoint: String,
+    endpoints: Arc<Vec<String>>,
+    /// The endpoint that answered last; calls start there.
+    preferred: Arc<AtomicUsize>,
     region: String,
     credentials: Arc<dyn ProvideCredentials>,
     clock: Arc<dyn Clock>,
@@ -65,31 +69,44 @@ impl AwsClient {
             .user_agent(concat!("podiam/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
-        let endpoint = endpoint.trim_end_matches('/').to_owned();
-        reqwest::Url::parse(&endpoint)
-            .map_err(|e| ClientError::InvalidRequest(format!("endpoint {endpoint:?}: {e}")))?;
+        let mut endpoints = Vec::new();
+        for endpoint in endpoint.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let endpoint = endpoint.trim_end_matches('/').to_owned();
+            reqwest::Url::parse(&endpoint)
+                .map_err(|e| ClientError::InvalidRequest(format!("endpoint {endpoint:?}: {e}")))?;
+            endpoints.push(endpoint);
+        }
+        if endpoints.is_empty() {
+            return Err(ClientError::InvalidRequest("no endpoint given".to_owned()));
+        }
         Ok(Self {
             http,
-            endpoint,
+            endpoints: Arc::new(endpoints),
+            preferred: Arc::new(AtomicUsize::new(0)),
             region: region.to_owned(),
             credentials,
             clock,
         })
     }
 
-    /// The endpoint.
+    /// The endpoint calls go to first (the one that answered last).
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        let i = self.preferred.load(Ordering::Relaxed);
+        self.endpoints
+            .get(i)
+            .or_else(|| self.endpoints.first())
+            .map_or("", String::as_str)
     }
 
-    fn transport(&self, e: impl std::fmt::Display) -> ClientError {
+    fn transport(endpoint: &str, e: impl std::fmt::Display) -> ClientError {
         ClientError::Transport {
-            endpoint: self.endpoint.clone(),
+            endpoint: endpoint.to_owned(),
             message: e.to_string(),
         }
     }
 
-    /// Signs and sends; returns status, headers and body.
+    /// Signs and sends to the preferred endpoint; when it refuses the connection (a replica
+    /// that is down), to the next one, which becomes preferred if it answers.
     async fn send(
         &self,
         service: &str,
@@ -98,12 +115,57 @@ impl AwsClient {
         content_type: Option<&'static str>,
         body: Vec<u8>,
     ) -> Result<(u16, HeaderMap, Vec<u8>), ClientError> {
-        let url = reqwest::Url::parse(&format!("{}{path_and_query}", self.endpoint))
+        let count = self.endpoints.len();
+        let first = self.preferred.load(Ordering::Relaxed) % count.max(1);
+        let mut last_error = None;
+        for step in 0..count {
+            let i = (first + step) % count;
+            let Some(endpoint) = self.endpoints.get(i) else {
+                continue;
+            };
+            match self
+                .send_to(
+                    endpoint,
+                    service,
+                    method.clone(),
+                    path_and_query,
+                    content_type,
+                    body.clone(),
+                )
+                .await
+            {
+                Err(SendError::Connect(e)) => {
+                    tracing::warn!(endpoint, error = %e, "cannot connect; trying the next endpoint");
+                    last_error = Some(e);
+                }
+                Err(SendError::Other(e)) => return Err(e),
+                Ok(answer) => {
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| ClientError::InvalidRequest("no endpoint".to_owned())))
+    }
+
+    /// Signs and sends to one endpoint.
+    async fn send_to(
+        &self,
+        endpoint: &str,
+        service: &str,
+        method: Method,
+        path_and_query: &str,
+        content_type: Option<&'static str>,
+        body: Vec<u8>,
+    ) -> Result<(u16, HeaderMap, Vec<u8>), SendError> {
+        let url = reqwest::Url::parse(&format!("{endpoint}{path_and_query}"))
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
-            (None, _) => return Err(ClientError::InvalidRequest(format!("no host in {url}"))),
+            (None, _) => {
+                return Err(ClientError::InvalidRequest(format!("no host in {url}")).into());
+            }
         };
         let mut headers = HeaderMap::new();
         let invalid = |e: header::InvalidHeaderValue| ClientError::InvalidRequest(e.to_string());
@@ -135,10 +197,19 @@ impl AwsClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| self.transport(e))?;
+            .map_err(|e| {
+                if e.is_connect() {
+                    SendError::Connect(Self::transport(endpoint, e))
+                } else {
+                    SendError::Other(Self::transport(endpoint, e))
+                }
+            })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Self::transport(endpoint, e))?;
         Ok((status, headers, bytes.to_vec()))
     }
 
@@ -243,6 +314,20 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .get("x-amzn-requestid")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// Why one endpoint did not answer.
+enum SendError {
+    /// No connection: another endpoint may answer.
+    Connect(ClientError),
+    /// Anything else: the request may have reached the server.
+    Other(ClientError),
+}
+
+impl From<ClientError> for SendError {
+    fn from(e: ClientError) -> Self {
+        Self::Other(e)
+    }
 }
 
 /// The account of the client's own identity (STS `GetCallerIdentity`).

@@ -3,6 +3,11 @@
 //! the leader is killed (an election) and brought back: no call fails after its retries, every
 //! acknowledged write is there afterwards on both replicas, and the restarted members catch up.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers outside the tests: a failed step stops the test"
+)]
+
 use std::time::Duration;
 
 use podiam_e2e::{ClientEnv, EtcdCluster, Server, ServerOptions};
@@ -103,4 +108,129 @@ fn etcd_member_and_leader_failures_lose_no_acknowledged_write() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /v1/credentials` of the agent on `port` with a pod's token: status and body.
+fn credentials(port: u16, token: &str) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: {token}"))
+        .arg(format!("http://127.0.0.1:{port}/v1/credentials"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.to_owned(), body.to_owned())
+}
+
+#[test]
+fn the_agent_fails_over_when_a_server_replica_dies() {
+    let cluster = EtcdCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let kek = dir.path().join("kek");
+    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
+    let mut a = replica(&cluster, &kek);
+    let b = replica(&cluster, &kek);
+    let root = ClientEnv::root(&a);
+    let podiam = podiam_e2e::podiam_bin();
+    root.command_of(&podiam, &["cluster", "create", "--name", "fleet"])
+        .ok();
+    root.aws(&[
+        "iam", "create-role", "--role-name", "app",
+        "--assume-role-policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#,
+    ])
+    .ok();
+    root.aws(&[
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        "fleet",
+        "--namespace",
+        "default",
+        "--service-account",
+        "app",
+        "--role-arn",
+        "arn:aws:iam::000000000000:role/app",
+    ])
+    .ok();
+    root.aws(&["iam", "create-user", "--user-name", "node"])
+        .ok();
+    root.aws(&[
+        "iam", "put-user-policy", "--user-name", "node", "--policy-name", "agent",
+        "--policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["eks-auth:AssumeRoleForPodIdentity","eks:DescribeCluster"],"Resource":"*"}]}"#,
+    ])
+    .ok();
+    let key = root
+        .aws(&["iam", "create-access-key", "--user-name", "node"])
+        .json();
+    let token = |pod: &str| {
+        root.command_of(
+            &podiam,
+            &[
+                "cluster",
+                "token",
+                "--cluster",
+                "fleet",
+                "--namespace",
+                "default",
+                "--service-account",
+                "app",
+                "--audience",
+                "pods.eks.amazonaws.com",
+                "--pod-name",
+                pod,
+                "--node-name",
+                "node-1",
+            ],
+        )
+        .ok()
+    };
+    let (first, second) = (token("first"), token("second"));
+
+    let port = free_port();
+    let mut command = std::process::Command::new(&podiam);
+    command
+        .env_clear()
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            key["AccessKey"]["AccessKeyId"].as_str().unwrap(),
+        )
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            key["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .args(["agent", "--cluster-name", "fleet", "--node-name", "node-1"])
+        .args(["--endpoint", &format!("{},{}", a.endpoint(), b.endpoint())])
+        .args(["--bind-hosts", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--probe-port", &free_port().to_string()])
+        .args([
+            "--metrics-address",
+            "127.0.0.1",
+            "--metrics-port",
+            &free_port().to_string(),
+        ]);
+    let (_agent, _) = podiam_e2e::Process::start("podiam agent", command, |line| {
+        line.starts_with("podiam agent: ").then(|| line.to_owned())
+    });
+
+    let (status, body) = credentials(port, &first);
+    assert_eq!(status, "200", "{body}");
+    // The first replica goes away; a pod that needs new credentials gets them from the other.
+    a.stop();
+    let (status, body) = credentials(port, &second);
+    assert_eq!(status, "200", "{body}");
+    assert!(body.contains("\"AccessKeyId\":\"ASIA"), "{body}");
+    // And the cached pod is still served.
+    assert_eq!(credentials(port, &first).0, "200");
 }
