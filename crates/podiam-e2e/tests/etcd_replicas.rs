@@ -365,3 +365,111 @@ fn a_session_key_rotation_across_replicas_fails_no_request() {
         );
     }
 }
+
+#[test]
+fn etcd_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let path = |name: &str| dir.path().join(name);
+    let ca = podiam_e2e::TestCa::new("etcd test CA");
+    std::fs::write(path("ca.pem"), ca.pem()).expect("write the CA");
+    ca.issue(
+        &["127.0.0.1", "localhost"],
+        &path("etcd.pem"),
+        &path("etcd.key"),
+    );
+    ca.issue(&["podiam"], &path("client.pem"), &path("client.key"));
+    let port = |()| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    };
+    let (client, peer) = (port(()), port(()));
+    let mut etcd = std::process::Command::new("etcd")
+        .args(["--name", "tls", "--data-dir"])
+        .arg(path("etcd"))
+        .args([
+            "--listen-client-urls",
+            &format!("https://127.0.0.1:{client}"),
+        ])
+        .args([
+            "--advertise-client-urls",
+            &format!("https://127.0.0.1:{client}"),
+        ])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args(["--initial-cluster", &format!("tls=http://127.0.0.1:{peer}")])
+        .arg("--cert-file")
+        .arg(path("etcd.pem"))
+        .arg("--key-file")
+        .arg(path("etcd.key"))
+        .arg("--trusted-ca-file")
+        .arg(path("ca.pem"))
+        .arg("--client-cert-auth")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(path("etcd.log")).expect("a log file"))
+        .spawn()
+        .expect("etcd starts");
+    std::fs::write(
+        path("kek"),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    )
+    .expect("write the kek");
+    let tls_args = |with_client_cert: bool| {
+        let mut args = vec![
+            "--store".to_owned(),
+            format!("etcd://127.0.0.1:{client}"),
+            "--kek-file".to_owned(),
+            path("kek").display().to_string(),
+            "--etcd-ca-file".to_owned(),
+            path("ca.pem").display().to_string(),
+        ];
+        if with_client_cert {
+            args.extend([
+                "--etcd-cert-file".to_owned(),
+                path("client.pem").display().to_string(),
+                "--etcd-key-file".to_owned(),
+                path("client.key").display().to_string(),
+            ]);
+        }
+        args
+    };
+    // Give etcd a moment to serve TLS.
+    eventually(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", client)).is_ok()
+    });
+    let server = Server::start_with(&ServerOptions {
+        args: tls_args(true),
+        ..ServerOptions::default()
+    });
+    let who = ClientEnv::root(&server)
+        .aws(&["sts", "get-caller-identity"])
+        .json();
+    assert_eq!(who["Arn"], "arn:aws:iam::000000000000:root");
+    // Without the client certificate etcd refuses the connection, and the server says so.
+    let mut args: Vec<String> = vec![
+        "server".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ];
+    args.extend(tls_args(false));
+    args.extend(["--data-dir".to_owned(), path("other").display().to_string()]);
+    let output = std::process::Command::new(podiam_e2e::podiam_bin())
+        .args(&args)
+        .output()
+        .expect("podiam server runs");
+    assert!(
+        !output.status.success(),
+        "it started without a client certificate"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("etcd"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = etcd.kill();
+    let _ = etcd.wait();
+}
