@@ -21,8 +21,10 @@ const LEEWAY: i64 = 60;
 /// Verified tokens remembered at most.
 const MEMO_LIMIT: usize = 8192;
 
-/// The cluster's keys are fetched again on an unknown key id at most this often.
-const KEYS_REFETCH: Duration = Duration::from_secs(10);
+/// The cluster's keys are fetched again on an unknown key id at most this often; a request that
+/// meets an unknown key id sooner waits for the next fetch (a key just rotated in must not be
+/// refused, and a flood of made-up key ids must not become a flood of fetches).
+const KEYS_REFETCH: Duration = Duration::from_secs(1);
 
 /// The pod a token speaks for: what its credentials are cached under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,11 +137,17 @@ impl TokenChecker {
             (Some(_), None) => true,
             _ => false,
         };
-        let rested = current
-            .as_ref()
-            .is_none_or(|c| now - c.fetched >= KEYS_REFETCH);
-        if changed || !rested {
+        if changed {
             return current;
+        }
+        if let Some(c) = &current {
+            let since = now - c.fetched;
+            if since < KEYS_REFETCH {
+                // Wait out the rest of the interval (at most a second), holding the lock, so
+                // that requests queued behind see the fresh keys instead of fetching again.
+                let rest = (KEYS_REFETCH - since).unsigned_abs();
+                tokio::time::sleep(rest.min(Duration::from_secs(1))).await;
+            }
         }
         match upstream.cluster_keys().await {
             Ok((issuer, keys)) => {
@@ -211,11 +219,19 @@ impl TokenChecker {
                 message: "The cluster's token keys are not available yet: the podiam server cannot be reached".to_owned(),
             })?,
         };
+        // An unknown key id gets one fresh look at the cluster's keys (a key just rotated in).
+        let mut looked_again = false;
         let verified = loop {
             let verifier = Verifier::new(&keys.issuer, &[AUDIENCE]);
             match verifier.verify(token, &keys.keys, now) {
                 Err(TokenError::UnknownKey(kid)) => {
-                    match self.refresh(upstream, now, Some(&keys)).await {
+                    let fresh = if looked_again {
+                        None
+                    } else {
+                        looked_again = true;
+                        self.refresh(upstream, now, Some(&keys)).await
+                    };
+                    match fresh {
                         Some(fresh) if !Arc::ptr_eq(&fresh, &keys) => keys = fresh,
                         _ => {
                             return Err(Refusal::bad(format!(

@@ -110,6 +110,14 @@ fn etcd_member_and_leader_failures_lose_no_acknowledged_write() {
     }
 }
 
+fn id_of(server: &Server) -> String {
+    server.root_keys().0
+}
+
+fn secret_of(server: &Server) -> String {
+    server.root_keys().1
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -226,6 +234,21 @@ fn the_agent_fails_over_when_a_server_replica_dies() {
 
     let (status, body) = credentials(port, &first);
     assert_eq!(status, "200", "{body}");
+    // The issuer's key rotates through replica B: a token signed by the new key (minted through
+    // A, which follows B's write) is accepted by the agent, which fetches the new JWKS.
+    let rotated = ClientEnv::keys(&b, &id_of(&a), &secret_of(&a), None)
+        .command_of(
+            &podiam,
+            &["keys", "rotate", "--kind", "issuer", "--cluster", "fleet"],
+        )
+        .ok();
+    assert!(
+        rotated.contains("Rotated the issuer key of cluster fleet"),
+        "{rotated}"
+    );
+    let third = token("third");
+    let (status, body) = credentials(port, &third);
+    assert_eq!(status, "200", "a token of the new key: {body}");
     // The first replica goes away; a pod that needs new credentials gets them from the other.
     a.stop();
     let (status, body) = credentials(port, &second);
