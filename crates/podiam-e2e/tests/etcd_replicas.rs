@@ -473,3 +473,76 @@ fn etcd_over_tls_with_a_client_certificate() {
     let _ = etcd.kill();
     let _ = etcd.wait();
 }
+
+#[test]
+fn etcd_with_users_and_passwords() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let path = |name: &str| dir.path().join(name);
+    let cluster = EtcdCluster::start(1);
+    let endpoint = cluster.endpoints().remove(0);
+    // Turn on etcd's authentication through its JSON gateway: a root user, then auth.
+    for (call, body) in [
+        ("user/add", r#"{"name":"root","password":"root-secret"}"#),
+        ("role/add", r#"{"name":"root"}"#),
+        ("user/grant", r#"{"user":"root","role":"root"}"#),
+        ("enable", "{}"),
+    ] {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "-X", "POST", "-d", body])
+            .arg(format!("http://{endpoint}/v3/auth/{call}"))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "{call}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    std::fs::write(
+        path("kek"),
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    )
+    .expect("write the kek");
+    std::fs::write(path("password"), "root-secret\n").expect("write the password");
+    std::fs::write(path("wrong"), "guess\n").expect("write a wrong password");
+    let args = |password: &str| {
+        vec![
+            "--store".to_owned(),
+            cluster.store_url(),
+            "--kek-file".to_owned(),
+            path("kek").display().to_string(),
+            "--etcd-user".to_owned(),
+            "root".to_owned(),
+            "--etcd-password-file".to_owned(),
+            path(password).display().to_string(),
+        ]
+    };
+    let server = Server::start_with(&ServerOptions {
+        args: args("password"),
+        ..ServerOptions::default()
+    });
+    ClientEnv::root(&server)
+        .aws(&["iam", "create-user", "--user-name", "behind-auth"])
+        .ok();
+    // A wrong password, or none, gets nothing.
+    let mut wrong = vec![
+        "server".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ];
+    wrong.extend(args("wrong"));
+    wrong.extend(["--data-dir".to_owned(), path("w").display().to_string()]);
+    let output = std::process::Command::new(podiam_e2e::podiam_bin())
+        .args(&wrong)
+        .output()
+        .expect("podiam server runs");
+    assert!(!output.status.success(), "it started with a wrong password");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    let stderr = refused(
+        &cluster,
+        &["--kek-file", &path("kek").display().to_string()],
+        &path("n"),
+    );
+    assert!(stderr.contains("etcd"), "{stderr}");
+}
