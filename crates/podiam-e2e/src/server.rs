@@ -145,6 +145,9 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
+        // Its own process group: under libfaketime the child is `faketime`, which runs podiam
+        // as its own child; signals go to the whole group so that nothing is left behind.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command.spawn().expect("spawn podiam server");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -218,8 +221,7 @@ impl Server {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
+                .args(["-TERM", "--", &format!("-{}", child.id())])
                 .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -227,8 +229,7 @@ impl Server {
                     return;
                 }
                 if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    kill_group(&mut child);
                     panic!("podiam server ignored SIGTERM for 10 s");
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -239,8 +240,7 @@ impl Server {
     /// Kills the server with SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(&mut child);
         }
     }
 
@@ -254,6 +254,15 @@ impl Server {
     pub fn starts(&self) -> u32 {
         self.starts
     }
+}
+
+/// SIGKILL to the child's process group, then reaps the child.
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for Server {
