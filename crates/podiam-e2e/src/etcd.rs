@@ -146,7 +146,30 @@ impl EtcdCluster {
     }
 }
 
+/// A key-encryption key for tests (base64 of 32 bytes): replicas must share one.
+const TEST_KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n";
+
 impl EtcdCluster {
+    /// Writes the test key-encryption key to `dir/kek`; returns its path.
+    pub fn write_kek(dir: &std::path::Path) -> PathBuf {
+        let path = dir.join("kek");
+        std::fs::write(&path, TEST_KEK).expect("write the key-encryption key");
+        path
+    }
+
+    /// Starts a `podiam server` replica over this cluster with the key-encryption key `kek`.
+    pub fn replica(&self, kek: &std::path::Path) -> crate::Server {
+        crate::Server::start_with(&crate::ServerOptions {
+            args: vec![
+                "--store".to_owned(),
+                self.store_url(),
+                "--kek-file".to_owned(),
+                kek.display().to_string(),
+            ],
+            ..crate::ServerOptions::default()
+        })
+    }
+
     /// The index of the member that leads, asked of the live members (v3 JSON gateway).
     pub fn leader(&self) -> Option<usize> {
         let statuses: Vec<(usize, serde_json::Value)> = self

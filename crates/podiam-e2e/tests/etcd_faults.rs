@@ -10,28 +10,15 @@
 
 use std::time::Duration;
 
-use podiam_e2e::{ClientEnv, EtcdCluster, Server, ServerOptions};
-
-fn replica(cluster: &EtcdCluster, kek: &std::path::Path) -> Server {
-    Server::start_with(&ServerOptions {
-        args: vec![
-            "--store".to_owned(),
-            cluster.store_url(),
-            "--kek-file".to_owned(),
-            kek.display().to_string(),
-        ],
-        ..ServerOptions::default()
-    })
-}
+use podiam_e2e::{ClientEnv, EtcdCluster, Server};
 
 #[test]
 fn etcd_member_and_leader_failures_lose_no_acknowledged_write() {
     let mut cluster = EtcdCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let kek = dir.path().join("kek");
-    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
-    let a = replica(&cluster, &kek);
-    let b = replica(&cluster, &kek);
+    let kek = EtcdCluster::write_kek(dir.path());
+    let a = cluster.replica(&kek);
+    let b = cluster.replica(&kek);
     let (id, secret) = a.root_keys();
     let root = ClientEnv::keys(&a, &id, &secret, None).set("AWS_MAX_ATTEMPTS", "5");
     let endpoints = format!("{},{}", a.endpoint(), b.endpoint());
@@ -143,10 +130,9 @@ fn credentials(port: u16, token: &str) -> (String, String) {
 fn the_agent_fails_over_when_a_server_replica_dies() {
     let cluster = EtcdCluster::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let kek = dir.path().join("kek");
-    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").unwrap();
-    let mut a = replica(&cluster, &kek);
-    let b = replica(&cluster, &kek);
+    let kek = EtcdCluster::write_kek(dir.path());
+    let mut a = cluster.replica(&kek);
+    let b = cluster.replica(&kek);
     let root = ClientEnv::root(&a);
     let podiam = podiam_e2e::podiam_bin();
     root.command_of(&podiam, &["cluster", "create", "--name", "fleet"])

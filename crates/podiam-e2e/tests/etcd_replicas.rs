@@ -12,19 +12,6 @@ use std::time::{Duration, Instant};
 
 use podiam_e2e::{ClientEnv, EtcdCluster, Server, ServerOptions};
 
-/// Starts a replica over `cluster` with the shared key-encryption key in `kek`.
-fn replica(cluster: &EtcdCluster, kek: &std::path::Path) -> Server {
-    Server::start_with(&ServerOptions {
-        args: vec![
-            "--store".to_owned(),
-            cluster.store_url(),
-            "--kek-file".to_owned(),
-            kek.display().to_string(),
-        ],
-        ..ServerOptions::default()
-    })
-}
-
 /// Polls `check` until it holds, for at most `within`; returns how long it took.
 fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
@@ -39,10 +26,9 @@ fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> Duration {
 fn two_replicas_over_etcd_serve_the_same_state() {
     let cluster = EtcdCluster::start(3);
     let dir = tempfile::tempdir().expect("a scratch directory");
-    let kek = dir.path().join("kek");
-    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").expect("write the kek");
-    let a = replica(&cluster, &kek);
-    let b = replica(&cluster, &kek);
+    let kek = EtcdCluster::write_kek(dir.path());
+    let a = cluster.replica(&kek);
+    let b = cluster.replica(&kek);
     assert!(
         a.stdout().contains("store etcd 127.0.0.1:"),
         "{}",
@@ -249,7 +235,7 @@ fn an_embedded_store_moves_into_etcd() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
-    let replica = replica(&cluster, &data.join("kek"));
+    let replica = cluster.replica(&data.join("kek"));
     let (id, secret) = single.root_keys();
     let on_etcd = ClientEnv::keys(&replica, &id, &secret, None);
     on_etcd
@@ -275,10 +261,9 @@ fn an_embedded_store_moves_into_etcd() {
 fn a_session_key_rotation_across_replicas_fails_no_request() {
     let cluster = EtcdCluster::start(3);
     let dir = tempfile::tempdir().expect("a scratch directory");
-    let kek = dir.path().join("kek");
-    std::fs::write(&kek, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n").expect("write the kek");
-    let a = replica(&cluster, &kek);
-    let b = replica(&cluster, &kek);
+    let kek = EtcdCluster::write_kek(dir.path());
+    let a = cluster.replica(&kek);
+    let b = cluster.replica(&kek);
     let (id, secret) = a.root_keys();
     let on_a = ClientEnv::keys(&a, &id, &secret, None);
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#;
@@ -413,11 +398,7 @@ fn etcd_over_tls_with_a_client_certificate() {
         .stderr(std::fs::File::create(path("etcd.log")).expect("a log file"))
         .spawn()
         .expect("etcd starts");
-    std::fs::write(
-        path("kek"),
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
-    )
-    .expect("write the kek");
+    EtcdCluster::write_kek(dir.path());
     let tls_args = |with_client_cert: bool| {
         let mut args = vec![
             "--store".to_owned(),
@@ -498,11 +479,7 @@ fn etcd_with_users_and_passwords() {
             String::from_utf8_lossy(&out.stdout)
         );
     }
-    std::fs::write(
-        path("kek"),
-        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
-    )
-    .expect("write the kek");
+    EtcdCluster::write_kek(dir.path());
     std::fs::write(path("password"), "root-secret\n").expect("write the password");
     std::fs::write(path("wrong"), "guess\n").expect("write a wrong password");
     let args = |password: &str| {

@@ -53,9 +53,10 @@ struct Authorization {
 pub(crate) async fn authorize(State(app): State<App>, request: Request) -> Response {
     let call = Call::new(app, RestApi::Podiam, "Authorize");
     let result = async {
-        let input = call.begin(request).await?;
+        let mut input = call.begin(request).await?;
         input.ctx.authorize("podiam:AuthorizeRequest", "*")?;
-        let ask: AuthorizeInput = serde_json::from_value(Value::Object(input.body.clone()))
+        let body = std::mem::take(&mut input.body);
+        let ask: AuthorizeInput = serde_json::from_value(Value::Object(body))
             .map_err(|e| invalid(format!("the authorization request is malformed: {e}")))?;
         if !SERVICES.contains(&ask.service.as_str()) {
             return Err(invalid(format!(
