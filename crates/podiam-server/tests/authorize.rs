@@ -5,8 +5,6 @@
 
 mod support;
 
-use axum::http::{HeaderMap, HeaderValue, header};
-use podiam_sigv4::{SigningParams, sign};
 use serde_json::{Value, json};
 use support::{ACCOUNT, Creds, World};
 
@@ -14,32 +12,7 @@ const TABLE: &str = "arn:aws:dynamodb:eu-central-1:637423329338:table/carts";
 
 /// A DynamoDB request as a client signs it, described as the gateway sends it.
 fn described(w: &World, creds: &Creds, body: &str, action: &str) -> Value {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:4600"));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    headers.insert(
-        "x-amz-target",
-        HeaderValue::from_str(&format!("DynamoDB_20120810.{action}")).unwrap(),
-    );
-    sign(
-        "POST",
-        "/",
-        "",
-        &mut headers,
-        body.as_bytes(),
-        &SigningParams {
-            access_key_id: &creds.id,
-            secret: &creds.secret,
-            session_token: creds.token.as_deref(),
-            region: "eu-central-1",
-            service: "dynamodb",
-            time: w.now(),
-        },
-    )
-    .unwrap();
+    let headers = w.dynamodb_headers(creds, action, body);
     let headers: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))

@@ -13,12 +13,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt as _;
 use podiam_client::{AwsClient, Credentials, StaticCredentials, Timeouts};
 use podiam_crypto::{Secret, SeededRng};
 use podiam_server::gateway::{Gateway, GatewayConfig, gateway_router};
-use podiam_sigv4::{LookupError, SecretLookup, SigningParams, Verifier, sign};
+use podiam_sigv4::{LookupError, SecretLookup, Verifier};
 use serde_json::{Value, json};
 use support::{ACCOUNT, Creds, World};
 use tower::ServiceExt as _;
@@ -154,32 +154,7 @@ async fn fixture(authorizer_up: bool) -> Fixture {
 
 /// A DynamoDB call signed by `creds`.
 fn dynamodb(w: &World, creds: &Creds, operation: &str, body: &str) -> Request {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:4600"));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    headers.insert(
-        "x-amz-target",
-        HeaderValue::from_str(&format!("DynamoDB_20120810.{operation}")).unwrap(),
-    );
-    sign(
-        "POST",
-        "/",
-        "",
-        &mut headers,
-        body.as_bytes(),
-        &SigningParams {
-            access_key_id: &creds.id,
-            secret: &creds.secret,
-            session_token: creds.token.as_deref(),
-            region: "eu-central-1",
-            service: "dynamodb",
-            time: w.now(),
-        },
-    )
-    .unwrap();
+    let headers = w.dynamodb_headers(creds, operation, body);
     let mut request = Request::post("/")
         .body(Body::from(body.to_owned()))
         .unwrap();

@@ -306,6 +306,38 @@ impl World {
         request
     }
 
+    /// The headers of a DynamoDB request (`X-Amz-Target: DynamoDB_20120810.<operation>`) to
+    /// the gateway, signed with `creds` as the SDK signs them.
+    pub fn dynamodb_headers(&self, creds: &Creds, operation: &str, body: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:4600"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.0"),
+        );
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_str(&format!("DynamoDB_20120810.{operation}")).unwrap(),
+        );
+        sign(
+            "POST",
+            "/",
+            "",
+            &mut headers,
+            body.as_bytes(),
+            &SigningParams {
+                access_key_id: &creds.id,
+                secret: &creds.secret,
+                session_token: creds.token.as_deref(),
+                region: "eu-central-1",
+                service: "dynamodb",
+                time: self.now(),
+            },
+        )
+        .unwrap();
+        headers
+    }
+
     /// A signed rest-json call; the reply's body is JSON.
     pub async fn rest(
         &self,
