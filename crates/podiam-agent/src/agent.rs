@@ -112,23 +112,6 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// The host a request was addressed to: the `Host` header without port and brackets.
-fn host_of(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if let Some(v6) = host.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or_default().to_owned();
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name.to_owned()
-        }
-        _ => host.to_owned(),
-    }
-}
-
 fn upstream_error(e: &UpstreamError) -> Response {
     let status = e
         .status
@@ -242,9 +225,26 @@ impl Agent {
     }
 
     /// Answers one `/v1/credentials` request.
-    pub async fn credentials(self: &Arc<Self>, headers: &HeaderMap) -> Response {
-        let host = host_of(headers);
-        if !self.config.hosts.contains(&host) {
+    pub async fn credentials(self: &Arc<Self>, uri: &http::Uri, headers: &HeaderMap) -> Response {
+        let host = match crate::host::addressed_host(uri, headers) {
+            Ok(host) => host,
+            Err(why) => {
+                self.metrics.refused.inc();
+                return text(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "Access Denied. Called agent through an invalid request ({why}); please use either [{}] address",
+                        self.config.hosts.join(" ")
+                    ),
+                );
+            }
+        };
+        if !self
+            .config
+            .hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&host))
+        {
             self.metrics.refused.inc();
             return text(
                 StatusCode::FORBIDDEN,
@@ -350,7 +350,7 @@ impl Agent {
 }
 
 async fn credentials(State(agent): State<Arc<Agent>>, request: Request) -> Response {
-    agent.credentials(request.headers()).await
+    agent.credentials(request.uri(), request.headers()).await
 }
 
 async fn not_found() -> Response {
@@ -391,30 +391,4 @@ pub fn probe_router(agent: Arc<Agent>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(agent)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_lose_ports_and_brackets() {
-        let mut h = HeaderMap::new();
-        for (value, host) in [
-            ("169.254.170.23", "169.254.170.23"),
-            ("169.254.170.23:80", "169.254.170.23"),
-            ("[fd00:ec2::23]:80", "fd00:ec2::23"),
-            ("[fd00:ec2::23]", "fd00:ec2::23"),
-            ("fd00:ec2::23", "fd00:ec2::23"),
-            ("evil.example", "evil.example"),
-        ] {
-            h.insert(
-                header::HOST,
-                value
-                    .parse()
-                    .unwrap_or_else(|_| http::HeaderValue::from_static("x")),
-            );
-            assert_eq!(host_of(&h), host, "{value}");
-        }
-    }
 }

@@ -100,6 +100,13 @@ struct RunArgs {
     /// Answer IMDS GETs without a session token (IMDSv1).
     #[arg(long)]
     imds_v1: bool,
+    /// Also accept IMDS connections from this network (repeatable). By default only the
+    /// node's own addresses may connect (hostNetwork pods share them); pods' addresses are
+    /// refused.
+    #[arg(long, value_name = "CIDR")]
+    imds_allow_from: Vec<ipnet::IpNet>,
+    #[command(flatten)]
+    listener: podiam_process::ListenerArgs,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -190,6 +197,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         renewals_per_second: args.max_service_qps,
     };
     let agent = Arc::new(Agent::new(upstream, Arc::new(SystemClock), config));
+    let limits = args.listener.limits();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -206,11 +214,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
                 Ok(listener) => {
                     bound.push(address);
                     let router = credentials_router(Arc::clone(&agent));
-                    servers.spawn(async move {
-                        axum::serve(listener, router)
-                            .with_graceful_shutdown(shutdown_signal())
-                            .await
-                    });
+                    servers.spawn(podiam_http::serve(listener, router, limits, None, shutdown_signal()));
                 }
                 Err(e) => tracing::warn!(%address, error = %e, "cannot listen here; continuing without it"),
             }
@@ -226,11 +230,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot listen on {address} for probes and metrics"))?;
             let router = probe_router(Arc::clone(&agent));
-            servers.spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-            });
+            servers.spawn(podiam_http::serve(listener, router, limits, None, shutdown_signal()));
         }
         if let (Some(address), Some(role_arn)) = (args.imds_listen, &args.imds_role_arn) {
             let parsed: podiam_types::Arn = role_arn
@@ -244,6 +244,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
                     account_id: parsed.account().to_owned(),
                     node_name: node.clone(),
                     allow_v1: args.imds_v1,
+                    hosts: vec![address.ip().to_string()],
                 },
                 Arc::new(AssumeRoleSource {
                     client,
@@ -260,11 +261,8 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
             bound.push(address);
             tokio::spawn(Arc::clone(&imds).renew_forever());
             let router = imds_router(imds);
-            servers.spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await
-            });
+            let filter = crate::node_only(args.imds_allow_from.clone());
+            servers.spawn(podiam_http::serve(listener, router, limits, Some(filter), shutdown_signal()));
         }
         tokio::spawn(Arc::clone(&agent).sweep_forever());
         let listening: Vec<String> = bound.iter().map(ToString::to_string).collect();
@@ -274,7 +272,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
             started.elapsed().as_millis()
         );
         while let Some(done) = servers.join_next().await {
-            done.context("a listener task failed")?.context("a listener failed")?;
+            done.context("a listener task failed")?;
         }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

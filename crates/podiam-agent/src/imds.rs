@@ -130,6 +130,9 @@ pub struct ImdsConfig {
     pub node_name: String,
     /// Answer GETs without a session token (IMDSv1). Off by default.
     pub allow_v1: bool,
+    /// The addresses IMDS must be called through (the `Host` header is checked as the agent
+    /// checks it), e.g. `169.254.169.254`.
+    pub hosts: Vec<String>,
 }
 
 /// The IMDS service.
@@ -374,10 +377,70 @@ async fn metadata(
     }
 }
 
-/// `PUT /latest/api/token` and `GET /latest/{…}`.
+/// Refuses a request not addressed to one of IMDS's own addresses, or addressed ambiguously.
+async fn addressed_to_imds(
+    State(imds): State<Arc<Imds>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match crate::host::addressed_host(request.uri(), request.headers()) {
+        Ok(host)
+            if imds
+                .config
+                .hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&host)) =>
+        {
+            next.run(request).await
+        }
+        Ok(host) => {
+            tracing::info!(host, "IMDS refused a request addressed to another host");
+            text(StatusCode::FORBIDDEN, "Forbidden")
+        }
+        Err(why) => {
+            tracing::info!(why, "IMDS refused an ambiguous request");
+            text(StatusCode::FORBIDDEN, "Forbidden")
+        }
+    }
+}
+
+/// `PUT /latest/api/token` and `GET /latest/{…}`, for requests addressed to IMDS.
 pub fn imds_router(imds: Arc<Imds>) -> Router {
     Router::new()
         .route("/latest/api/token", put(token))
         .route("/latest/{*rest}", get(metadata))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&imds),
+            addressed_to_imds,
+        ))
         .with_state(imds)
+}
+
+/// IMDS serves the node, not its pods: a connection is accepted only from an address of this
+/// network namespace (the node's own, which hostNetwork pods share, as on EC2 where the hop
+/// limit keeps pods out) or from one of `also`. The addresses are read at each connection, so
+/// a new node address works at once.
+pub fn node_only(also: Vec<ipnet::IpNet>) -> podiam_http::PeerFilter {
+    Arc::new(move |peer: std::net::SocketAddr| {
+        let ip = peer.ip().to_canonical();
+        if also.iter().any(|net| net.contains(&ip)) {
+            return true;
+        }
+        let local = is_local_address(ip);
+        if !local {
+            tracing::info!(%peer, "IMDS refused a connection from an address that is not the node's (see --imds-allow-from)");
+        }
+        local
+    })
+}
+
+/// Is `ip` assigned to an interface of this network namespace?
+fn is_local_address(ip: std::net::IpAddr) -> bool {
+    let Ok(addresses) = nix::ifaddrs::getifaddrs() else {
+        return false;
+    };
+    addresses.filter_map(|a| a.address).any(|address| match ip {
+        std::net::IpAddr::V4(v4) => address.as_sockaddr_in().is_some_and(|a| a.ip() == v4),
+        std::net::IpAddr::V6(v6) => address.as_sockaddr_in6().is_some_and(|a| a.ip() == v6),
+    })
 }

@@ -10,6 +10,7 @@
 mod agent;
 mod cache;
 pub mod cli;
+mod host;
 mod imds;
 mod link;
 mod tokens;
@@ -17,7 +18,9 @@ mod upstream;
 
 pub use agent::{Agent, AgentConfig, credentials_router, probe_router};
 pub use cache::{CacheConfig, Cached, MIN_REMAINING, Miss, PodCache};
-pub use imds::{AssumeRoleSource, Imds, ImdsConfig, RoleCredentials, RoleSource, imds_router};
+pub use imds::{
+    AssumeRoleSource, Imds, ImdsConfig, RoleCredentials, RoleSource, imds_router, node_only,
+};
 pub use link::{
     AGENT_V4, AGENT_V6, IMDS_V4, IMDS_V6, LINK_NAME, LinkError, LinkReport, setup_link,
 };

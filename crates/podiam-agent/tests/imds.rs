@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use podiam_agent::{Imds, ImdsConfig, RoleCredentials, RoleSource, UpstreamError, imds_router};
+use podiam_agent::{
+    Imds, ImdsConfig, RoleCredentials, RoleSource, UpstreamError, imds_router, node_only,
+};
 use podiam_client::{ImdsCredentials, ProvideCredentials as _};
 use podiam_crypto::{Secret, SystemRng};
 use podiam_types::{Clock as _, SystemClock};
@@ -43,6 +45,7 @@ async fn serve(allow_v1: bool) -> (String, Arc<FakeRole>) {
             account_id: "637423329338".into(),
             node_name: "node-1".into(),
             allow_v1,
+            hosts: vec!["127.0.0.1".into(), "localhost".into()],
         },
         role.clone(),
         Arc::new(SystemClock),
@@ -52,7 +55,13 @@ async fn serve(allow_v1: bool) -> (String, Arc<FakeRole>) {
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, imds_router(imds)).await });
+    tokio::spawn(podiam_http::serve(
+        listener,
+        imds_router(imds),
+        podiam_http::Limits::default(),
+        Some(node_only(Vec::new())),
+        std::future::pending(),
+    ));
     (url, role)
 }
 
@@ -188,4 +197,67 @@ async fn imds_v1_when_allowed() {
         .await
         .expect("get");
     assert_eq!(listing.status().as_u16(), 200);
+}
+
+/// Sends raw request bytes and returns the status line.
+async fn raw_status(url: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.expect("read");
+    String::from_utf8_lossy(buf.get(..n).unwrap_or_default())
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn only_requests_addressed_to_imds_are_answered() {
+    let (url, _) = serve(false).await;
+    let put = "PUT /latest/api/token HTTP/1.1\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\n";
+    assert!(
+        raw_status(&url, &format!("{put}Host: 127.0.0.1\r\n\r\n"))
+            .await
+            .contains(" 200 ")
+    );
+    assert!(
+        raw_status(&url, &format!("{put}Host: localhost:80\r\n\r\n"))
+            .await
+            .contains(" 200 ")
+    );
+    // DNS rebinding (another name), two Host headers, a bad port, absolute form: refused.
+    for refused in [
+        format!("{put}Host: evil.example\r\n\r\n"),
+        format!("{put}Host: 127.0.0.1\r\nHost: evil.example\r\n\r\n"),
+        format!("{put}Host: 127.0.0.1:99999\r\n\r\n"),
+        put.replace("PUT /latest", "PUT http://127.0.0.1/latest") + "Host: 127.0.0.1\r\n\r\n",
+    ] {
+        let status = raw_status(&url, &refused).await;
+        assert!(!status.contains(" 200 "), "{refused:?} got {status}");
+    }
+}
+
+#[test]
+fn only_the_nodes_own_addresses_may_connect() {
+    let filter = node_only(Vec::new());
+    let peer = |ip: &str| std::net::SocketAddr::new(ip.parse().expect("ip"), 40000);
+    assert!(filter(peer("127.0.0.1")), "loopback is the node's");
+    assert!(
+        filter(peer("::ffff:127.0.0.1")),
+        "a v4-mapped loopback is the node's"
+    );
+    // TEST-NET-3 is never assigned here: a pod's address stands in for it.
+    assert!(!filter(peer("203.0.113.77")));
+    assert!(!filter(peer("fd00:ec2::99")));
+    let also = node_only(vec!["203.0.113.0/24".parse().expect("cidr")]);
+    assert!(
+        also(peer("203.0.113.77")),
+        "--imds-allow-from adds a network"
+    );
+    assert!(!also(peer("198.51.100.1")));
 }

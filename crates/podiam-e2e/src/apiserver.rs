@@ -45,6 +45,8 @@ struct Inner {
     events: Vec<(u64, String)>,
     watchers: Vec<mpsc::UnboundedSender<String>>,
     get_delay: Duration,
+    /// An outage: every request is answered 500, and open watches end.
+    down: bool,
 }
 
 impl Inner {
@@ -183,6 +185,15 @@ impl FakeApiServer {
         self.inner().get_delay = delay;
     }
 
+    /// Starts or ends an outage: while down, every request gets 500 and open watches end.
+    pub fn set_down(&self, down: bool) {
+        let mut inner = self.inner();
+        inner.down = down;
+        if down {
+            inner.watchers.clear();
+        }
+    }
+
     /// The GETs of single accounts served so far.
     pub fn gets(&self) -> usize {
         self.state.gets.load(Ordering::SeqCst)
@@ -204,6 +215,13 @@ impl Drop for FakeApiServer {
     }
 }
 
+fn unavailable() -> Response {
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": "etcdserver: request timed out", "reason": "InternalError", "code": 500}),
+    )
+}
+
 fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
@@ -221,6 +239,9 @@ async fn list_or_watch(
         .inner
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if inner.down {
+        return unavailable();
+    }
     if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
         let since: u64 = query
             .get("resourceVersion")
@@ -268,6 +289,9 @@ async fn get_one(
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inner.down {
+            return unavailable();
+        }
         let key = (namespace.clone(), name.clone());
         (
             inner.get_delay,

@@ -96,6 +96,36 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The limits of a listener, on the command line of every long-running command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListenerArgs {
+    /// Connections served at once; more wait in the kernel's accept queue.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// A request's headers must arrive within this long of its first byte.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// A keep-alive connection without a request is closed after this long.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// A request's body must arrive within this long of its headers.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+}
+
+impl ListenerArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> podiam_http::Limits {
+        podiam_http::Limits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections.max(1),
+            ..podiam_http::Limits::default()
+        }
+    }
+}
+
 /// A reader that stopped early (`podiam … | head`) is not an error worth reporting.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {

@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) region: String,
     pub(crate) allow_http_issuers: bool,
     pub(crate) ready: AtomicBool,
+    /// Request body bytes buffered at once, across all requests.
+    pub(crate) body_budget: podiam_http::BodyBudget,
 }
 
 /// The control plane's shared state. Cheap to clone.
@@ -61,6 +63,7 @@ impl App {
         rng: Arc<dyn Rng>,
         region: String,
         allow_http_issuers: bool,
+        body_budget: podiam_http::BodyBudget,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -76,6 +79,7 @@ impl App {
                 region,
                 allow_http_issuers,
                 ready: AtomicBool::new(true),
+                body_budget,
             }),
         }
     }
@@ -138,8 +142,22 @@ async fn request_id(State(app): State<App>, mut response: Response) -> Response 
     response
 }
 
-/// Every route: the AWS query APIs at `/`, health and metrics.
+/// Every route: the AWS APIs, health and metrics.
 pub fn router(app: App) -> Router {
+    api_router(app.clone()).merge(metrics_router(app))
+}
+
+/// Health and metrics only (for `--metrics-listen`).
+pub fn metrics_router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(app)
+}
+
+/// The AWS APIs (awsQuery at `/`, rest-json under `/clusters`) and health, without metrics.
+pub fn api_router(app: App) -> Router {
     Router::new()
         .route("/", get(query::handle).post(query::handle))
         .route(
@@ -185,7 +203,6 @@ pub fn router(app: App) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::middleware::map_response_with_state(
             app.clone(),

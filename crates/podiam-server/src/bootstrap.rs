@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Where the state lives: the embedded store in `data_dir`, or etcd.
     pub store: StoreConfig,
+    /// Request body bytes buffered at once, across all requests (see [`podiam_http::BodyBudget`]).
+    pub body_budget_bytes: usize,
 }
 
 /// Why the server cannot start. Each message says what to do.
@@ -203,6 +205,8 @@ pub struct StartOptions {
     pub allow_http_issuers: bool,
     /// The URL clients reach this server at, e.g. `http://127.0.0.1:4599`.
     pub public_url: String,
+    /// Request body bytes buffered at once, across all requests.
+    pub body_budget_bytes: usize,
 }
 
 /// A control plane built over a store.
@@ -308,6 +312,7 @@ pub async fn start(
         rng,
         options.region.clone(),
         options.allow_http_issuers,
+        podiam_http::BodyBudget::new(options.body_budget_bytes),
     );
     tokio::spawn(crate::keys_api::retire_forever(app.clone()));
     Ok(Started {
@@ -353,6 +358,7 @@ pub async fn open(
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", config.listen)),
+        body_budget_bytes: config.body_budget_bytes,
     };
     let started = start(store, kek, &options, issuers, clock, rng).await?;
     let root_credentials_path = config.data_dir.join("root-credentials");

@@ -24,23 +24,55 @@ mod session_keys;
 mod store_config;
 mod sts_api;
 
-pub use app::{App, router};
+pub use app::{App, api_router, metrics_router, router};
 
 use std::future::Future;
-use std::net::SocketAddr;
 
-/// Serves `app` on `listener` until `shutdown` completes, then finishes in-flight requests.
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then finishes
+/// in-flight requests.
 pub async fn serve(
     app: App,
     listener: tokio::net::TcpListener,
+    limits: podiam_http::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+) {
+    podiam_http::serve(listener, router(app), limits, None, shutdown).await;
+}
+
+/// Serves the APIs on `api` and `/metrics` (with the probes) only on `metrics`, until
+/// `shutdown` completes.
+pub async fn serve_split(
+    app: App,
+    api: tokio::net::TcpListener,
+    metrics: tokio::net::TcpListener,
+    limits: podiam_http::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let metrics_task = tokio::spawn(podiam_http::serve(
+        metrics,
+        metrics_router(app.clone()),
+        limits,
+        None,
+        until(),
+    ));
+    let api_task = tokio::spawn(podiam_http::serve(
+        api,
+        api_router(app),
+        limits,
+        None,
+        until(),
+    ));
+    shutdown.await;
+    let _ = stop.send(true);
+    let _ = api_task.await;
+    let _ = metrics_task.await;
 }
 pub use bootstrap::{BootError, Opened, ServerConfig, StartOptions, Started, open, start};
 pub use issuers::{ClusterIssuerKeys, HttpIssuerKeys};

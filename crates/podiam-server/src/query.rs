@@ -7,13 +7,12 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt as _, Limited};
 use podiam_iam::{Caller, IamError, RequestFacts};
 use podiam_policy::ContextValue;
 use podiam_sigv4::{SignedRequest, Verifier};
 use podiam_wire::{
-    Api, IAM_NAMESPACE, MAX_BODY_BYTES, QueryRequest, STS_NAMESPACE, WireError, Xml, access_error,
-    iam_error, query_error, query_response, sigv4_error,
+    Api, IAM_NAMESPACE, MAX_BODY_BYTES, MAX_UNSIGNED_BODY_BYTES, QueryRequest, STS_NAMESPACE,
+    WireError, Xml, access_error, body_error, iam_error, query_error, query_response, sigv4_error,
 };
 use time::OffsetDateTime;
 
@@ -173,20 +172,41 @@ fn error_response(
     )
 }
 
-async fn read_body(body: Body) -> Result<bytes::Bytes, WireError> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(WireError::new(
-            "RequestEntityTooLarge",
-            413,
-            format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
-        )),
-        Err(_) => Err(WireError::new(
-            "IncompleteBody",
-            400,
-            "The request body could not be read.",
-        )),
-    }
+/// Reads the form body. A request whose signature passes the checks that need no body (a
+/// known key, a fresh date) may send [`MAX_BODY_BYTES`]; any other, [`MAX_UNSIGNED_BODY_BYTES`]
+/// (enough for an unsigned `AssumeRoleWithWebIdentity`). Both count against the body budget.
+async fn read_body(
+    app: &App,
+    parts: &Parts,
+    body: Body,
+    now: OffsetDateTime,
+) -> Result<(bytes::Bytes, podiam_http::BudgetPermit), WireError> {
+    let limit = if prechecked(app, parts, now) {
+        MAX_BODY_BYTES
+    } else {
+        MAX_UNSIGNED_BODY_BYTES
+    };
+    podiam_http::read_body(body, limit, &app.inner.body_budget)
+        .await
+        .map_err(|e| body_error(&e, Api::Sts))
+}
+
+/// Whether the request is signed by a key the server knows, within the allowed skew, for STS
+/// or IAM (the action, in the body, is not known yet).
+fn prechecked(app: &App, parts: &Parts, now: OffsetDateTime) -> bool {
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &parts.headers,
+        body: &[],
+    };
+    let lookup = Lookup { app, now };
+    ["sts", "iam"].iter().any(|service| {
+        Verifier::new(service)
+            .precheck(&signed, &lookup, now)
+            .is_ok()
+    })
 }
 
 /// Verifies the signature; returns the caller and the signed region.
@@ -224,8 +244,8 @@ pub(crate) async fn handle(State(app): State<App>, request: Request) -> Response
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let (parts, body) = request.into_parts();
-    let body = match read_body(body).await {
-        Ok(body) => body,
+    let (body, _budget) = match read_body(&app, &parts, body, now).await {
+        Ok(read) => read,
         Err(e) => return error_response(&e, STS_NAMESPACE, &request_id, now),
     };
     let form: &[u8] = if parts.method == Method::POST {

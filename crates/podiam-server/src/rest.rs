@@ -4,15 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
 use podiam_iam::RequestFacts;
 use podiam_sigv4::{SignedRequest, Verifier};
-use podiam_wire::{Api, MAX_BODY_BYTES, WireError, rest_json_error, sigv4_error};
+use podiam_wire::{Api, MAX_BODY_BYTES, WireError, body_error, rest_json_error, sigv4_error};
 use serde_json::{Map, Value};
 
 use crate::app::App;
@@ -131,18 +128,6 @@ pub(crate) fn invalid(message: String) -> WireError {
     WireError::new("InvalidParameterException", 400, message)
 }
 
-async fn read_body(body: Body) -> Result<Bytes, WireError> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(WireError::new(
-            "RequestEntityTooLarge",
-            413,
-            format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
-        )),
-        Err(_) => Err(invalid("The request body could not be read.".to_owned())),
-    }
-}
-
 impl Call {
     pub(crate) fn new(app: App, api: RestApi, operation: &'static str) -> Self {
         Self {
@@ -162,7 +147,12 @@ impl Call {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0);
         let (parts, body) = request.into_parts();
-        let body = read_body(body).await?;
+        // Nothing unsigned is read: the signature's body-free checks come first.
+        self.precheck(&parts, now)?;
+        let (body, _budget) =
+            podiam_http::read_body(body, MAX_BODY_BYTES, &self.app.inner.body_budget)
+                .await
+                .map_err(|e| body_error(&e, self.api.wire()))?;
         let (caller, region) = self.authenticate(&parts, &body, now)?;
         let body = if body.iter().all(u8::is_ascii_whitespace) {
             Map::new()
@@ -203,6 +193,27 @@ impl Call {
             query,
             body,
         })
+    }
+
+    fn precheck(&self, parts: &Parts, now: time::OffsetDateTime) -> Result<(), WireError> {
+        let signed = SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or_default(),
+            headers: &parts.headers,
+            body: &[],
+        };
+        Verifier::new(self.api.signing_name())
+            .precheck(
+                &signed,
+                &Lookup {
+                    app: &self.app,
+                    now,
+                },
+                now,
+            )
+            .map(drop)
+            .map_err(|e| sigv4_error(&e, self.api.wire()))
     }
 
     fn authenticate(

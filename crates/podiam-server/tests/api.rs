@@ -970,6 +970,7 @@ async fn deleted_root_keys_stay_deleted_across_restarts() {
         region: "us-east-1".into(),
         allow_http_issuers: false,
         public_url: "http://127.0.0.1:4599".into(),
+        body_budget_bytes: 64 << 20,
     };
     let boot = || {
         start(

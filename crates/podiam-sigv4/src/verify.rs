@@ -229,14 +229,32 @@ impl Verifier {
         self.verify_inner(request, Some(body_sha256), lookup, now)
     }
 
-    fn verify_inner<L: SecretLookup>(
+    /// Everything but the signature itself, before the body is read: the header or query
+    /// parameters parse, the scope and time are right, and `lookup` knows the key (for a
+    /// session key, its token opens). A server calls this to decide whether reading a large
+    /// body is worth it; [`Self::verify`] must still follow.
+    pub fn precheck<L: SecretLookup>(
         &self,
         request: &SignedRequest<'_>,
-        digest: Option<&str>,
         lookup: &L,
         now: OffsetDateTime,
-    ) -> Result<Verified<L::Identity>, SigV4Error> {
-        let body_hash = || digest.map_or_else(|| sha256_hex(request.body), str::to_owned);
+    ) -> Result<L::Identity, SigV4Error> {
+        let parts = self.checked_parts(request, None, now)?;
+        let (_, identity) = lookup.lookup(
+            &parts.auth.credential.access_key_id,
+            parts.session_token.as_deref(),
+        )?;
+        Ok(identity)
+    }
+
+    /// The signature's parts, checked for everything that needs no secret. `body_hash` is
+    /// `None` before the body is read (a claimed `x-amz-content-sha256` is then not compared).
+    fn checked_parts(
+        &self,
+        request: &SignedRequest<'_>,
+        body_hash: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Parts, SigV4Error> {
         let header = single_header(request.headers, "authorization")?;
         let presigned = query_param(request.query, "X-Amz-Algorithm")?;
         let parts = match (header, presigned) {
@@ -246,8 +264,8 @@ impl Verifier {
                     "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified".to_owned(),
                 ));
             }
-            (Some(value), None) => self.header_parts(value, request, body_hash())?,
-            (None, Some(algorithm)) => self.presigned_parts(&algorithm, request, body_hash())?,
+            (Some(value), None) => self.header_parts(value, request, body_hash)?,
+            (None, Some(algorithm)) => self.presigned_parts(&algorithm, request, body_hash)?,
         };
         let auth = &parts.auth;
         self.check_scope(&auth.credential, &parts.amz_date)?;
@@ -258,6 +276,19 @@ impl Verifier {
             ));
         }
         check_time(&parts, now)?;
+        Ok(parts)
+    }
+
+    fn verify_inner<L: SecretLookup>(
+        &self,
+        request: &SignedRequest<'_>,
+        digest: Option<&str>,
+        lookup: &L,
+        now: OffsetDateTime,
+    ) -> Result<Verified<L::Identity>, SigV4Error> {
+        let body_hash = digest.map_or_else(|| sha256_hex(request.body), str::to_owned);
+        let parts = self.checked_parts(request, Some(body_hash), now)?;
+        let auth = &parts.auth;
 
         let (secret, identity) = lookup.lookup(
             &auth.credential.access_key_id,
@@ -308,7 +339,7 @@ impl Verifier {
         &self,
         value: &str,
         request: &SignedRequest<'_>,
-        computed: String,
+        computed: Option<String>,
     ) -> Result<Parts, SigV4Error> {
         let auth = parse::authorization_header(value)?;
         let (amz_date, signed_at) = match single_header(request.headers, "x-amz-date")? {
@@ -334,11 +365,17 @@ impl Verifier {
         };
         let session_token =
             single_header(request.headers, "x-amz-security-token")?.map(str::to_owned);
-        let payload_hash = match single_header(request.headers, "x-amz-content-sha256")? {
-            None => computed,
-            Some(UNSIGNED_PAYLOAD) if self.allow_unsigned_payload => UNSIGNED_PAYLOAD.to_owned(),
-            Some(claimed) if claimed == computed => computed,
-            Some(_) => {
+        let payload_hash = match (
+            single_header(request.headers, "x-amz-content-sha256")?,
+            computed,
+        ) {
+            (None, computed) => computed.unwrap_or_default(),
+            (Some(UNSIGNED_PAYLOAD), _) if self.allow_unsigned_payload => {
+                UNSIGNED_PAYLOAD.to_owned()
+            }
+            (Some(claimed), None) => claimed.to_owned(),
+            (Some(claimed), Some(computed)) if claimed == computed => computed,
+            (Some(_), Some(_)) => {
                 return Err(SigV4Error::SignatureDoesNotMatch(
                     "The provided 'x-amz-content-sha256' header does not match what was computed."
                         .to_owned(),
@@ -359,7 +396,7 @@ impl Verifier {
         &self,
         algorithm: &str,
         request: &SignedRequest<'_>,
-        computed: String,
+        computed: Option<String>,
     ) -> Result<Parts, SigV4Error> {
         if algorithm != ALGORITHM {
             return Err(SigV4Error::IncompleteSignature(format!(
@@ -401,7 +438,7 @@ impl Verifier {
             payload_hash: if self.is_s3() {
                 UNSIGNED_PAYLOAD.to_owned()
             } else {
-                computed
+                computed.unwrap_or_default()
             },
             presign_expires: Some(expires),
         })

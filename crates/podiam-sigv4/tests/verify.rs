@@ -647,3 +647,46 @@ fn a_digest_stands_in_for_the_body() {
         Err(SigV4Error::IncompleteSignature(_))
     ));
 }
+
+#[test]
+fn precheck_needs_no_body_but_a_known_key_and_a_fresh_date() {
+    let signed = sts_post(None);
+    let mut bodiless = signed.request();
+    bodiless.body = b"";
+    let precheck =
+        |request: &SignedRequest<'_>, at| Verifier::new("sts").precheck(request, &Keys, at);
+    assert_eq!(precheck(&bodiless, now()), Ok("user"));
+    // The body is not involved, so a precheck passes where the full check then fails.
+    assert!(
+        Verifier::new("sts")
+            .verify(&bodiless, &Keys, now())
+            .is_err()
+    );
+    // An unknown key, a stale date, another service, no signature at all: refused unread.
+    let mut unknown = sts_post(None);
+    let auth = unknown.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .replace(AKID, "AKIAUNKNOWNKEY000000");
+    unknown
+        .headers
+        .insert("authorization", HeaderValue::from_str(&auth).unwrap());
+    assert!(matches!(
+        precheck(&unknown.request(), now()),
+        Err(SigV4Error::InvalidClientTokenId(_))
+    ));
+    assert!(matches!(
+        precheck(&bodiless, now() + time::Duration::minutes(20)),
+        Err(SigV4Error::RequestExpired(_))
+    ));
+    assert!(matches!(
+        Verifier::new("iam").precheck(&bodiless, &Keys, now()),
+        Err(SigV4Error::SignatureDoesNotMatch(_))
+    ));
+    let mut unsigned = sts_post(None);
+    unsigned.headers.remove("authorization");
+    assert_eq!(
+        precheck(&unsigned.request(), now()),
+        Err(SigV4Error::MissingAuthenticationToken)
+    );
+}

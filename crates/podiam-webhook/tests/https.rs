@@ -40,6 +40,10 @@ fn account(namespace: &str, name: &str, role: Option<&str>) -> ServiceAccountInf
 }
 
 async fn start() -> Running {
+    start_with(None).await
+}
+
+async fn start_with(client_ca: Option<&str>) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     let ca = TestCa::new("podiam test CA one");
@@ -64,11 +68,12 @@ async fn start() -> Running {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let tls = cert.server_config().unwrap();
+    let tls = cert.server_config(client_ca.map(str::as_bytes)).unwrap();
     tokio::spawn(serve_https(
         listener,
         tls,
         router(webhook),
+        podiam_http::Limits::default(),
         std::future::pending(),
     ));
     Running {
@@ -271,6 +276,60 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     // New connections no longer get the old certificate.
     assert!(
         healthz(&client(&running.ca.pem()), running.address)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn with_a_client_ca_only_its_clients_are_served() {
+    let api_server_ca = TestCa::new("the API server's client CA");
+    let running = start_with(Some(&api_server_ca.pem())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let identity = |ca: &TestCa, name: &str| {
+        let (cert, key) = (
+            dir.path().join(format!("{name}.crt")),
+            dir.path().join(format!("{name}.key")),
+        );
+        ca.issue(&["kube-apiserver"], &cert, &key);
+        let mut pem = std::fs::read(&cert).unwrap();
+        pem.extend(std::fs::read(&key).unwrap());
+        reqwest::Identity::from_pem(&pem).unwrap()
+    };
+    let client_with = |identity: Option<reqwest::Identity>| {
+        let mut builder = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(running.ca.pem().as_bytes()).unwrap()])
+            .timeout(Duration::from_secs(5));
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        builder.build().unwrap()
+    };
+    let review = create_review("admission.k8s.io/v1", "u-9", &pod("carts", "carts"));
+    let send = |client: reqwest::Client| {
+        let body = review.to_string();
+        async move {
+            client
+                .post(format!(
+                    "https://localhost:{}/mutate",
+                    running.address.port()
+                ))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+        }
+    };
+    // The API server's certificate: served.
+    let answer = send(client_with(Some(identity(&api_server_ca, "apiserver"))))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // No certificate, or one from another CA: the handshake fails, nothing is answered.
+    assert!(send(client_with(None)).await.is_err());
+    let stranger = TestCa::new("someone else");
+    assert!(
+        send(client_with(Some(identity(&stranger, "stranger"))))
             .await
             .is_err()
     );

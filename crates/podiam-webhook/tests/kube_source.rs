@@ -135,3 +135,51 @@ async fn an_unreachable_api_server_is_an_error_not_a_hang() {
     );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn misses_are_remembered_briefly() {
+    let api = FakeApiServer::start();
+    let accounts = source(&api, Duration::from_secs(1)).await;
+    until("the initial list", async || accounts.is_ready()).await;
+    for _ in 0..20 {
+        assert!(accounts.get("made-up", "nobody").await.unwrap().is_none());
+    }
+    assert_eq!(api.gets(), 1, "one GET for a name asked about twenty times");
+    assert!(accounts.get("made-up", "other").await.unwrap().is_none());
+    assert_eq!(api.gets(), 2);
+}
+
+#[tokio::test]
+async fn during_an_api_outage_the_stale_cache_is_not_trusted_and_readyz_says_so() {
+    let api = FakeApiServer::start();
+    api.apply(
+        "carts",
+        "carts",
+        &[(ROLE_KEY, "arn:aws:iam::111122223333:role/carts")],
+    );
+    let accounts = source(&api, Duration::from_millis(500)).await;
+    until("the initial list", async || accounts.is_ready()).await;
+    assert!(accounts.get("carts", "carts").await.unwrap().is_some());
+    assert!(accounts.outage().is_none());
+
+    api.set_down(true);
+    // Once the watch has noticed, a cached account is looked up again, and the lookup fails:
+    // an annotation removed during the outage is never injected from the stale cache.
+    until("the broken watch to be noticed", async || {
+        accounts.get("carts", "carts").await.is_err()
+    })
+    .await;
+    let (age, why) = accounts.outage().expect("an outage is reported");
+    assert!(age < Duration::from_secs(10), "{age:?}");
+    assert!(!why.is_empty());
+
+    api.set_down(false);
+    until("the API to be back", async || {
+        accounts
+            .get("carts", "carts")
+            .await
+            .is_ok_and(|a| a.is_some())
+    })
+    .await;
+    assert!(accounts.outage().is_none());
+}

@@ -2,6 +2,7 @@
 
 use podiam_eks::EksError;
 use podiam_gateway::GatewayError;
+use podiam_http::BodyError;
 use podiam_iam::IamError;
 use podiam_oidc::{TokenError, TokenErrorKind};
 use podiam_policy::{PolicyError, ProblemKind};
@@ -106,6 +107,40 @@ pub fn sigv4_error(error: &SigV4Error, api: Api) -> WireError {
     // DynamoDB answers every authentication failure with 400.
     let status = if api == Api::DynamoDb { 400 } else { status };
     WireError::new(code, status, message)
+}
+
+/// A request body that was not read: too large, throttled by the body budget, too slow, or
+/// cut off. Throttling uses each protocol's code, which the SDKs back off on.
+pub fn body_error(error: &BodyError, api: Api) -> WireError {
+    let message = error.to_string();
+    match error {
+        BodyError::TooLarge { limit } => WireError::new(
+            "RequestEntityTooLarge",
+            413,
+            format!("The request body is larger than {limit} bytes."),
+        ),
+        BodyError::Busy => throttled(api),
+        BodyError::TimedOut => WireError::new(
+            "RequestTimeout",
+            400,
+            "Your socket connection to the server was not read from or written to within the timeout period.",
+        ),
+        _ => WireError::new("IncompleteBody", 400, message),
+    }
+}
+
+/// The server is at capacity: `Throttling` (query), `ThrottlingException` (rest-json and
+/// DynamoDB), as AWS answers and the SDKs retry with back-off.
+pub fn throttled(api: Api) -> WireError {
+    match api {
+        Api::Sts | Api::Iam => WireError::new("Throttling", 400, "Rate exceeded"),
+        Api::DynamoDb => WireError::new(
+            "ThrottlingException",
+            400,
+            "Rate of requests exceeds the allowed throughput.",
+        ),
+        Api::Eks | Api::EksAuth => WireError::new("ThrottlingException", 429, "Rate exceeded"),
+    }
 }
 
 /// A refused policy document (IAM: `MalformedPolicyDocument` or `LimitExceeded`; STS session

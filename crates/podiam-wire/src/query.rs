@@ -8,6 +8,10 @@ use crate::WireError;
 /// The largest request body accepted (larger is answered 413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The largest body of a request that is not (yet) known to be signed by a known key: enough
+/// for an unsigned `AssumeRoleWithWebIdentity` with its longest token, policy and policy ARNs.
+pub const MAX_UNSIGNED_BODY_BYTES: usize = 64 * 1024;
+
 /// The most parameters a request may carry.
 const MAX_PARAMS: usize = 2000;
 

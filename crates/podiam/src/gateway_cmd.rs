@@ -45,6 +45,8 @@ pub(crate) struct GatewayArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    listener: podiam_process::ListenerArgs,
 }
 
 pub(crate) fn run(args: GatewayArgs) -> ExitCode {
@@ -115,13 +117,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             "podiam gateway: http://{address} -> {} (account {account_id}, region {region}, decisions by {server})",
             args.upstream
         );
-        axum::serve(
-            listener,
-            gateway_router(gateway).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the gateway failed")?;
+        podiam_http::serve(listener, gateway_router(gateway), args.listener.limits(), None, shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -53,6 +53,15 @@ pub(crate) struct ServerArgs {
     store: Option<String>,
     #[command(flatten)]
     etcd: crate::etcd_args::EtcdArgs,
+    /// Serve /metrics (and the probes) on this address instead of the API's.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Request body bytes buffered at once across all requests, in MiB; a request beyond it
+    /// is answered Throttling instead of being read.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    body_buffer_mib: usize,
+    #[command(flatten)]
+    listener: podiam_process::ListenerArgs,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -85,6 +94,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             kek_file: args.kek_file,
             public_url: args.public_url.clone(),
             store,
+            body_budget_bytes: args.body_buffer_mib.saturating_mul(1 << 20),
         };
         let opened = podiam_server::open(&config, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
         println!(
@@ -104,7 +114,17 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         }
         println!("Use it with: AWS_ENDPOINT_URL=http://{address} AWS_DEFAULT_REGION={} AWS_REGION={}", config.region, config.region);
         tracing::info!(%address, "serving");
-        podiam_server::serve(opened.app, listener, shutdown_signal()).await.context("the server failed")?;
+        let limits = args.listener.limits();
+        match args.metrics_listen {
+            Some(metrics_address) => {
+                let metrics = tokio::net::TcpListener::bind(metrics_address)
+                    .await
+                    .with_context(|| format!("cannot listen on {metrics_address} for metrics (--metrics-listen)"))?;
+                println!("Metrics: http://{}/metrics", metrics.local_addr().context("no local address")?);
+                podiam_server::serve_split(opened.app, listener, metrics, limits, shutdown_signal()).await;
+            }
+            None => podiam_server::serve(opened.app, listener, limits, shutdown_signal()).await,
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

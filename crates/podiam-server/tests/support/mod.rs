@@ -149,6 +149,7 @@ impl World {
                 region: "eu-central-1".to_owned(),
                 allow_http_issuers: false,
                 public_url: "http://127.0.0.1:4599".to_owned(),
+                body_budget_bytes: 64 << 20,
             },
             Arc::new(FixedIssuer(keys)),
             clock.clone(),

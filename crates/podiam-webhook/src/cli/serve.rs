@@ -59,6 +59,12 @@ pub struct ServeArgs {
     /// How long a ServiceAccount missing from the watch cache may take to GET.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     service_account_lookup_timeout: Duration,
+    /// Require a client certificate signed by these CAs (PEM): the Kubernetes API server's,
+    /// so that no one else can ask the webhook about ServiceAccounts.
+    #[arg(long, value_name = "FILE")]
+    client_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    listener: podiam_process::ListenerArgs,
     /// How often the certificate files are checked for a change.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     tls_reload_interval: Duration,
@@ -123,7 +129,19 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         key_path,
         podiam_crypto::tls_provider(),
     )?);
-    let tls = cert.server_config()?;
+    let client_ca = match &args.client_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --client-ca-file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let tls = cert.server_config(client_ca.as_deref())?;
+    if client_ca.is_none() {
+        tracing::warn!(
+            "no --client-ca-file: any TLS client may send reviews; require the API server's client certificate in production"
+        );
+    }
     let config = args.mutation.config();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -174,20 +192,20 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let https_address = listener.local_addr()?;
         let metrics_address = metrics_listener.local_addr()?;
         let metrics_app = metrics_router(Arc::clone(&webhook));
-        let metrics_server = tokio::spawn(async move {
-            axum::serve(metrics_listener, metrics_app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        });
+        let limits = args.listener.limits();
+        let metrics_server = tokio::spawn(podiam_http::serve(
+            metrics_listener,
+            metrics_app,
+            limits,
+            None,
+            shutdown_signal(),
+        ));
         println!(
             "podiam webhook: cluster {cluster}, server {endpoint}, listening on https://{https_address}, metrics on http://{metrics_address}, started in {} ms",
             started.elapsed().as_millis()
         );
-        serve_https(listener, tls, router(webhook), shutdown_signal()).await;
-        metrics_server
-            .await
-            .context("the metrics task failed")?
-            .context("the metrics listener failed")?;
+        serve_https(listener, tls, router(webhook), limits, shutdown_signal()).await;
+        metrics_server.await.context("the metrics task failed")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

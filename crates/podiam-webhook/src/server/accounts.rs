@@ -2,11 +2,11 @@
 //! only names and prefixed annotations, with one short GET when a lookup misses it (a pod created
 //! right after its ServiceAccount can beat the watch).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -31,6 +31,11 @@ pub trait ServiceAccounts: Send + Sync + fmt::Debug {
 
     /// How many accounts are cached.
     fn cached(&self) -> usize;
+
+    /// How long lookups have been failing, and the last reason (`None`: they work).
+    fn outage(&self) -> Option<(Duration, String)> {
+        None
+    }
 }
 
 /// ServiceAccounts held in memory: for tests of the layers above, and `render`.
@@ -75,14 +80,30 @@ impl ServiceAccounts for StaticServiceAccounts {
 
 type Meta = PartialObjectMeta<ServiceAccount>;
 
+/// How long a "no such ServiceAccount" answer is remembered: a flood of reviews naming made-up
+/// accounts costs one GET per name per this long.
+const NOT_FOUND_TTL: Duration = Duration::from_secs(5);
+/// At most this many remembered misses.
+const MAX_NOT_FOUND: usize = 10_000;
+
+/// When the watch broke, or a GET failed, and why.
+#[derive(Debug, Default)]
+struct Health {
+    watch_broken_since: Option<Instant>,
+    lookups_failing: Option<(Instant, String)>,
+}
+
 /// ServiceAccounts from the Kubernetes API: a metadata-only watch into a cache, and a GET on a
-/// miss.
+/// miss. While the watch is broken the cache may be stale (an annotation removed during an
+/// outage would still be injected), so lookups go to the API, and fail when it does not answer.
 pub struct KubeServiceAccounts {
     client: kube::Client,
     store: Store<Meta>,
     prefix: String,
     lookup_timeout: Duration,
     ready: Arc<AtomicBool>,
+    health: Arc<Mutex<Health>>,
+    not_found: Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl fmt::Debug for KubeServiceAccounts {
@@ -114,9 +135,23 @@ impl KubeServiceAccounts {
         .modify(move |account: &mut Meta| strip(account, &keep))
         .reflect(writer);
         let became_ready = Arc::clone(&ready);
+        let health = Arc::new(Mutex::new(Health::default()));
+        let watch_health = Arc::clone(&health);
         let task = async move {
             let mut watch = std::pin::pin!(watch);
             while let Some(event) = watch.next().await {
+                let broken = event.is_err();
+                {
+                    let mut health = lock(&watch_health);
+                    match (broken, health.watch_broken_since) {
+                        (true, None) => health.watch_broken_since = Some(Instant::now()),
+                        (false, Some(_)) => {
+                            tracing::info!("the ServiceAccount watch works again");
+                            health.watch_broken_since = None;
+                        }
+                        _ => {}
+                    }
+                }
                 match event {
                     Ok(watcher::Event::InitDone) => {
                         if !became_ready.swap(true, Ordering::Relaxed) {
@@ -125,7 +160,7 @@ impl KubeServiceAccounts {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "watching ServiceAccounts (retrying)");
+                        tracing::warn!(error = %e, "watching ServiceAccounts (retrying); lookups go to the API meanwhile");
                     }
                 }
             }
@@ -137,6 +172,8 @@ impl KubeServiceAccounts {
                 prefix,
                 lookup_timeout,
                 ready,
+                health,
+                not_found: Mutex::new(HashMap::new()),
             },
             task,
         )
@@ -152,6 +189,44 @@ fn strip(account: &mut Meta, prefix: &str) {
     metadata.finalizers = None;
     if let Some(annotations) = metadata.annotations.as_mut() {
         annotations.retain(|key, _| key.starts_with(prefix));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl KubeServiceAccounts {
+    fn remembered_missing(&self, key: &(String, String)) -> bool {
+        lock(&self.not_found)
+            .get(key)
+            .is_some_and(|at| at.elapsed() < NOT_FOUND_TTL)
+    }
+
+    fn remember_missing(&self, key: (String, String)) {
+        let mut misses = lock(&self.not_found);
+        if misses.len() >= MAX_NOT_FOUND {
+            misses.retain(|_, at| at.elapsed() < NOT_FOUND_TTL);
+            if misses.len() >= MAX_NOT_FOUND {
+                misses.clear();
+            }
+        }
+        misses.insert(key, Instant::now());
+    }
+
+    fn lookup_failed(&self, why: String) {
+        let mut health = lock(&self.health);
+        let since = health
+            .lookups_failing
+            .as_ref()
+            .map_or_else(Instant::now, |(since, _)| *since);
+        health.lookups_failing = Some((since, why));
+    }
+
+    fn lookup_worked(&self) {
+        lock(&self.health).lookups_failing = None;
     }
 }
 
@@ -177,15 +252,29 @@ impl ServiceAccounts for KubeServiceAccounts {
         namespace: &str,
         name: &str,
     ) -> Result<Option<ServiceAccountInfo>, WebhookError> {
-        if let Some(cached) = self.store.get(&ObjectRef::new(name).within(namespace)) {
+        let watching = lock(&self.health).watch_broken_since.is_none();
+        if watching && let Some(cached) = self.store.get(&ObjectRef::new(name).within(namespace)) {
             return Ok(Some(info(&cached, &self.prefix)));
         }
+        let key = (namespace.to_owned(), name.to_owned());
+        if self.remembered_missing(&key) {
+            return Ok(None);
+        }
         let api = Api::<Meta>::namespaced(self.client.clone(), namespace);
-        match tokio::time::timeout(self.lookup_timeout, api.get_opt(name)).await {
+        let result = match tokio::time::timeout(self.lookup_timeout, api.get_opt(name)).await {
             Err(_) => Err(WebhookError::KubernetesTimeout(self.lookup_timeout)),
             Ok(Err(e)) => Err(WebhookError::Kubernetes(e.to_string())),
             Ok(Ok(found)) => Ok(found.map(|account| info(&account, &self.prefix))),
+        };
+        match &result {
+            Ok(None) => {
+                self.lookup_worked();
+                self.remember_missing(key);
+            }
+            Ok(Some(_)) => self.lookup_worked(),
+            Err(e) => self.lookup_failed(e.to_string()),
         }
+        result
     }
 
     fn is_ready(&self) -> bool {
@@ -194,5 +283,12 @@ impl ServiceAccounts for KubeServiceAccounts {
 
     fn cached(&self) -> usize {
         self.store.len()
+    }
+
+    fn outage(&self) -> Option<(Duration, String)> {
+        lock(&self.health)
+            .lookups_failing
+            .as_ref()
+            .map(|(since, why)| (since.elapsed(), why.clone()))
     }
 }

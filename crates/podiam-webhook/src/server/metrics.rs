@@ -56,6 +56,7 @@ pub struct Metrics {
     associations: Gauge,
     service_accounts: Gauge,
     tls_reloads: Counter,
+    unchecked: Counter,
 }
 
 impl Default for Metrics {
@@ -76,6 +77,7 @@ impl Metrics {
         let associations = Gauge::default();
         let service_accounts = Gauge::default();
         let tls_reloads = Counter::default();
+        let unchecked = Counter::default();
         registry.register(
             "reviews",
             "AdmissionReviews answered, by mode (pod-identity, irsa, none, refused)",
@@ -102,6 +104,11 @@ impl Metrics {
             "Times the serving certificate was reloaded",
             tls_reloads.clone(),
         );
+        registry.register(
+            "unchecked_admissions",
+            "Pods admitted without knowing their ServiceAccount (the Kubernetes API did not answer)",
+            unchecked.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             reviews,
@@ -110,7 +117,13 @@ impl Metrics {
             associations,
             service_accounts,
             tls_reloads,
+            unchecked,
         }
+    }
+
+    /// A pod was admitted without its ServiceAccount being checked.
+    pub fn unchecked_admission(&self) {
+        self.unchecked.inc();
     }
 
     /// A review was answered in `seconds`; `mode` is `pod-identity`, `irsa`, `none` or `refused`.

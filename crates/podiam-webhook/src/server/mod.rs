@@ -112,7 +112,8 @@ impl Webhook {
             Ok(found) => found,
             Err(e) => {
                 self.metrics.error(ErrorKind::ServiceAccountLookup);
-                tracing::warn!(%namespace, service_account = %name, error = %e, "cannot look up the ServiceAccount; the pod gets no IRSA");
+                self.metrics.unchecked_admission();
+                tracing::warn!(%namespace, service_account = %name, error = %e, "admitted a pod without checking its ServiceAccount (the Kubernetes API did not answer); the pod gets no IRSA");
                 None
             }
         }
@@ -195,6 +196,16 @@ async fn readyz(State(webhook): State<Arc<Webhook>>) -> Response {
     let accounts = webhook.accounts.is_ready();
     let associations = webhook.associations.is_ready();
     if accounts && associations {
+        if let Some((age, why)) = webhook.accounts.outage() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "degraded: ServiceAccount lookups have failed for {} s ({why}); pods are admitted unchecked\n",
+                    age.as_secs()
+                ),
+            )
+                .into_response();
+        }
         return "ok".into_response();
     }
     let mut waiting = Vec::new();
@@ -278,6 +289,11 @@ mod tests {
 
         fn cached(&self) -> usize {
             7
+        }
+
+        fn outage(&self) -> Option<(std::time::Duration, String)> {
+            self.fail
+                .then(|| (std::time::Duration::from_secs(42), "timed out".to_owned()))
         }
     }
 
@@ -378,6 +394,33 @@ mod tests {
         )
         .await;
         assert!(answer(&body)["response"]["patch"].is_string());
+        // Both pods were admitted without their ServiceAccount being checked: counted.
+        let hook = webhook(
+            Arc::new(Recording {
+                fail: true,
+                ready: true,
+                ..Recording::default()
+            }),
+            StaticAssociations::default(),
+        );
+        let app = router(Arc::clone(&hook));
+        call(&app, "POST", "/mutate", review("CREATE", "a", "b")).await;
+        call(&app, "POST", "/mutate", review("CREATE", "c", "d")).await;
+        let (_, text) = call(
+            &metrics_router(Arc::clone(&hook)),
+            "GET",
+            "/metrics",
+            String::new(),
+        )
+        .await;
+        assert!(
+            text.contains("podiam_webhook_unchecked_admissions_total 2"),
+            "{text}"
+        );
+        // And /readyz reports the outage with its age.
+        let (status, body) = call(&app, "GET", "/readyz", String::new()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("failed for 42 s"), "{body}");
     }
 
     #[tokio::test]

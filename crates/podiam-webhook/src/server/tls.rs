@@ -8,9 +8,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject as _;
@@ -20,13 +17,6 @@ use tokio_rustls::TlsAcceptor;
 
 use super::{ErrorKind, Metrics};
 use crate::WebhookError;
-
-/// A TLS handshake must finish in this time, or the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request's headers must arrive in this time.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// In-flight requests get this long to finish at shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The serving certificate and key, from PEM files, swapped in when the files change.
 pub struct ReloadingCert {
@@ -116,13 +106,43 @@ impl ReloadingCert {
         }
     }
 
-    /// A rustls server configuration that serves the current certificate (HTTP/1.1).
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, WebhookError> {
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+    /// A rustls server configuration that serves the current certificate (HTTP/1.1). With
+    /// `client_ca` (PEM), only clients with a certificate from those CAs are served: the
+    /// Kubernetes API server, configured to present one to admission webhooks.
+    pub fn server_config(
+        self: &Arc<Self>,
+        client_ca: Option<&[u8]>,
+    ) -> Result<Arc<rustls::ServerConfig>, WebhookError> {
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| WebhookError::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
+            .map_err(|e| WebhookError::Tls(e.to_string()))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert =
+                        cert.map_err(|e| WebhookError::Tls(format!("the client CA bundle: {e}")))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| WebhookError::Tls(format!("the client CA bundle: {e}")))?;
+                }
+                if roots.is_empty() {
+                    return Err(WebhookError::Tls(
+                        "the client CA bundle holds no PEM certificate".to_owned(),
+                    ));
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&self.provider),
+                )
+                .build()
+                .map_err(|e| WebhookError::Tls(format!("the client CA bundle: {e}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config =
+            builder.with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -164,56 +184,20 @@ fn certified_key(
     Ok(Arc::new(certified))
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish (for up to ten seconds).
+/// Serves `router` over TLS on `listener` within `limits` until `shutdown` completes, then lets
+/// in-flight requests finish.
 pub async fn serve_https(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
+    limits: podiam_http::Limits,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls_stream =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(tls_stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+    let handshake: podiam_http::Handshake<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> =
+        Arc::new(move |stream| {
+            let acceptor = acceptor.clone();
+            Box::pin(async move { acceptor.accept(stream).await })
         });
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    podiam_http::serve_with(listener, router, limits, None, handshake, shutdown).await;
 }

@@ -187,16 +187,20 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             kek_file: None,
             public_url: None,
             store: podiam_server::StoreConfig::Embedded,
+            body_budget_bytes: 64 << 20,
         };
         let opened =
             podiam_server::open(&config, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
         let account = opened.account_id.clone();
         let root_credentials = opened.root_credentials_path.clone();
-        tasks.spawn(podiam_server::serve(
-            opened.app,
-            server_listener,
-            until_stopped(),
-        ));
+        let limits = podiam_http::Limits::default();
+        tasks.spawn({
+            let until = until_stopped();
+            async move {
+                podiam_server::serve(opened.app, server_listener, limits, until).await;
+                Ok::<(), std::io::Error>(())
+            }
+        });
         let server_url = format!("http://{server_address}");
 
         // Through the public APIs, as the root.
@@ -254,9 +258,8 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             let router = credentials_router(Arc::clone(&agent));
             let until = until_stopped();
             async move {
-                axum::serve(agent_listener, router)
-                    .with_graceful_shutdown(until)
-                    .await
+                podiam_http::serve(agent_listener, router, limits, None, until).await;
+                Ok::<(), std::io::Error>(())
             }
         });
         tokio::spawn(Arc::clone(&agent).sweep_forever());
@@ -269,6 +272,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
                 account_id: account.clone(),
                 node_name: DEV_NODE_NAME.to_owned(),
                 allow_v1: false,
+                hosts: vec![imds_address.ip().to_string(), "localhost".to_owned()],
             },
             Arc::new(AssumeRoleSource {
                 client: node,
@@ -283,10 +287,10 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         tasks.spawn({
             let router = imds_router(imds);
             let until = until_stopped();
+            let filter = podiam_agent::node_only(Vec::new());
             async move {
-                axum::serve(imds_listener, router)
-                    .with_graceful_shutdown(until)
-                    .await
+                podiam_http::serve(imds_listener, router, limits, Some(filter), until).await;
+                Ok::<(), std::io::Error>(())
             }
         });
 
@@ -313,13 +317,11 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
                 let listener = listen(args.gateway_listen, "gateway", "--gateway-listen").await?;
                 let address = listener.local_addr()?;
                 tasks.spawn({
-                    let router =
-                        gateway_router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+                    let router = gateway_router(gateway);
                     let until = until_stopped();
                     async move {
-                        axum::serve(listener, router)
-                            .with_graceful_shutdown(until)
-                            .await
+                        podiam_http::serve(listener, router, limits, None, until).await;
+                        Ok::<(), std::io::Error>(())
                     }
                 });
                 Some(format!("http://{address}"))

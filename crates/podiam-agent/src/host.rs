@@ -1,0 +1,99 @@
+//! The host a request was addressed to. The agent and IMDS answer only requests addressed to
+//! their own link-local addresses, which a page in a browser cannot make (DNS rebinding); a
+//! request that could be read two ways is refused.
+
+use http::header::HOST;
+use http::{HeaderMap, Uri};
+
+/// The host of the request's one `Host` header, without port or IPv6 brackets. Refused: no
+/// `Host`, several, an absolute-form target (`GET http://…`), user information, or a port that
+/// is not a number up to 65535.
+pub(crate) fn addressed_host(uri: &Uri, headers: &HeaderMap) -> Result<String, &'static str> {
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return Err("the request target is in absolute form");
+    }
+    let mut values = headers.get_all(HOST).iter();
+    let value = match (values.next(), values.next()) {
+        (Some(value), None) => value,
+        (None, _) => return Err("the request has no Host header"),
+        (Some(_), Some(_)) => return Err("the request has more than one Host header"),
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| "the Host header is not visible ASCII")?;
+    let authority: http::uri::Authority = text
+        .parse()
+        .map_err(|_| "the Host header is not host[:port]")?;
+    if authority.as_str().contains('@') {
+        return Err("the Host header carries user information");
+    }
+    let host = authority.host();
+    // What follows the host must be nothing, or `:` and a port number (http's parser quietly
+    // drops a port that does not fit in 16 bits).
+    let rest = authority.as_str().get(host.len()..).unwrap_or_default();
+    if let Some(port) = rest.strip_prefix(':') {
+        if port.is_empty()
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u16>().is_err()
+        {
+            return Err("the Host header's port is not a port number");
+        }
+    } else if !rest.is_empty() {
+        return Err("the Host header is not host[:port]");
+    }
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Ok(host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn host(target: &str, values: &[&str]) -> Result<String, &'static str> {
+        let uri: Uri = target.parse().unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(
+                HOST,
+                HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("x")),
+            );
+        }
+        addressed_host(&uri, &headers)
+    }
+
+    #[test]
+    fn one_host_in_origin_form() {
+        for (value, expected) in [
+            ("169.254.170.23", "169.254.170.23"),
+            ("169.254.170.23:80", "169.254.170.23"),
+            ("[fd00:ec2::23]:80", "fd00:ec2::23"),
+            ("[fd00:ec2::23]", "fd00:ec2::23"),
+            ("LOCALHOST:4601", "localhost"),
+            ("evil.example", "evil.example"),
+        ] {
+            assert_eq!(
+                host("/v1/credentials", &[value]),
+                Ok(expected.to_owned()),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn anything_ambiguous_is_refused() {
+        assert!(host("/v1/credentials", &[]).is_err());
+        assert!(host("/v1/credentials", &["169.254.170.23", "evil.example"]).is_err());
+        assert!(host("/v1/credentials", &["169.254.170.23", "169.254.170.23"]).is_err());
+        assert!(host("http://169.254.170.23/v1/credentials", &["169.254.170.23"]).is_err());
+        assert!(host("/v1/credentials", &["169.254.170.23:99999"]).is_err());
+        assert!(host("/v1/credentials", &["169.254.170.23:"]).is_err());
+        assert!(host("/v1/credentials", &["169.254.170.23:8x"]).is_err());
+        assert!(host("/v1/credentials", &["fd00:ec2::23"]).is_err());
+        assert!(host("/v1/credentials", &["user@169.254.170.23"]).is_err());
+        assert!(host("/v1/credentials", &["169.254.170.23/x"]).is_err());
+    }
+}

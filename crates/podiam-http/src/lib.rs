@@ -1,0 +1,58 @@
+//! podiam's HTTP/1.1 listener, shared by the server, the agent, IMDS, the gateway and the
+//! webhook: the work an unauthenticated client can cause is bounded.
+//!
+//! * **Header timeout.** Once the first byte of a request arrives, its headers must be complete
+//!   within [`Limits::header_timeout`], or the connection is closed.
+//! * **Idle timeout.** A keep-alive connection that sends no request for
+//!   [`Limits::idle_timeout`] is closed (hyper's header-read timer, which starts when the
+//!   connection waits for a request).
+//! * **Body timeout.** A request body must arrive within [`Limits::body_timeout`] of its
+//!   headers; a slower one fails with [`BodyError::TimedOut`].
+//! * **Connection limit.** At most [`Limits::max_connections`] at once; the accept loop waits
+//!   for a free slot (backpressure: the kernel's backlog holds the rest).
+//! * **Body budget.** Handlers read bodies through a [`BodyBudget`]: bytes buffered by all
+//!   requests together never exceed it, and a request that would is answered at once as
+//!   throttled instead of being buffered.
+//!
+//! A [`PeerFilter`] can refuse connections by source address (IMDS serves the node only).
+
+mod body;
+mod guard;
+mod serve;
+
+pub use body::{BodyBudget, BodyError, BudgetPermit, read_body};
+pub use serve::{Handshake, PeerFilter, serve, serve_with};
+
+use std::time::Duration;
+
+/// What one listener allows a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// From a request's first byte to its last header byte.
+    pub header_timeout: Duration,
+    /// A keep-alive connection without a request (also bounds a new connection's first
+    /// request head).
+    pub idle_timeout: Duration,
+    /// From a request's headers to the last byte of its body.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers), in bytes.
+    pub max_head_bytes: usize,
+    /// In-flight requests get this long to finish at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    /// 10 s for headers, 60 s idle, 30 s for a body, 4,096 connections, 64 KiB of headers.
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            max_head_bytes: 64 * 1024,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The accept loop: a connection slot, an optional source check and handshake, then HTTP/1.1
+//! with the header, idle and body timeouts.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+use crate::Limits;
+use crate::body::TimedBody;
+use crate::guard::{ConnState, GuardedIo};
+
+/// Decides, by the client's address, whether a connection is served at all.
+pub type PeerFilter = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
+
+/// Turns an accepted TCP stream into the stream HTTP is spoken on (a TLS handshake, say).
+pub type Handshake<S> =
+    Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = io::Result<S>> + Send>> + Send + Sync>;
+
+/// Serves `router` over plain TCP until `shutdown` completes, then lets in-flight requests
+/// finish for [`Limits::drain_timeout`].
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    filter: Option<PeerFilter>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let plain: Handshake<TcpStream> = Arc::new(|stream| Box::pin(async move { Ok(stream) }));
+    serve_with(listener, router, limits, filter, plain, shutdown).await;
+}
+
+/// Serves `router` on streams made by `handshake` (which gets `header_timeout` to finish).
+pub async fn serve_with<S>(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    filter: Option<PeerFilter>,
+    handshake: Handshake<S>,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // Backpressure: no slot, no accept.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Some(filter) = &filter
+            && !filter(peer)
+        {
+            tracing::debug!(%peer, "connection refused by the source filter");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let handshake = Arc::clone(&handshake);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let stream = match tokio::time::timeout(limits.header_timeout, handshake(stream)).await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "handshake timed out");
+                    return;
+                }
+            };
+            let state = Arc::new(ConnState::default());
+            let io = TokioIo::new(GuardedIo::new(
+                stream,
+                Arc::clone(&state),
+                limits.header_timeout,
+            ));
+            let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                state.request_started();
+                let state = Arc::clone(&state);
+                let router = router.clone();
+                async move {
+                    let (mut parts, body) = request.into_parts();
+                    parts.extensions.insert(ConnectInfo(peer));
+                    let body = Body::new(TimedBody::new(body, limits.body_timeout));
+                    let response = router.oneshot(http::Request::from_parts(parts, body)).await;
+                    state.request_finished();
+                    Ok::<_, Infallible>(match response {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    })
+                }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.idle_timeout)
+                .max_buf_size(limits.max_head_bytes.max(8192))
+                .serve_connection(io, service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+}
