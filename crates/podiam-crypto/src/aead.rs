@@ -131,6 +131,17 @@ impl Keyring {
         self.current
     }
 
+    /// A MAC key derived from the current key for one purpose (`label`): HMAC-SHA256 of the
+    /// label under the key's material, so the sealing key itself is used for nothing else.
+    pub fn derive_mac_key(&self, label: &[u8]) -> crate::HmacKey {
+        let material = self
+            .keys
+            .get(&self.current)
+            .map(|key| key.material().expose().as_slice())
+            .unwrap_or_default();
+        crate::HmacKey::new(&crate::hmac_sha256(material, label))
+    }
+
     /// Every key held, oldest number first.
     pub fn ids(&self) -> impl Iterator<Item = KeyId> + '_ {
         self.keys.keys().copied()

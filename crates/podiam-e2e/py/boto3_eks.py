@@ -81,6 +81,17 @@ def main():
     u = eks.update_pod_identity_association(clusterName="c1", associationId=a["associationId"], disableSessionTags=True)["association"]
     assert u["disableSessionTags"] is True, u
 
+    # EKS Auth takes the node from the caller's identity: the root names none and is refused a
+    # token bound to node-1; node-1's agent, a user tagged with its node, is served.
+    fails("AccessDeniedException", auth.assume_role_for_pod_identity, clusterName="c1", token=token("c1", "carts", "carts", "pods.eks.amazonaws.com"))
+    iam.create_user(UserName="agent-node-1", Tags=[{"Key": "podiam:node-name", "Value": "node-1"}])
+    iam.put_user_policy(UserName="agent-node-1", PolicyName="node-agent", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "eks-auth:AssumeRoleForPodIdentity", "Resource": "*"}],
+    }))
+    assert iam.list_user_tags(UserName="agent-node-1")["Tags"] == [{"Key": "podiam:node-name", "Value": "node-1"}]
+    key = iam.create_access_key(UserName="agent-node-1")["AccessKey"]
+    auth = boto3.client("eks-auth", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
     granted = auth.assume_role_for_pod_identity(clusterName="c1", token=token("c1", "carts", "carts", "pods.eks.amazonaws.com"))
     assert granted["subject"] == {"namespace": "carts", "serviceAccount": "carts"}, granted
     assert granted["podIdentityAssociation"]["associationId"] == a["associationId"]

@@ -62,6 +62,12 @@ def users(iam, sts):
     pages = iam.get_paginator("list_users").paginate(PaginationConfig={"PageSize": 1})
     names = [u["UserName"] for page in pages for u in page["Users"]]
     check("ListUsers paginated", names == ["alice", "bob"], names)
+    iam.tag_user(UserName="alice", Tags=[{"Key": "podiam:node-name", "Value": "node-1"}, {"Key": "team", "Value": "orders"}])
+    tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="alice")["Tags"]}
+    check("TagUser replaces and adds", tags == {"team": "orders", "podiam:node-name": "node-1"}, tags)
+    iam.untag_user(UserName="alice", TagKeys=["podiam:node-name"])
+    check("UntagUser", iam.list_user_tags(UserName="alice")["Tags"] == [{"Key": "team", "Value": "orders"}])
+    fails("NoSuchEntity", iam.tag_user, UserName="nobody", Tags=[{"Key": "k", "Value": "v"}])
 
     key = iam.create_access_key(UserName="alice")["AccessKey"]
     check("CreateAccessKey", key["AccessKeyId"].startswith("AKIA") and len(key["SecretAccessKey"]) == 40)

@@ -202,6 +202,40 @@ impl EtcdCluster {
             .ok()
     }
 
+    /// The raw value at `key` (the namespace included), read past podiam through etcd's JSON
+    /// gateway: what anyone with read access to etcd sees.
+    pub fn raw_get(&self, key: &str) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let body = serde_json::json!({"key": engine.encode(key)}).to_string();
+        let member = self
+            .members
+            .iter()
+            .zip(&self.children)
+            .find(|(_, c)| c.is_some())?
+            .0;
+        let answer = gateway(member.client, "/v3/kv/range", &body)?;
+        let value = answer.pointer("/kvs/0/value")?.as_str()?;
+        engine.decode(value).ok()
+    }
+
+    /// Writes `value` at `key` (the namespace included) past podiam, as anyone with write
+    /// access to etcd but without the key-encryption key could.
+    pub fn raw_put(&self, key: &str, value: &[u8]) {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let body = serde_json::json!({"key": engine.encode(key), "value": engine.encode(value)})
+            .to_string();
+        let member = self
+            .members
+            .iter()
+            .zip(&self.children)
+            .find(|(_, c)| c.is_some())
+            .map(|(m, _)| m.client)
+            .expect("a live member");
+        gateway(member, "/v3/kv/put", &body).expect("etcd accepts the raw put");
+    }
+
     /// The end of every member's log, for a failure message.
     pub fn logs(&self) -> String {
         self.members
@@ -220,12 +254,19 @@ impl EtcdCluster {
 
 /// `POST /v3/maintenance/status` of one member.
 fn status(port: u16) -> Option<serde_json::Value> {
+    gateway(port, "/v3/maintenance/status", "{}")
+}
+
+/// One POST to a member's v3 JSON gateway.
+fn gateway(port: u16, path: &str, body: &str) -> Option<serde_json::Value> {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .write_all(b"POST /v3/maintenance/status HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-        .ok()?;
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     let body = answer.split_once("\r\n\r\n")?.1;

@@ -213,7 +213,56 @@ fn every_eks_operation_through_the_cli() {
         ],
     )
     .ok();
-    let granted = root
+    // The node is the caller's identity's: the root, which names no node, is refused a token
+    // bound to one; the node's agent (a user tagged with its node) is served.
+    root.aws(&[
+        "eks-auth",
+        "assume-role-for-pod-identity",
+        "--cluster-name",
+        "eks-workshop",
+        "--token",
+        &token,
+    ])
+    .fails_with("AccessDeniedException");
+    root.aws(&[
+        "iam",
+        "create-user",
+        "--user-name",
+        "agent-ip-10-42-0-1",
+        "--tags",
+        "Key=podiam:node-name,Value=ip-10-42-0-1",
+    ])
+    .ok();
+    root.aws(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        "agent-ip-10-42-0-1",
+        "--policy-name",
+        "node-agent",
+        "--policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"eks-auth:AssumeRoleForPodIdentity","Resource":"*"}]}"#,
+    ])
+    .ok();
+    let agent_key = root
+        .aws(&[
+            "iam",
+            "create-access-key",
+            "--user-name",
+            "agent-ip-10-42-0-1",
+        ])
+        .json();
+    let agent = ClientEnv::keys(
+        &server,
+        agent_key["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap_or_default(),
+        agent_key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap_or_default(),
+        None,
+    );
+    let granted = agent
         .aws(&[
             "eks-auth",
             "assume-role-for-pod-identity",
@@ -245,24 +294,26 @@ fn every_eks_operation_through_the_cli() {
         creds["sessionToken"].as_str(),
     );
     assert_eq!(pod.aws(&["sts", "get-caller-identity"]).json()["Arn"], arn);
-    root.aws(&[
-        "eks-auth",
-        "assume-role-for-pod-identity",
-        "--cluster-name",
-        "eks-workshop",
-        "--token",
-        "abc.def.ghi",
-    ])
-    .fails_with("InvalidTokenException");
-    root.aws(&[
-        "eks-auth",
-        "assume-role-for-pod-identity",
-        "--cluster-name",
-        "nope",
-        "--token",
-        &token,
-    ])
-    .fails_with("ResourceNotFoundException");
+    agent
+        .aws(&[
+            "eks-auth",
+            "assume-role-for-pod-identity",
+            "--cluster-name",
+            "eks-workshop",
+            "--token",
+            "abc.def.ghi",
+        ])
+        .fails_with("InvalidTokenException");
+    agent
+        .aws(&[
+            "eks-auth",
+            "assume-role-for-pod-identity",
+            "--cluster-name",
+            "nope",
+            "--token",
+            &token,
+        ])
+        .fails_with("ResourceNotFoundException");
     let stranger = root
         .aws(&["iam", "create-user", "--user-name", "stranger"])
         .json();
@@ -308,15 +359,16 @@ fn every_eks_operation_through_the_cli() {
         &id,
     ])
     .fails_with("ResourceNotFoundException");
-    root.aws(&[
-        "eks-auth",
-        "assume-role-for-pod-identity",
-        "--cluster-name",
-        "eks-workshop",
-        "--token",
-        &token,
-    ])
-    .fails_with("ResourceNotFoundException");
+    agent
+        .aws(&[
+            "eks-auth",
+            "assume-role-for-pod-identity",
+            "--cluster-name",
+            "eks-workshop",
+            "--token",
+            &token,
+        ])
+        .fails_with("ResourceNotFoundException");
     root.aws(&["eks", "delete-cluster", "--name", "other"]).ok();
     root.aws(&["eks", "describe-cluster", "--name", "other"])
         .fails_with("ResourceNotFoundException");

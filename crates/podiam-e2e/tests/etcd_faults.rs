@@ -156,8 +156,15 @@ fn the_agent_fails_over_when_a_server_replica_dies() {
         "arn:aws:iam::000000000000:role/app",
     ])
     .ok();
-    root.aws(&["iam", "create-user", "--user-name", "node"])
-        .ok();
+    root.aws(&[
+        "iam",
+        "create-user",
+        "--user-name",
+        "node",
+        "--tags",
+        "Key=podiam:node-name,Value=node-1",
+    ])
+    .ok();
     root.aws(&[
         "iam", "put-user-policy", "--user-name", "node", "--policy-name", "agent",
         "--policy-document",

@@ -155,7 +155,7 @@ fn two_replicas_over_etcd_serve_the_same_state() {
         &dir.path().join("c"),
     );
     assert!(
-        stderr.contains("does not open with this key-encryption key"),
+        stderr.contains("do not open with this key-encryption key"),
         "{stderr}"
     );
     // And one without --kek-file is told to pass it.
@@ -522,4 +522,72 @@ fn etcd_with_users_and_passwords() {
         &path("n"),
     );
     assert!(stderr.contains("etcd"), "{stderr}");
+}
+
+/// A writer to etcd without the key-encryption key rewrites an access key's record to belong
+/// to the root, as the attack did. Every replica treats the record as absent (the key stops
+/// working instead of becoming the root's) and logs it.
+#[test]
+fn records_changed_in_etcd_without_the_kek_are_refused_not_trusted() {
+    let cluster = EtcdCluster::start(3);
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let kek = EtcdCluster::write_kek(dir.path());
+    let a = cluster.replica(&kek);
+    let b = cluster.replica(&kek);
+    let (id, secret) = a.root_keys();
+    let root = ClientEnv::keys(&a, &id, &secret, None);
+    root.aws(&["iam", "create-user", "--user-name", "alice"])
+        .ok();
+    let key = root
+        .aws(&["iam", "create-access-key", "--user-name", "alice"])
+        .json();
+    let alice_id = key["AccessKey"]["AccessKeyId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let alice_secret = key["AccessKey"]["SecretAccessKey"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let alice = [
+        ClientEnv::keys(&a, &alice_id, &alice_secret, None),
+        ClientEnv::keys(&b, &alice_id, &alice_secret, None),
+    ];
+    for on in &alice {
+        on.aws(&["iam", "list-users"]).fails_with("AccessDenied");
+    }
+
+    let record_key = format!("/podiam/iam/access-key/{alice_id}");
+    let record = cluster.raw_get(&record_key).expect("the record is in etcd");
+    assert!(record.starts_with(b"pmA1"), "records carry their MAC");
+    let json_at = record
+        .iter()
+        .position(|b| *b == b'{')
+        .expect("a JSON record");
+    let text = String::from_utf8_lossy(record.get(json_at..).unwrap_or_default()).into_owned();
+    let forged = text.replace("\"user\":\"alice\"", "\"user\":null");
+    assert_ne!(forged, text, "{text}");
+    // Two forgeries: the record with its old MAC, and a bare record without one.
+    for value in [
+        [record.get(..json_at).unwrap_or_default(), forged.as_bytes()].concat(),
+        forged.clone().into_bytes(),
+    ] {
+        cluster.raw_put(&record_key, &value);
+        eventually(Duration::from_secs(2), || {
+            alice.iter().all(|on| {
+                on.aws(&["sts", "get-caller-identity"])
+                    .stderr
+                    .contains("InvalidClientTokenId")
+            })
+        });
+    }
+    for replica in [&a, &b] {
+        assert!(
+            replica.log().contains("fails its integrity check"),
+            "{}",
+            replica.log()
+        );
+    }
+    // The root's own key is untouched.
+    root.aws(&["sts", "get-caller-identity"]).ok();
 }

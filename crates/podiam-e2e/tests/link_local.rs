@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PIA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:TagSession","sts:AssumeRole"]}]}"#;
+const AGENT_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["eks-auth:AssumeRoleForPodIdentity","eks:DescribeCluster"],"Resource":"*"},{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::000000000000:role/node-role"}]}"#;
 const NODE_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#;
 
 struct Setup {
@@ -69,6 +70,39 @@ fn setup() -> Option<Setup> {
         NODE_TRUST,
     ])
     .ok();
+    // The node's agent: a user tagged with its node, allowed what an agent does.
+    root.aws(&[
+        "iam",
+        "create-user",
+        "--user-name",
+        "agent-node-1",
+        "--tags",
+        "Key=podiam:node-name,Value=node-1",
+    ])
+    .ok();
+    root.aws(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        "agent-node-1",
+        "--policy-name",
+        "node-agent",
+        "--policy-document",
+        AGENT_POLICY,
+    ])
+    .ok();
+    let key = root
+        .aws(&["iam", "create-access-key", "--user-name", "agent-node-1"])
+        .json();
+    let credentials = format!(
+        "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        key["AccessKey"]["AccessKeyId"].as_str().unwrap_or_default(),
+        key["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap_or_default()
+    );
+    std::fs::write(server.dir().join("agent-credentials"), credentials)
+        .unwrap_or_else(|e| panic!("write the agent's credentials: {e}"));
     Some(Setup { server, ns, root })
 }
 
@@ -131,7 +165,11 @@ impl Setup {
         let env = [
             (
                 "AWS_SHARED_CREDENTIALS_FILE",
-                self.server.root_credentials_file().display().to_string(),
+                self.server
+                    .dir()
+                    .join("agent-credentials")
+                    .display()
+                    .to_string(),
             ),
             ("AWS_REGION", "us-east-1".to_owned()),
             ("HOME", self.server.dir().display().to_string()),

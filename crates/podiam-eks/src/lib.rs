@@ -15,8 +15,8 @@ mod validate;
 pub use error::EksError;
 pub use model::{AssociationRecord, ClusterRecord, IssuerRecord};
 pub use pod_identity::{
-    POD_IDENTITY_AUDIENCE, POD_IDENTITY_DURATION, POD_IDENTITY_SERVICE, PodIdentityGrant,
-    PodIdentityRequest,
+    NODE_NAME_TAG, POD_IDENTITY_AUDIENCE, POD_IDENTITY_DURATION, POD_IDENTITY_SERVICE,
+    PodIdentityGrant, PodIdentityRequest, caller_node,
 };
 pub use service::{
     AssociationUpdate, Eks, EksConfig, ISSUER_KEY_RETIRE_AFTER, IssuerChoice, IssuerRotation,

@@ -75,15 +75,24 @@ fn token_claims(claims: &Claims) -> Result<(&str, &str, &str, &str, Option<&str>
     ))
 }
 
-/// The node a caller is bound to: a session podiam issued for a node's instance profile.
-fn caller_node(caller: &Caller) -> Option<&str> {
-    match caller {
-        Caller::Session { session, .. } => match &session.details.origin {
-            Origin::InstanceProfile { node } => Some(node),
-            _ => None,
-        },
-        _ => None,
+/// The principal tag that names the node a caller's identity belongs to: set on a node
+/// agent's IAM user (one user per node), or as a session tag of a node's role session (which
+/// the role's trust policy must allow with `sts:TagSession`).
+pub const NODE_NAME_TAG: &str = "podiam:node-name";
+
+/// The node the caller's identity establishes: a node instance-profile session, or the
+/// `podiam:node-name` principal tag. Never what the request says.
+pub fn caller_node(caller: &Caller) -> Option<String> {
+    if let Caller::Session { session, .. } = caller
+        && let Origin::InstanceProfile { node } = &session.details.origin
+    {
+        return Some(node.clone());
     }
+    caller
+        .principal_tags()
+        .into_iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(NODE_NAME_TAG))
+        .map(|(_, node)| node)
 }
 
 /// `eks-<cluster>-<pod>-<uuid>`, cut to 64 characters as AWS does.
@@ -141,21 +150,40 @@ impl Eks {
         };
         let (namespace, service_account, pod, pod_uid, token_node) =
             token_claims(&verified.claims)?;
-        let denied = |why: String| EksError::AccessDenied {
-            message: "The token is bound to another node.".to_owned(),
+        let denied = |message: &str, why: String| EksError::AccessDenied {
+            message: message.to_owned(),
             reason: format!(
                 "system:serviceaccount:{namespace}:{service_account} (pod {pod}): {why}"
             ),
         };
-        for node in [request.node_name.as_deref(), caller_node(caller)]
-            .into_iter()
-            .flatten()
+        // The node is the caller's identity's, never the request's say-so: a token bound to
+        // a node is accepted only from that node's identity, and `eksNodeName` must agree.
+        let node = caller_node(caller);
+        if let (Some(said), Some(node)) = (request.node_name.as_deref(), node.as_deref())
+            && said != node
         {
-            if token_node.is_some_and(|t| t != node) {
-                return Err(denied(format!(
-                    "the token names node {:?}, the caller is node {node:?}",
-                    token_node.unwrap_or_default()
-                )));
+            return Err(denied(
+                "The eksNodeName does not match the caller's node.",
+                format!("eksNodeName is {said:?}, the caller's identity is node {node:?}"),
+            ));
+        }
+        if let Some(bound) = token_node {
+            match node.as_deref() {
+                Some(node) if node == bound => {}
+                Some(node) => {
+                    return Err(denied(
+                        "The token is bound to another node.",
+                        format!("the token names node {bound:?}, the caller is node {node:?}"),
+                    ));
+                }
+                None => {
+                    return Err(denied(
+                        "The token is bound to a node, and the caller's identity names none.",
+                        format!(
+                            "the token names node {bound:?}; the caller has no {NODE_NAME_TAG} tag and is no node session"
+                        ),
+                    ));
+                }
             }
         }
         let association = self

@@ -12,7 +12,7 @@ use podiam_types::Clock;
 use time::OffsetDateTime;
 
 use crate::model::{AssociationRecord, ClusterRecord, IssuerRecord, SealedKey, keys};
-use crate::state::{AssociationEntry, ClusterEntry, EksState, key_aad, without_scheme};
+use crate::state::{AssociationEntry, ClusterEntry, EksState, issuer_key, key_aad};
 use crate::validate;
 use crate::{EksError, MAX_ASSOCIATIONS_PER_CLUSTER};
 
@@ -116,7 +116,7 @@ fn sa_index(cluster: &str, namespace: &str, service_account: &str) -> String {
 }
 
 fn issuer_index(url: &str) -> String {
-    format!("{INDEX_ISSUER}{}", without_scheme(url))
+    format!("{INDEX_ISSUER}{}", issuer_key(url))
 }
 
 /// How long a rotated-out issuer key stays published: the longest token podiam mints (48
@@ -259,7 +259,8 @@ impl Eks {
                         validate::random_hex(32, self.rng())?
                     ),
                 };
-                validate::issuer_url(&url)?;
+                // podiam mints these tokens, so their `iss` is the canonical form.
+                let url = validate::issuer_url(&url)?.to_string();
                 let key = SigningKey::generate(KeyKind::Rsa2048)
                     .map_err(|e| EksError::Crypto(e.to_string()))?;
                 IssuerRecord::Hosted {

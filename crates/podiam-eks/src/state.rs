@@ -54,13 +54,11 @@ fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
     }
 }
 
-/// The URL as IAM names providers: no scheme, no trailing `/`.
-pub(crate) fn without_scheme(url: &str) -> &str {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .unwrap_or(url);
-    rest.strip_suffix('/').unwrap_or(rest)
+/// The URL as IAM names providers: canonical, without the scheme. Any spelling of one issuer
+/// gives the same key; a URL that does not parse (never stored since validation) keys as itself.
+pub(crate) fn issuer_key(url: &str) -> String {
+    url.parse::<podiam_types::IssuerUrl>()
+        .map_or_else(|_| url.to_owned(), |u| u.key().to_owned())
 }
 
 /// The AAD a hosted key is sealed with.
@@ -110,7 +108,7 @@ impl EksState {
 
     /// The cluster whose token issuer has this URL (any scheme).
     pub fn issuer_cluster(&self, issuer: &str) -> Option<Arc<ClusterEntry>> {
-        let cluster = self.issuers.get(without_scheme(issuer))?;
+        let cluster = self.issuers.get(&issuer_key(issuer))?;
         self.clusters.get(cluster).cloned()
     }
 
@@ -184,7 +182,7 @@ impl EksState {
     fn remove(&mut self, key: &str) {
         if let Some(name) = key.strip_prefix(keys::CLUSTER) {
             if let Some(old) = self.clusters.remove(name) {
-                self.issuers.remove(without_scheme(old.record.issuer.url()));
+                self.issuers.remove(&issuer_key(old.record.issuer.url()));
             }
         } else if let Some(rest) = key.strip_prefix(keys::ASSOCIATION)
             && let Some((cluster, id)) = rest.split_once('/')
@@ -221,10 +219,8 @@ impl podiam_store::View for EksState {
         };
         if key.starts_with(keys::CLUSTER) {
             if let Some(record) = decode::<ClusterRecord>(key, value) {
-                self.issuers.insert(
-                    without_scheme(record.issuer.url()).to_owned(),
-                    record.name.clone(),
-                );
+                self.issuers
+                    .insert(issuer_key(record.issuer.url()), record.name.clone());
                 let entry = self.open_cluster(record);
                 self.clusters
                     .insert(entry.record.name.clone(), Arc::new(entry));

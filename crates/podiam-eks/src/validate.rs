@@ -88,20 +88,10 @@ pub(crate) fn tags(tags: &BTreeMap<String, String>) -> Result<(), EksError> {
 }
 
 /// An issuer URL: `https://` or `http://`, a host, no user info, query or fragment.
-pub(crate) fn issuer_url(url: &str) -> Result<(), EksError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let ok = rest.is_some_and(|rest| {
-        let authority = rest.split('/').next().unwrap_or_default();
-        !authority.is_empty()
-            && !authority.contains('@')
-            && !rest.contains(['?', '#', ' ', '\\'])
-            && url.len() <= 255
-    });
-    ok.then_some(()).ok_or_else(|| {
+pub(crate) fn issuer_url(url: &str) -> Result<podiam_types::IssuerUrl, EksError> {
+    url.parse().map_err(|e| {
         invalid(format!(
-            "The issuer URL {url:?} must be http(s)://host/path without user, query or fragment."
+            "The issuer URL must be http(s)://host[:port]/path without user, query, fragment or escapes: {e}"
         ))
     })
 }

@@ -13,7 +13,7 @@ use podiam_eks::{
     AssociationUpdate, Eks, EksConfig, EksError, IssuerChoice, NewAssociation, NewCluster,
     PodIdentityRequest,
 };
-use podiam_iam::{Caller, Iam, IamConfig, NewRole, RequestFacts};
+use podiam_iam::{Caller, Iam, IamConfig, NewRole, NewUser, RequestFacts};
 use podiam_oidc::{KeySet, ObjectRef, TokenError, TokenRequest};
 use podiam_store::{MemoryStore, Store};
 use podiam_sts::{IssuerError, IssuerKeys, Sts};
@@ -53,6 +53,21 @@ fn facts() -> RequestFacts {
         region: "eu-central-1".into(),
         user_agent: None,
     }
+}
+
+/// A node agent's identity: an IAM user tagged with its node.
+async fn node_agent(w: &World, node: &str) -> Caller {
+    let user = w
+        .iam
+        .create_user(NewUser {
+            name: format!("agent-{node}"),
+            path: None,
+            boundary: None,
+            tags: vec![(podiam_eks::NODE_NAME_TAG.to_owned(), node.to_owned())],
+        })
+        .await
+        .expect("agent user");
+    Caller::User(user)
 }
 
 async fn world() -> World {
@@ -310,12 +325,13 @@ async fn a_pod_token_becomes_the_association_role_with_session_tags() {
         "node-1",
         "pods.eks.amazonaws.com",
     );
+    let node_1 = node_agent(&w, "node-1").await;
     let grant = w
         .eks
         .assume_role_for_pod_identity(
             &w.sts,
             &NoNetwork,
-            &Caller::Root,
+            &node_1,
             &PodIdentityRequest {
                 cluster: "eks-workshop".into(),
                 token: token.clone(),
@@ -372,13 +388,7 @@ async fn a_pod_token_becomes_the_association_role_with_session_tags() {
     );
     let err = w
         .eks
-        .assume_role_for_pod_identity(
-            &w.sts,
-            &NoNetwork,
-            &Caller::Root,
-            &ask(wrong_aud, None),
-            &facts(),
-        )
+        .assume_role_for_pod_identity(&w.sts, &NoNetwork, &node_1, &ask(wrong_aud, None), &facts())
         .await
         .expect_err("audience");
     assert!(
@@ -390,7 +400,7 @@ async fn a_pod_token_becomes_the_association_role_with_session_tags() {
         .assume_role_for_pod_identity(
             &w.sts,
             &NoNetwork,
-            &Caller::Root,
+            &node_1,
             &ask(token.clone(), Some("node-2")),
             &facts(),
         )
@@ -400,6 +410,37 @@ async fn a_pod_token_becomes_the_association_role_with_session_tags() {
         matches!(other_node, EksError::AccessDenied { .. }),
         "{other_node:?}"
     );
+    // The node is the caller's identity's: leaving eksNodeName out does not help another
+    // node's agent, nor a caller that is no node at all (the root included).
+    let node_2 = node_agent(&w, "node-2").await;
+    for (caller, what) in [(&node_2, "node-2's agent"), (&Caller::Root, "the root")] {
+        let refused = w
+            .eks
+            .assume_role_for_pod_identity(
+                &w.sts,
+                &NoNetwork,
+                caller,
+                &ask(token.clone(), None),
+                &facts(),
+            )
+            .await
+            .expect_err(what);
+        assert!(
+            matches!(refused, EksError::AccessDenied { .. }),
+            "{what}: {refused:?}"
+        );
+    }
+    // node-1's own agent without eksNodeName: its identity is enough.
+    w.eks
+        .assume_role_for_pod_identity(
+            &w.sts,
+            &NoNetwork,
+            &node_1,
+            &ask(token.clone(), None),
+            &facts(),
+        )
+        .await
+        .expect("node-1's agent, eksNodeName left out");
     let no_association = pod_token(
         &w,
         "eks-workshop",
@@ -413,7 +454,7 @@ async fn a_pod_token_becomes_the_association_role_with_session_tags() {
         .assume_role_for_pod_identity(
             &w.sts,
             &NoNetwork,
-            &Caller::Root,
+            &node_1,
             &ask(no_association, None),
             &facts(),
         )
@@ -423,13 +464,7 @@ async fn a_pod_token_becomes_the_association_role_with_session_tags() {
     w.clock.set(at(NOW + 7200));
     let expired = w
         .eks
-        .assume_role_for_pod_identity(
-            &w.sts,
-            &NoNetwork,
-            &Caller::Root,
-            &ask(token, None),
-            &facts(),
-        )
+        .assume_role_for_pod_identity(&w.sts, &NoNetwork, &node_1, &ask(token, None), &facts())
         .await
         .expect_err("expired");
     assert!(
@@ -469,6 +504,7 @@ async fn trust_policies_and_options_of_the_association_apply() {
         .id
         .clone();
     let token = pod_token(&w, "c1", "carts", "carts", "n", "pods.eks.amazonaws.com");
+    let node = node_agent(&w, "n").await;
     let ask = PodIdentityRequest {
         cluster: "c1".into(),
         token,
@@ -476,7 +512,7 @@ async fn trust_policies_and_options_of_the_association_apply() {
     };
     let err = w
         .eks
-        .assume_role_for_pod_identity(&w.sts, &NoNetwork, &Caller::Root, &ask, &facts())
+        .assume_role_for_pod_identity(&w.sts, &NoNetwork, &node, &ask, &facts())
         .await
         .expect_err("trust");
     assert!(matches!(err, EksError::Sts(_)), "{err:?}");
@@ -521,7 +557,7 @@ async fn trust_policies_and_options_of_the_association_apply() {
         .expect("update");
     let grant = w
         .eks
-        .assume_role_for_pod_identity(&w.sts, &NoNetwork, &Caller::Root, &ask, &facts())
+        .assume_role_for_pod_identity(&w.sts, &NoNetwork, &node, &ask, &facts())
         .await
         .expect("chained grant");
     let details = &grant.issued.session.details;

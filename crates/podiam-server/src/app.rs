@@ -144,7 +144,11 @@ async fn request_id(State(app): State<App>, mut response: Response) -> Response 
 
 /// Every route: the AWS APIs, health and metrics.
 pub fn router(app: App) -> Router {
-    api_router(app.clone()).merge(metrics_router(app))
+    api_router(app.clone()).merge(
+        Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(app),
+    )
 }
 
 /// Health and metrics only (for `--metrics-listen`).

@@ -60,6 +60,11 @@ impl SecretLookup for Lookup<'_> {
                 },
             ));
         }
+        // A long-term key with a session token is not a session: AWS refuses it
+        // (InvalidClientTokenId) rather than ignoring the token.
+        if token.is_some() {
+            return Err(LookupError::InvalidToken);
+        }
         let state = self.app.inner.iam.state();
         caller_of_key(&state, access_key_id)
     }

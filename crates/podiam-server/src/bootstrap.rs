@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::app::{App, Services};
-use crate::issuers::{ClusterIssuerKeys, HttpIssuerKeys};
+use crate::issuers::{ClusterIssuerKeys, HttpIssuerKeys, IssuerNetworks};
 use crate::session_keys::{KeyringError, SessionKeys};
 use crate::store_config::StoreConfig;
 
@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub region: String,
     /// Accept `http://` token issuers on loopback.
     pub allow_http_issuers: bool,
+    /// Fetch issuers' keys from private networks (over HTTPS).
+    pub allow_private_issuers: bool,
     /// A PEM bundle of extra CAs for issuer discovery over HTTPS.
     pub oidc_ca_file: Option<PathBuf>,
     /// The key-encryption key file (default: `<data-dir>/kek`, created on first start).
@@ -108,6 +110,20 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), BootError> {
     file.sync_all().map_err(|e| io("cannot write", path, e))
 }
 
+/// Reads a key-encryption key file (base64 of 32 bytes).
+pub fn read_kek(path: &Path) -> Result<Keyring, BootError> {
+    let text = Secret::new(std::fs::read_to_string(path).map_err(|e| io("cannot read", path, e))?);
+    let bytes = Secret::new(STANDARD.decode(text.expose().trim()).map_err(|_| {
+        BootError::Config(format!(
+            "{} is not a base64 key-encryption key",
+            path.display()
+        ))
+    })?);
+    let key = AeadKey::from_bytes(KeyId(0), bytes.expose())
+        .map_err(|e| BootError::Config(format!("{}: {e}", path.display())))?;
+    Ok(Keyring::new(key))
+}
+
 /// The key-encryption key: from `--kek-file`, or `<data-dir>/kek` (created on first start).
 fn load_kek(config: &ServerConfig, rng: &dyn Rng) -> Result<Keyring, BootError> {
     let path = config
@@ -129,21 +145,26 @@ fn load_kek(config: &ServerConfig, rng: &dyn Rng) -> Result<Keyring, BootError> 
             format!("{}\n", STANDARD.encode(bytes.expose())).as_bytes(),
         )?;
     }
-    let text =
-        Secret::new(std::fs::read_to_string(&path).map_err(|e| io("cannot read", &path, e))?);
-    let bytes = Secret::new(STANDARD.decode(text.expose().trim()).map_err(|_| {
-        BootError::Config(format!(
-            "{} is not a base64 key-encryption key",
-            path.display()
-        ))
-    })?);
-    let key = AeadKey::from_bytes(KeyId(0), bytes.expose())
-        .map_err(|e| BootError::Config(format!("{}: {e}", path.display())))?;
-    Ok(Keyring::new(key))
+    read_kek(&path)
 }
 
 /// The account of this data directory.
 async fn load_account(store: &dyn Store, asked: Option<&str>) -> Result<String, BootError> {
+    for _ in 0..3 {
+        if let Some(account) = try_load_account(store, asked).await? {
+            return Ok(account);
+        }
+    }
+    Err(BootError::Config(format!(
+        "{ACCOUNT_KEY} is written but cannot be read: the store's records may have been changed"
+    )))
+}
+
+/// The account, or `None` when another writer created it first (read it again).
+async fn try_load_account(
+    store: &dyn Store,
+    asked: Option<&str>,
+) -> Result<Option<String>, BootError> {
     if let Some(asked) = asked {
         asked
             .parse::<AccountId>()
@@ -158,7 +179,7 @@ async fn load_account(store: &dyn Store, asked: Option<&str>) -> Result<String, 
                     "this data directory belongs to account {}; start with --account-id {} or use another --data-dir",
                     record.account_id, record.account_id
                 ))),
-                _ => Ok(record.account_id),
+                _ => Ok(Some(record.account_id)),
             }
         }
         None => {
@@ -168,9 +189,9 @@ async fn load_account(store: &dyn Store, asked: Option<&str>) -> Result<String, 
             })
             .map_err(|e| BootError::Config(e.to_string()))?;
             if store.compare_and_swap(ACCOUNT_KEY, None, value).await? == TxnOutcome::Failed {
-                return Box::pin(load_account(store, asked)).await;
+                return Ok(None);
             }
-            Ok(account_id)
+            Ok(Some(account_id))
         }
     }
 }
@@ -203,6 +224,8 @@ pub struct StartOptions {
     pub region: String,
     /// Accept `http://` token issuers on loopback.
     pub allow_http_issuers: bool,
+    /// Fetch issuers' keys from private networks (over HTTPS).
+    pub allow_private_issuers: bool,
     /// The URL clients reach this server at, e.g. `http://127.0.0.1:4599`.
     pub public_url: String,
     /// Request body bytes buffered at once, across all requests.
@@ -288,7 +311,10 @@ pub async fn start(
     let issuers: Arc<dyn IssuerKeys> = Arc::new(ClusterIssuerKeys::new(
         eks.clone(),
         issuers,
-        options.allow_http_issuers,
+        IssuerNetworks {
+            loopback: options.allow_http_issuers,
+            private: options.allow_private_issuers,
+        },
         Arc::clone(&clock),
     ));
     let keyring = session_keys.shared();
@@ -341,10 +367,13 @@ pub async fn open(
         ));
     }
     let kek = Arc::new(load_kek(config, rng.as_ref())?);
-    let store = config.store.open(&config.data_dir).await?;
+    let store = config.store.open(&config.data_dir, &kek).await?;
     let issuers = Arc::new(
         HttpIssuerKeys::new(
-            config.allow_http_issuers,
+            IssuerNetworks {
+                loopback: config.allow_http_issuers,
+                private: config.allow_private_issuers,
+            },
             config.oidc_ca_file.as_deref(),
             Arc::clone(&clock),
         )
@@ -354,6 +383,7 @@ pub async fn open(
         account_id: config.account_id.clone(),
         region: config.region.clone(),
         allow_http_issuers: config.allow_http_issuers,
+        allow_private_issuers: config.allow_private_issuers,
         public_url: config
             .public_url
             .clone()

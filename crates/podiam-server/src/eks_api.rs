@@ -90,6 +90,7 @@ pub(crate) async fn create_cluster(State(app): State<App>, request: Request) -> 
         keys.shrink_to_fit();
         input.ctx.authorize_with("eks:CreateCluster", &arn, keys)?;
         let issuer = issuer_choice(&input)?;
+        authorize_issuer_keys(&input, &issuer)?;
         let created = call
             .app
             .inner
@@ -107,6 +108,37 @@ pub(crate) async fn create_cluster(State(app): State<App>, request: Request) -> 
     }
     .await;
     call.finish(result)
+}
+
+/// Only IAM decides which keys STS trusts for an issuer. A cluster that brings its own keys
+/// for an issuer URL (an explicit hosted URL, whose tokens podiam then mints for whoever may
+/// call `podiam:CreateServiceAccountToken`; an uploaded JWKS; a CA bundle to fetch the keys
+/// with) decides what the IAM OIDC provider of that URL trusts, so the caller needs
+/// `iam:UpdateOpenIDConnectProviderThumbprint` on that provider (the IAM action that governs
+/// where a provider's keys may come from), whether the provider exists yet or not. A hosted
+/// issuer at a fresh random URL, or an external one whose keys come from its own discovery
+/// document, needs nothing more.
+fn authorize_issuer_keys(input: &Input<'_>, issuer: &IssuerChoice) -> Result<(), WireError> {
+    let url = match issuer {
+        IssuerChoice::Hosted { url: Some(url) } => url,
+        IssuerChoice::External { url, jwks, ca } if jwks.is_some() || ca.is_some() => url,
+        _ => return Ok(()),
+    };
+    let canonical: podiam_types::IssuerUrl = url.parse().map_err(|e| {
+        invalid(format!(
+            "podiamIssuer.url must be http(s)://host[:port]/path without user, query, fragment or escapes: {e}"
+        ))
+    })?;
+    let provider = input
+        .ctx
+        .app
+        .inner
+        .iam
+        .state()
+        .provider_arn(canonical.key());
+    input
+        .ctx
+        .authorize("iam:UpdateOpenIDConnectProviderThumbprint", &provider)
 }
 
 /// podiam's `podiamIssuer` member of `CreateCluster` (`podiam cluster create`): which issuer.

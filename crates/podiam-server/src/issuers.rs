@@ -3,6 +3,7 @@
 //! cached per issuer and refetched on an unknown key id at a bounded rate.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use podiam_crypto::JwkSet;
 use podiam_eks::{Eks, IssuerRecord};
 use podiam_oidc::{DISCOVERY_PATH, DiscoveryDocument, JwksCache, KeySet};
 use podiam_sts::{IssuerError, IssuerKeys};
-use podiam_types::Clock;
+use podiam_types::{Clock, IssuerUrl};
 
 /// The largest discovery document or JWKS read.
 const MAX_DOCUMENT: usize = 256 * 1024;
@@ -30,59 +31,159 @@ struct Entry {
     fetching: tokio::sync::Mutex<()>,
 }
 
-/// OIDC discovery over HTTP(S).
+/// Which networks the server may fetch issuers' documents from. Public addresses always;
+/// loopback and private ones only when allowed; link-local (instance metadata, the node agent)
+/// and other special addresses never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IssuerNetworks {
+    /// Loopback issuers, over `http://` too (local test issuers: `--allow-http-issuers`).
+    pub loopback: bool,
+    /// Private networks (RFC 1918, unique local, shared address space) over HTTPS
+    /// (`--allow-private-issuers`, for apiservers reachable only inside a network).
+    pub private: bool,
+}
+
+impl IssuerNetworks {
+    /// May the server connect to `ip`?
+    pub fn allows(self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        if ip.is_loopback() {
+            return self.loopback;
+        }
+        if is_private(ip) {
+            return self.private;
+        }
+        !is_special(ip)
+    }
+}
+
+/// RFC 1918, 100.64/10 (shared address space) and fc00::/7 (unique local).
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// Addresses no issuer lives at: unspecified, link-local (169.254/16 holds instance metadata
+/// and the node agent), multicast, broadcast, documentation, reserved.
+fn is_special(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_unspecified()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || a >= 240
+                || (a == 192 && b == 0)
+                || (a == 198 && (18..20).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
+                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || first == 0x0064
+        }
+    }
+}
+
+/// Resolves names to the addresses the policy allows, so a name that points at an internal
+/// address (or is rebound to one between checks) is never connected to.
+#[derive(Debug, Clone, Copy)]
+struct FilteringResolver(IssuerNetworks);
+
+impl reqwest::dns::Resolve for FilteringResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let networks = self.0;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| networks.allows(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to addresses issuers may not use ({})",
+                    found
+                        .iter()
+                        .map(|a| a.ip().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+                .into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// OIDC discovery over HTTPS (plain HTTP only to loopback, and only when allowed).
 #[derive(Debug)]
 pub struct HttpIssuerKeys {
     client: reqwest::Client,
-    allow_http: bool,
+    networks: IssuerNetworks,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     clock: Arc<dyn Clock>,
 }
 
-/// May the server fetch `url`? `https://` always; `http://` only to a loopback host and only
-/// when allowed. No user info (`http://127.0.0.1:1@evil.example/`), no other schemes.
-fn url_allowed(url: &reqwest::Url, allow_http: bool) -> Result<(), String> {
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("the URL {url} carries user information"));
-    }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if is_loopback(url) && allow_http => Ok(()),
-        "http" if is_loopback(url) => Err(format!(
-            "the issuer {url} uses plain HTTP; start the server with --allow-http-issuers to accept loopback test issuers"
-        )),
-        _ => Err(format!("the URL {url} must use https://")),
-    }
-}
-
-/// `127.0.0.0/8`, `::1` or `localhost`.
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// Follows at most 3 redirects, each to a URL that [`url_allowed`] accepts: a redirect cannot
-/// downgrade to plain HTTP or lead to a host the issuer rules would refuse.
-fn redirects(allow_http: bool) -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= 3 {
-            attempt.error("too many redirects")
-        } else if let Err(e) = url_allowed(attempt.url(), allow_http) {
-            attempt.error(e)
+/// May the server fetch `url`? `https://` to an allowed host; `http://` only to a loopback
+/// host when loopback issuers are allowed. The URL must already be canonical (an
+/// [`IssuerUrl`]); a literal address is checked here, a name when it resolves.
+fn url_allowed(url: &IssuerUrl, networks: IssuerNetworks) -> Result<(), String> {
+    let literal = url
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok();
+    let loopback =
+        literal.is_some_and(|ip| ip.to_canonical().is_loopback()) || url.host() == "localhost";
+    if !url.is_https() && !(loopback && networks.loopback) {
+        return Err(if loopback {
+            format!(
+                "the issuer {url} uses plain HTTP; start the server with --allow-http-issuers to accept loopback test issuers"
+            )
         } else {
-            attempt.follow()
-        }
-    })
+            format!("the URL {url} must use https://")
+        });
+    }
+    if url.host() == "localhost" && !networks.loopback {
+        return Err(format!(
+            "{url} is a loopback address; start the server with --allow-http-issuers to accept local test issuers"
+        ));
+    }
+    if let Some(ip) = literal
+        && !networks.allows(ip)
+    {
+        return Err(format!(
+            "{url} is at an address issuers may not use (loopback with --allow-http-issuers, private networks with --allow-private-issuers; link-local never)"
+        ));
+    }
+    Ok(())
+}
+
+/// What the caller of STS or EKS Auth is told; the detail goes only to the server's log, so a
+/// caller cannot use discovery to probe the network or read other services' answers.
+fn not_fetched() -> IssuerError {
+    IssuerError::Unreachable("the issuer's keys could not be fetched".to_owned())
 }
 
 impl HttpIssuerKeys {
     /// A fetcher; `ca_file` adds a PEM bundle of CAs for private issuers.
     pub fn new(
-        allow_http: bool,
+        networks: IssuerNetworks,
         ca_file: Option<&Path>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
@@ -93,22 +194,25 @@ impl HttpIssuerKeys {
             ),
             None => None,
         };
-        Self::with_ca_pem(allow_http, pem.as_deref(), clock).map_err(|e| match ca_file {
+        Self::with_ca_pem(networks, pem.as_deref(), clock).map_err(|e| match ca_file {
             Some(path) => format!("--oidc-ca-file {}: {e}", path.display()),
             None => e,
         })
     }
 
-    /// A fetcher that also trusts the CAs of a PEM bundle.
+    /// A fetcher that also trusts the CAs of a PEM bundle. No redirects, no proxies, names
+    /// resolved to allowed addresses only, 3 s to connect and 5 s in all.
     pub fn with_ca_pem(
-        allow_http: bool,
+        networks: IssuerNetworks,
         ca_pem: Option<&[u8]>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
-            .redirect(redirects(allow_http))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(FilteringResolver(networks))
             .user_agent(concat!("podiam/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| e.to_string())?;
@@ -119,63 +223,83 @@ impl HttpIssuerKeys {
             .map_err(|e| format!("cannot build the HTTPS client: {e}"))?;
         Ok(Self {
             client,
-            allow_http,
+            networks,
             entries: Mutex::new(HashMap::new()),
             clock,
         })
     }
 
-    fn allowed(&self, url: &str) -> Result<(), IssuerError> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| IssuerError::NotAllowed(format!("the URL {url:?} is not valid: {e}")))?;
-        url_allowed(&parsed, self.allow_http).map_err(IssuerError::NotAllowed)
-    }
-
-    async fn get(&self, url: &str) -> Result<Vec<u8>, IssuerError> {
-        let unreachable = |e: &dyn std::fmt::Display| {
-            IssuerError::Unreachable(format!("cannot fetch {url}: {e}"))
-        };
+    async fn get(&self, url: &IssuerUrl, path_and_query: &str) -> Result<Vec<u8>, String> {
+        url_allowed(url, self.networks)?;
+        let target = format!("{}{path_and_query}", url.origin());
         let mut response = self
             .client
-            .get(url)
+            .get(&target)
             .send()
             .await
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| format!("cannot fetch {target}: {e}"))?;
         if !response.status().is_success() {
-            return Err(unreachable(&format!("HTTP {}", response.status())));
+            return Err(format!("{target} answered HTTP {}", response.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(&e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("cannot read {target}: {e}"))?
+        {
             if body.len() + chunk.len() > MAX_DOCUMENT {
-                return Err(unreachable(&format!(
-                    "the document is larger than {MAX_DOCUMENT} bytes"
-                )));
+                return Err(format!("{target} is larger than {MAX_DOCUMENT} bytes"));
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
     }
 
-    async fn fetch(&self, issuer: &str) -> Result<JwkSet, IssuerError> {
-        let discovery_url = format!("{}{DISCOVERY_PATH}", issuer.trim_end_matches('/'));
-        let document: DiscoveryDocument = serde_json::from_slice(&self.get(&discovery_url).await?)
-            .map_err(|e| {
-                IssuerError::Unreachable(format!(
-                    "{discovery_url} is not an OIDC discovery document: {e}"
-                ))
+    /// The issuer's JWKS: its discovery document, then its `jwks_uri`, which must be on the
+    /// issuer's own origin (scheme, host and port).
+    async fn fetch(&self, issuer: &str) -> Result<JwkSet, String> {
+        let url: IssuerUrl = issuer
+            .parse()
+            .map_err(|e| format!("the issuer {issuer:?} is not a valid URL: {e}"))?;
+        let path = url.key().split_once('/').map_or("", |(_, p)| p);
+        let discovery_path = if path.is_empty() {
+            DISCOVERY_PATH.to_owned()
+        } else {
+            format!("/{path}{DISCOVERY_PATH}")
+        };
+        let document: DiscoveryDocument =
+            serde_json::from_slice(&self.get(&url, &discovery_path).await?).map_err(|e| {
+                format!("{url}{DISCOVERY_PATH} is not an OIDC discovery document: {e}")
             })?;
-        if document.issuer != issuer {
-            return Err(IssuerError::Unreachable(format!(
-                "{discovery_url} names issuer {:?}, not {issuer:?}",
+        let named: Option<IssuerUrl> = document.issuer.parse().ok();
+        if named.as_ref() != Some(&url) {
+            return Err(format!(
+                "{url}{DISCOVERY_PATH} names issuer {:?}, not {issuer:?}",
                 document.issuer
-            )));
+            ));
         }
-        self.allowed(&document.jwks_uri)?;
-        let jwks = self.get(&document.jwks_uri).await?;
-        let text = String::from_utf8(jwks)
-            .map_err(|_| IssuerError::Unreachable(format!("{} is not UTF-8", document.jwks_uri)))?;
-        JwkSet::parse(&text)
-            .map_err(|e| IssuerError::Unreachable(format!("{}: {e}", document.jwks_uri)))
+        let jwks = reqwest::Url::parse(&document.jwks_uri)
+            .map_err(|e| format!("jwks_uri {:?} is not a URL: {e}", document.jwks_uri))?;
+        let jwks_origin = jwks.origin().ascii_serialization();
+        if jwks_origin != url.origin()
+            || !jwks.username().is_empty()
+            || jwks.password().is_some()
+            || jwks.fragment().is_some()
+        {
+            return Err(format!(
+                "jwks_uri {:?} is not on the issuer's origin {}",
+                document.jwks_uri,
+                url.origin()
+            ));
+        }
+        let path_and_query = match jwks.query() {
+            Some(query) => format!("{}?{query}", jwks.path()),
+            None => jwks.path().to_owned(),
+        };
+        let body = self.get(&url, &path_and_query).await?;
+        let text =
+            String::from_utf8(body).map_err(|_| format!("{} is not UTF-8", document.jwks_uri))?;
+        JwkSet::parse(&text).map_err(|e| format!("{}: {e}", document.jwks_uri))
     }
 }
 
@@ -212,7 +336,13 @@ impl IssuerKeys for HttpIssuerKeys {
     /// first), so the entries are bounded by the providers. Concurrent misses wait for one
     /// fetch; an issuer that has never answered is `IDPCommunicationError` (SDKs retry it).
     async fn keys(&self, issuer: &str, refresh: bool) -> Result<KeySet, IssuerError> {
-        self.allowed(issuer)?;
+        // One entry (and one fetch at a time) per issuer, however its URL is spelled.
+        let Ok(canonical) = issuer.parse::<IssuerUrl>() else {
+            tracing::info!(issuer, "refused an issuer URL that is not canonical-izable");
+            return Err(not_fetched());
+        };
+        let issuer = canonical.to_string();
+        let issuer = issuer.as_str();
         let entry = self.entry(issuer);
         if let Some(keys) = cached(&entry.cache, self.clock.now(), refresh)
             && !keys.is_empty()
@@ -224,12 +354,7 @@ impl IssuerKeys for HttpIssuerKeys {
         let now = self.clock.now();
         let stale_keys = match cached(&entry.cache, now, refresh) {
             Some(keys) if !keys.is_empty() => return Ok(keys),
-            Some(_) => {
-                return Err(IssuerError::Unreachable(format!(
-                    "no keys of {issuer} yet: the last fetch failed; retrying within {} s",
-                    MIN_REFETCH.as_secs()
-                )));
-            }
+            Some(_) => return Err(not_fetched()),
             None => {
                 let mut cache = lock(&entry.cache);
                 cache.attempted(now);
@@ -250,8 +375,8 @@ impl IssuerKeys for HttpIssuerKeys {
                 Ok(stale_keys)
             }
             Err(e) => {
-                tracing::warn!(issuer, error = %e, "cannot fetch the issuer's keys");
-                Err(e)
+                tracing::warn!(issuer, error = %e, "cannot fetch the issuer's keys (the caller is told only that they could not be fetched)");
+                Err(not_fetched())
             }
         }
     }
@@ -263,7 +388,7 @@ impl IssuerKeys for HttpIssuerKeys {
 pub struct ClusterIssuerKeys {
     eks: Eks,
     fallback: Arc<dyn IssuerKeys>,
-    allow_http: bool,
+    networks: IssuerNetworks,
     clock: Arc<dyn Clock>,
     with_ca: Mutex<HashMap<String, Arc<HttpIssuerKeys>>>,
 }
@@ -273,13 +398,13 @@ impl ClusterIssuerKeys {
     pub fn new(
         eks: Eks,
         fallback: Arc<dyn IssuerKeys>,
-        allow_http: bool,
+        networks: IssuerNetworks,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             eks,
             fallback,
-            allow_http,
+            networks,
             clock,
             with_ca: Mutex::new(HashMap::new()),
         }
@@ -295,11 +420,14 @@ impl ClusterIssuerKeys {
         }
         let fetcher = Arc::new(
             HttpIssuerKeys::with_ca_pem(
-                self.allow_http,
+                self.networks,
                 Some(pem.as_bytes()),
                 Arc::clone(&self.clock),
             )
-            .map_err(|e| IssuerError::Unreachable(format!("the CA bundle of {issuer}: {e}")))?,
+            .map_err(|e| {
+                tracing::warn!(issuer, error = %e, "the cluster's CA bundle cannot be used");
+                not_fetched()
+            })?,
         );
         fetchers.insert(issuer.to_owned(), Arc::clone(&fetcher));
         Ok(fetcher)
@@ -327,30 +455,101 @@ impl IssuerKeys for ClusterIssuerKeys {
 
 /// Is `url` an `http://` URL of a loopback host (and nothing else)?
 pub(crate) fn is_loopback_http(url: &str) -> bool {
-    reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "http" && url_allowed(&u, true).is_ok())
+    url.parse::<IssuerUrl>().is_ok_and(|u| {
+        !u.is_https()
+            && url_allowed(
+                &u,
+                IssuerNetworks {
+                    loopback: true,
+                    private: false,
+                },
+            )
+            .is_ok()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn allowed(url: &str, allow_http: bool) -> bool {
-        reqwest::Url::parse(url).is_ok_and(|u| url_allowed(&u, allow_http).is_ok())
+    const NONE: IssuerNetworks = IssuerNetworks {
+        loopback: false,
+        private: false,
+    };
+    const LOOPBACK: IssuerNetworks = IssuerNetworks {
+        loopback: true,
+        private: false,
+    };
+    const PRIVATE: IssuerNetworks = IssuerNetworks {
+        loopback: false,
+        private: true,
+    };
+
+    fn allowed(url: &str, networks: IssuerNetworks) -> bool {
+        url.parse::<IssuerUrl>()
+            .is_ok_and(|u| url_allowed(&u, networks).is_ok())
     }
 
     #[test]
     fn only_https_or_loopback_http_when_allowed() {
-        assert!(allowed("https://oidc.example.com/id/x", false));
-        assert!(allowed("http://127.0.0.1:8080/id/x", true));
-        assert!(allowed("http://127.1.2.3/", true));
-        assert!(allowed("http://localhost:1", true));
-        assert!(allowed("http://[::1]:9/", true));
-        assert!(!allowed("http://127.0.0.1:8080/id/x", false));
-        assert!(!allowed("http://10.0.0.1", true));
-        assert!(!allowed("http://127.0.0.1.nip.io", true));
-        assert!(!allowed("http://127.0.0.1:1@evil.example/", true));
-        assert!(!allowed("https://user:pw@oidc.example.com/", true));
-        assert!(!allowed("ftp://127.0.0.1/", true));
-        assert!(!allowed("file:///etc/passwd", true));
+        assert!(allowed("https://oidc.example.com/id/x", NONE));
+        assert!(allowed("http://127.0.0.1:8080/id/x", LOOPBACK));
+        assert!(allowed("http://127.1.2.3/", LOOPBACK));
+        assert!(allowed("http://localhost:1", LOOPBACK));
+        assert!(allowed("http://[::1]:9/", LOOPBACK));
+        assert!(!allowed("http://127.0.0.1:8080/id/x", NONE));
+        assert!(!allowed("https://127.0.0.1:8080/id/x", NONE));
+        assert!(!allowed("https://localhost/id/x", NONE));
+        assert!(!allowed("http://10.0.0.1", LOOPBACK));
+        assert!(!allowed("http://127.0.0.1.nip.io", LOOPBACK));
+        assert!(!allowed("http://127.0.0.1:1@evil.example/", LOOPBACK));
+        assert!(!allowed("https://user:pw@oidc.example.com/", LOOPBACK));
+        assert!(!allowed("ftp://127.0.0.1/", LOOPBACK));
+        assert!(!allowed("file:///etc/passwd", LOOPBACK));
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_unless_allowed() {
+        for url in [
+            "https://169.254.169.254/latest",
+            "https://169.254.170.23/v1",
+            "https://[fe80::1]/x",
+            "https://0.0.0.0/x",
+            "https://224.0.0.1/x",
+            "https://255.255.255.255/x",
+        ] {
+            assert!(!allowed(url, LOOPBACK), "{url}");
+            assert!(!allowed(url, PRIVATE), "{url}");
+        }
+        for url in [
+            "https://10.1.2.3/x",
+            "https://172.16.0.1/x",
+            "https://192.168.1.1/x",
+            "https://100.64.0.1/x",
+            "https://[fd00:ec2::254]/x",
+        ] {
+            assert!(!allowed(url, NONE), "{url}");
+            assert!(allowed(url, PRIVATE), "{url}");
+        }
+        assert!(!allowed("https://[::ffff:169.254.169.254]/x", PRIVATE));
+        assert!(!allowed("https://[::ffff:127.0.0.1]/x", NONE));
+        assert!(allowed("https://93.184.215.14/x", NONE));
+    }
+
+    #[tokio::test]
+    async fn names_resolve_to_allowed_addresses_only() {
+        use reqwest::dns::Resolve as _;
+        let resolve = |networks: IssuerNetworks, name: &str| {
+            FilteringResolver(networks).resolve(name.parse().unwrap_or_else(|_| unreachable!()))
+        };
+        assert!(
+            resolve(NONE, "localhost").await.is_err(),
+            "localhost is loopback"
+        );
+        let addresses: Vec<SocketAddr> = resolve(LOOPBACK, "localhost")
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"))
+            .collect();
+        assert!(addresses.iter().all(|a| a.ip().is_loopback()));
     }
 }

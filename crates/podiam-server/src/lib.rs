@@ -74,6 +74,8 @@ pub async fn serve_split(
     let _ = api_task.await;
     let _ = metrics_task.await;
 }
-pub use bootstrap::{BootError, Opened, ServerConfig, StartOptions, Started, open, start};
-pub use issuers::{ClusterIssuerKeys, HttpIssuerKeys};
+pub use bootstrap::{
+    BootError, Opened, ServerConfig, StartOptions, Started, open, read_kek, start,
+};
+pub use issuers::{ClusterIssuerKeys, HttpIssuerKeys, IssuerNetworks};
 pub use store_config::{EtcdConfig, StoreConfig};

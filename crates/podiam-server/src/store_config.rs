@@ -4,7 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use podiam_store::{RedbStore, Store};
+use podiam_crypto::Keyring;
+use podiam_store::{AuthenticatedStore, RedbStore, Store};
+
+/// The record every store of an account has (see bootstrap).
+const ACCOUNT_KEY: &str = "meta/account";
+
+/// What the key-encryption key derives the record MAC key for.
+const RECORD_MAC_LABEL: &[u8] = b"podiam store record authentication v1";
 
 use crate::BootError;
 
@@ -77,7 +84,7 @@ impl StoreConfig {
     }
 
     /// Opens the store.
-    pub async fn open(&self, data_dir: &Path) -> Result<Arc<dyn Store>, BootError> {
+    pub async fn open(&self, data_dir: &Path, kek: &Keyring) -> Result<Arc<dyn Store>, BootError> {
         match self {
             Self::Embedded => {
                 let path = data_dir.join("podiam.redb");
@@ -89,7 +96,22 @@ impl StoreConfig {
                 })?;
                 Ok(Arc::new(store))
             }
-            Self::Etcd(etcd) => open_etcd(etcd).await,
+            // Anyone who can write to a shared store could otherwise rewrite records (make an
+            // access key the root's, say): every record is bound to its key under the KEK.
+            Self::Etcd(etcd) => {
+                let raw = open_etcd(etcd).await?;
+                let store =
+                    AuthenticatedStore::new(Arc::clone(&raw), kek.derive_mac_key(RECORD_MAC_LABEL));
+                // A replica with another key-encryption key would see every record as
+                // tampered with: say so at start.
+                if raw.get(ACCOUNT_KEY).await?.is_some() && store.get(ACCOUNT_KEY).await?.is_none()
+                {
+                    return Err(BootError::Config(
+                        "the records in this etcd namespace do not open with this key-encryption key: every replica needs the same --kek-file (or the namespace's records were changed by someone without it)".to_owned(),
+                    ));
+                }
+                Ok(Arc::new(store))
+            }
         }
     }
 }

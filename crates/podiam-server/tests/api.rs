@@ -866,7 +866,7 @@ async fn sessions_that_would_not_fit_a_token_are_refused_up_front() {
 }
 
 #[tokio::test]
-async fn tokens_must_name_their_provider_exactly() {
+async fn spellings_of_a_provider_url_are_one_provider_and_ambiguous_ones_none() {
     let w = World::new().await;
     let request = TokenRequest {
         namespace: "carts".into(),
@@ -880,12 +880,37 @@ async fn tokens_must_name_their_provider_exactly() {
         lifetime: std::time::Duration::from_secs(3600),
         warn_after: None,
     };
-    for spelling in [format!("{ISSUER}//"), format!("{ISSUER}///x/..")] {
-        let other = Issuer::new(&spelling, SigningKey::generate(KeyKind::EcP256).unwrap()).unwrap();
-        let token = other
+    let mint = |iss: &str| {
+        Issuer::new(iss, SigningKey::generate(KeyKind::EcP256).unwrap())
+            .unwrap()
             .mint(&request, at(NOW), &SeededRng::new(b"k"))
-            .unwrap();
-        let reply = w.web_identity(&token).await;
+            .unwrap()
+    };
+    // Another spelling names the same provider, whose keys then refuse a stranger's signature.
+    for spelling in [
+        format!("{ISSUER}//"),
+        ISSUER.replace("https://oidc.eks", "https://OIDC.EKS"),
+        ISSUER.replace(".com/", ".com:443/"),
+    ] {
+        let reply = w.web_identity(&mint(&spelling)).await;
+        assert_eq!(
+            reply.code(),
+            "InvalidIdentityToken",
+            "{spelling}: {}",
+            reply.body
+        );
+        assert!(
+            !reply
+                .tag("Message")
+                .unwrap()
+                .starts_with("No OpenIDConnect provider"),
+            "{spelling}: {}",
+            reply.body
+        );
+    }
+    // What cannot be read one way only names no provider.
+    for spelling in [format!("{ISSUER}///x/.."), format!("{ISSUER}/%2e%2e")] {
+        let reply = w.web_identity(&mint(&spelling)).await;
         assert_eq!(
             reply.code(),
             "InvalidIdentityToken",
@@ -969,6 +994,7 @@ async fn deleted_root_keys_stay_deleted_across_restarts() {
         account_id: None,
         region: "us-east-1".into(),
         allow_http_issuers: false,
+        allow_private_issuers: false,
         public_url: "http://127.0.0.1:4599".into(),
         body_budget_bytes: 64 << 20,
     };

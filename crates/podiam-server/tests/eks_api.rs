@@ -411,13 +411,35 @@ async fn assume_role_for_pod_identity_over_the_wire() {
     )
     .await;
 
-    // The node agent's own identity: a user allowed to call EKS Auth.
+    // The node agent's own identity: a user allowed to call EKS Auth, tagged with its node.
     let agent = w
         .user(
             "node-agent",
             Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"eks-auth:AssumeRoleForPodIdentity","Resource":"*"}]}"#),
         )
         .await;
+    let path = "/clusters/eks-workshop/assume-role-for-pod-identity";
+    // Untagged, it is no node: a token bound to node-1 is refused, eksNodeName or not.
+    for body in [
+        json!({"token": pod_token}),
+        json!({"token": pod_token, "eksNodeName": "node-1"}),
+    ] {
+        let refused = w.rest("eks-auth", &agent, "POST", path, Some(body)).await;
+        // EKS Auth answers AccessDeniedException with HTTP 400, as its API reference says.
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(refused.error_type(), "AccessDeniedException");
+    }
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "TagUser"),
+            ("UserName", "node-agent"),
+            ("Tags.member.1.Key", "podiam:node-name"),
+            ("Tags.member.1.Value", "node-1"),
+        ],
+    )
+    .await
+    .ok();
     let path = "/clusters/eks-workshop/assume-role-for-pod-identity";
     let reply = w
         .rest(

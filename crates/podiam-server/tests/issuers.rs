@@ -1,5 +1,6 @@
 //! OIDC discovery against a real HTTP issuer on loopback: one fetch for a burst of cold
-//! requests, refusal of plain HTTP unless allowed, and of redirects that leave the rules.
+//! requests, refusal of plain HTTP unless allowed, no redirects, the JWKS on the issuer's own
+//! origin, no internal addresses, and nothing of the upstream's answer told to the caller.
 
 #![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
 
@@ -14,30 +15,41 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use podiam_crypto::{JwkSet, JwsAlgorithm, KeyKind, SigningKey};
 use podiam_oidc::DiscoveryDocument;
-use podiam_server::HttpIssuerKeys;
+use podiam_server::{HttpIssuerKeys, IssuerNetworks};
 use podiam_sts::{IssuerError, IssuerKeys};
 use podiam_types::SystemClock;
+
+#[derive(Clone, Default)]
+struct Behaviour {
+    redirect_to: Option<String>,
+    jwks_uri: Option<String>,
+    fail_with: Option<(StatusCode, &'static str)>,
+}
 
 #[derive(Clone)]
 struct Issuer {
     url: String,
     jwks: String,
     discovery_hits: Arc<AtomicUsize>,
-    redirect_to: Option<String>,
+    behaviour: Behaviour,
 }
 
 async fn discovery(State(issuer): State<Issuer>) -> Response {
     issuer.discovery_hits.fetch_add(1, Ordering::SeqCst);
     // Slow enough that concurrent misses overlap.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    if let Some(to) = &issuer.redirect_to {
+    if let Some(to) = &issuer.behaviour.redirect_to {
         return (StatusCode::FOUND, [(header::LOCATION, to.clone())]).into_response();
     }
-    let doc = DiscoveryDocument::new(
-        &issuer.url,
-        &format!("{}/openid/v1/jwks", issuer.url),
-        &[JwsAlgorithm::ES256],
-    );
+    if let Some((status, body)) = issuer.behaviour.fail_with {
+        return (status, body).into_response();
+    }
+    let jwks_uri = issuer
+        .behaviour
+        .jwks_uri
+        .clone()
+        .unwrap_or_else(|| format!("{}/openid/v1/jwks", issuer.url));
+    let doc = DiscoveryDocument::new(&issuer.url, &jwks_uri, &[JwsAlgorithm::ES256]);
     axum::Json(doc).into_response()
 }
 
@@ -49,7 +61,7 @@ async fn jwks(State(issuer): State<Issuer>) -> Response {
         .into_response()
 }
 
-async fn serve(redirect_to: Option<String>) -> Issuer {
+async fn serve(behaviour: Behaviour) -> Issuer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/id/test", listener.local_addr().unwrap());
     let key = SigningKey::generate(KeyKind::EcP256).unwrap();
@@ -61,7 +73,7 @@ async fn serve(redirect_to: Option<String>) -> Issuer {
         url,
         jwks: key_set,
         discovery_hits: Arc::new(AtomicUsize::new(0)),
-        redirect_to,
+        behaviour,
     };
     let app = Router::new()
         .route("/id/test/.well-known/openid-configuration", get(discovery))
@@ -72,12 +84,21 @@ async fn serve(redirect_to: Option<String>) -> Issuer {
 }
 
 fn keys(allow_http: bool) -> Arc<HttpIssuerKeys> {
-    Arc::new(HttpIssuerKeys::new(allow_http, None, Arc::new(SystemClock)).unwrap())
+    let networks = IssuerNetworks {
+        loopback: allow_http,
+        private: false,
+    };
+    Arc::new(HttpIssuerKeys::new(networks, None, Arc::new(SystemClock)).unwrap())
+}
+
+/// What every refusal says to the caller: nothing about the network or the upstream.
+fn is_generic(error: &IssuerError) -> bool {
+    matches!(error, IssuerError::Unreachable(m) if m == "the issuer's keys could not be fetched")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_cold_requests_fetches_once_and_all_get_the_keys() {
-    let issuer = serve(None).await;
+    let issuer = serve(Behaviour::default()).await;
     let fetcher = keys(true);
     let mut calls = Vec::new();
     for _ in 0..32 {
@@ -97,38 +118,71 @@ async fn a_burst_of_cold_requests_fetches_once_and_all_get_the_keys() {
 
 #[tokio::test]
 async fn plain_http_needs_the_flag_and_loopback() {
-    let issuer = serve(None).await;
+    let issuer = serve(Behaviour::default()).await;
     let refused = keys(false).keys(&issuer.url, false).await.unwrap_err();
-    assert!(
-        matches!(&refused, IssuerError::NotAllowed(m) if m.contains("--allow-http-issuers")),
-        "{refused:?}"
-    );
-    assert!(matches!(
-        keys(true).keys("http://10.1.2.3/id/x", false).await,
-        Err(IssuerError::NotAllowed(_))
-    ));
-    assert!(matches!(
-        keys(true)
-            .keys("http://127.0.0.1:1@evil.example/id/x", false)
-            .await,
-        Err(IssuerError::NotAllowed(_))
-    ));
+    assert!(is_generic(&refused), "{refused:?}");
+    for url in [
+        "http://10.1.2.3/id/x",
+        "http://127.0.0.1:1@evil.example/id/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://169.254.170.23/v1/credentials",
+        "https://[fd00:ec2::254]/x",
+        "https://localhost/x",
+    ] {
+        let refused = keys(true).keys(url, false).await.unwrap_err();
+        assert!(is_generic(&refused), "{url}: {refused:?}");
+    }
     assert_eq!(issuer.discovery_hits.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
-async fn redirects_that_leave_the_rules_are_not_followed() {
-    let issuer = serve(Some("http://10.255.255.1/elsewhere".to_owned())).await;
+async fn no_redirect_is_followed() {
+    // Even one to the same loopback issuer.
+    let target = serve(Behaviour::default()).await;
+    let issuer = serve(Behaviour {
+        redirect_to: Some(format!("{}/.well-known/openid-configuration", target.url)),
+        ..Behaviour::default()
+    })
+    .await;
     let failed = keys(true).keys(&issuer.url, false).await.unwrap_err();
-    assert!(matches!(failed, IssuerError::Unreachable(_)), "{failed:?}");
+    assert!(is_generic(&failed), "{failed:?}");
     assert_eq!(issuer.discovery_hits.load(Ordering::SeqCst), 1);
-    // A failed first fetch is not retried by every request: the next one is told to retry.
+    assert_eq!(target.discovery_hits.load(Ordering::SeqCst), 0);
+    // A failed first fetch is not retried by every request.
     let again = keys(true);
     let _ = again.keys(&issuer.url, false).await;
     let second = again.keys(&issuer.url, false).await.unwrap_err();
-    assert!(
-        matches!(&second, IssuerError::Unreachable(m) if m.contains("retrying")),
-        "{second:?}"
-    );
+    assert!(is_generic(&second), "{second:?}");
     assert_eq!(issuer.discovery_hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn the_jwks_must_be_on_the_issuers_own_origin() {
+    let elsewhere = serve(Behaviour::default()).await;
+    for jwks_uri in [
+        format!("{}/openid/v1/jwks", elsewhere.url),
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/".to_owned(),
+        "file:///etc/passwd".to_owned(),
+    ] {
+        let issuer = serve(Behaviour {
+            jwks_uri: Some(jwks_uri.clone()),
+            ..Behaviour::default()
+        })
+        .await;
+        let refused = keys(true).keys(&issuer.url, false).await.unwrap_err();
+        assert!(is_generic(&refused), "{jwks_uri}: {refused:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_upstreams_answer_is_not_echoed_to_the_caller() {
+    let issuer = serve(Behaviour {
+        fail_with: Some((StatusCode::IM_A_TEAPOT, "INTERNAL-SECRET-BANNER")),
+        ..Behaviour::default()
+    })
+    .await;
+    let refused = keys(true).keys(&issuer.url, false).await.unwrap_err();
+    let text = refused.to_string();
+    assert!(is_generic(&refused), "{text}");
+    assert!(!text.contains("418") && !text.contains("SECRET"), "{text}");
 }

@@ -9,6 +9,7 @@
 //! the conformance suite in `tests/`. A [`Replica`] keeps an in-memory [`View`] of a prefix
 //! up to date through the watch, so the services above read without touching the store.
 
+mod authenticated;
 mod copy;
 mod error;
 #[cfg(feature = "etcd")]
@@ -19,6 +20,7 @@ mod redb_store;
 mod replica;
 mod types;
 
+pub use authenticated::AuthenticatedStore;
 pub use copy::{Copied, copy_store};
 pub use error::StoreError;
 #[cfg(feature = "etcd")]

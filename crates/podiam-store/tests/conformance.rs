@@ -350,7 +350,7 @@ conformance!(redb, || async {
 // started for the test; each test in a namespace of its own. The revision checks assume no
 // other writer, so these tests run one at a time (`.config/nextest.toml`).
 #[cfg(feature = "etcd")]
-conformance!(etcd, || async {
+async fn etcd_store() -> (Arc<dyn Store>, Option<Box<dyn std::any::Any + Send>>) {
     static NAMESPACE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let (endpoints, guard) = match std::env::var("PODIAM_ETCD_ENDPOINTS") {
         Ok(list) => (list.split(',').map(str::to_owned).collect::<Vec<_>>(), None),
@@ -374,6 +374,27 @@ conformance!(etcd, || async {
     .await
     .unwrap();
     (Arc::new(store) as Arc<dyn Store>, guard)
+}
+
+#[cfg(feature = "etcd")]
+conformance!(etcd, || etcd_store());
+
+/// Records bound to their keys with a MAC (how replicas use etcd) behave as a store still.
+fn authenticated(inner: Arc<dyn Store>) -> Arc<dyn Store> {
+    Arc::new(podiam_store::AuthenticatedStore::new(
+        inner,
+        podiam_crypto::HmacKey::new(b"conformance"),
+    ))
+}
+
+conformance!(authenticated_memory, || async {
+    (authenticated(Arc::new(MemoryStore::new())), None)
+});
+
+#[cfg(feature = "etcd")]
+conformance!(authenticated_etcd, || async {
+    let (store, guard) = etcd_store().await;
+    (authenticated(store), guard)
 });
 
 /// redb keeps data and revisions across reopening; a watch from before the restart is told to

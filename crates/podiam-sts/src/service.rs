@@ -361,24 +361,21 @@ impl Sts {
             .and_then(Value::as_str)
             .ok_or(StsError::Token(TokenError::MissingClaim("iss")))?
             .to_owned();
-        // The provider is named by the issuer without its scheme (and without one trailing
-        // `/`); anything else in `iss` must match exactly, so one provider cannot be reached
-        // through endless spellings of its URL.
-        let without_scheme = issuer
-            .strip_prefix("https://")
-            .or_else(|| issuer.strip_prefix("http://"))
-            .unwrap_or(&issuer);
-        let url = without_scheme
-            .strip_suffix('/')
-            .unwrap_or(without_scheme)
+        // The provider is named by the issuer's canonical form without its scheme; `iss` must
+        // be a URL without anything ambiguous in it.
+        let unknown = || {
+            StsError::UnknownProvider(format!(
+                "No OpenIDConnect provider found in your account for {issuer}"
+            ))
+        };
+        let url = issuer
+            .parse::<podiam_types::IssuerUrl>()
+            .map_err(|_| unknown())?
+            .key()
             .to_owned();
         let (provider_arn, client_ids) = {
             let state = self.iam.state();
-            let provider = state.provider(&url).ok_or_else(|| {
-                StsError::UnknownProvider(format!(
-                    "No OpenIDConnect provider found in your account for {issuer}"
-                ))
-            })?;
+            let provider = state.provider(&url).ok_or_else(unknown)?;
             (state.provider_arn(&url), provider.record.client_ids.clone())
         };
         let audiences: Vec<&str> = client_ids.iter().map(String::as_str).collect();

@@ -23,4 +23,12 @@ pub enum TypesError {
         "invalid role session name {0:?}: must be 2-64 characters of letters, digits and +=,.@_-"
     )]
     InvalidSessionName(String),
+    /// A token issuer URL must be `http(s)://host[:port][/path]` with nothing ambiguous.
+    #[error("invalid issuer URL {value:?}: {reason}")]
+    InvalidIssuerUrl {
+        /// The rejected text (cut to 300 characters).
+        value: String,
+        /// What rule it broke.
+        reason: &'static str,
+    },
 }

@@ -7,9 +7,11 @@
 mod arn;
 mod clock;
 mod error;
+mod issuer_url;
 mod names;
 
 pub use arn::{Arn, KNOWN_PARTITIONS};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::TypesError;
+pub use issuer_url::{IssuerUrl, MAX_ISSUER_URL};
 pub use names::{AccountId, RoleName, SessionName};

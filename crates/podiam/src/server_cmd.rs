@@ -34,9 +34,14 @@ pub(crate) struct ServerArgs {
     /// The region this server answers for.
     #[arg(long, value_name = "REGION", default_value = "us-east-1")]
     region: String,
-    /// Accept http:// token issuers on loopback addresses (for local test issuers).
+    /// Accept token issuers on loopback addresses, over http:// too (for local test issuers).
     #[arg(long)]
     allow_http_issuers: bool,
+    /// Fetch issuers' keys from private networks (10/8, 172.16/12, 192.168/16, 100.64/10,
+    /// fc00::/7) over HTTPS, for apiservers reachable only inside a network. Link-local
+    /// addresses (instance metadata) are never fetched.
+    #[arg(long)]
+    allow_private_issuers: bool,
     /// A PEM bundle of extra CAs for fetching issuers' keys over HTTPS.
     #[arg(long, value_name = "FILE")]
     oidc_ca_file: Option<PathBuf>,
@@ -90,6 +95,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             account_id: args.account_id,
             region: args.region,
             allow_http_issuers: args.allow_http_issuers,
+            allow_private_issuers: args.allow_private_issuers,
             oidc_ca_file: args.oidc_ca_file,
             kek_file: args.kek_file,
             public_url: args.public_url.clone(),

@@ -64,7 +64,10 @@ fn copy(args: &CopyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let copied = runtime.block_on(async {
-        let target = destination.open(&args.from).await?;
+        // Records in etcd are bound to their keys under the key-encryption key the replicas
+        // will use: the data directory's.
+        let kek = podiam_server::read_kek(&args.from.join("kek"))?;
+        let target = destination.open(&args.from, &kek).await?;
         let copied = copy_store(&source, target.as_ref(), |so_far| {
             eprint!("\rcopied {} keys ({} bytes)", so_far.keys, so_far.bytes);
         })

@@ -42,25 +42,19 @@ fn check_client_ids(ids: &[String]) -> Result<(), IamError> {
     Ok(())
 }
 
-/// `https://host/path` → `host/path` (the form in ARNs and token `iss` matching).
+/// `https://host/path` → `host/path`, canonical (the form in ARNs and token `iss` matching):
+/// spellings of one URL name one provider.
 pub(crate) fn provider_url(url: &str) -> Result<String, IamError> {
     let invalid = || {
         IamError::InvalidInput(format!(
             "Invalid Url: {url:?} must be an https:// URL without query or fragment."
         ))
     };
-    let rest = url.strip_prefix("https://").ok_or_else(invalid)?;
-    let rest = rest.trim_end_matches('/');
-    let authority = rest.split('/').next().unwrap_or_default();
-    if rest.is_empty()
-        || rest.len() > 255
-        || rest.contains(['?', '#', ' ', '\\'])
-        || rest.starts_with('/')
-        || authority.contains('@')
-    {
+    let parsed: podiam_types::IssuerUrl = url.parse().map_err(|_| invalid())?;
+    if !parsed.is_https() {
         return Err(invalid());
     }
-    Ok(rest.to_owned())
+    Ok(parsed.key().to_owned())
 }
 
 impl Iam {
@@ -91,8 +85,10 @@ impl Iam {
     ) -> Result<String, IamError> {
         // The caller decides which plain-HTTP issuers are acceptable (loopback test issuers,
         // issuers podiam hosts); they follow the same rules otherwise.
-        let url_key = match url.strip_prefix("http://") {
-            Some(rest) if allow_http => provider_url(&format!("https://{rest}"))?,
+        let url_key = match url.get(..7) {
+            Some(scheme) if allow_http && scheme.eq_ignore_ascii_case("http://") => {
+                provider_url(&format!("https://{}", url.get(7..).unwrap_or_default()))?
+            }
             _ => provider_url(url)?,
         };
         check_client_ids(&client_ids)?;
@@ -202,5 +198,13 @@ mod tests {
         assert!(provider_url("https://").is_err());
         assert!(provider_url("https://a.com?x=1").is_err());
         assert!(provider_url("https://user@example.com/x").is_err());
+        // One provider, however its URL is spelled.
+        for spelling in [
+            "https://OIDC.example.com/id/X",
+            "https://oidc.example.com:443/id/X",
+            "https://oidc.example.com//id/X/",
+        ] {
+            assert_eq!(provider_url(spelling).unwrap(), "oidc.example.com/id/X");
+        }
     }
 }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use podiam_crypto::Secret;
 use podiam_policy::PolicyType;
 
-use super::{Paged, check_name, check_path, check_policy, check_tags, paginate};
+use super::{Paged, check_name, check_path, check_policy, check_tags, merge_tags, paginate};
 use podiam_store::{Compare, Op};
 
 use crate::model::{AccessKeyRecord, KeyStatus, UserRecord, keys};
@@ -85,6 +85,55 @@ impl Iam {
             .filter(|(_, u)| path_prefix.is_none_or(|p| u.record.path.starts_with(p)))
             .map(|(k, u)| (k.clone(), Arc::clone(u)));
         paginate(users, marker, max)
+    }
+
+    /// `TagUser`: adds or replaces tags (at most 50 in all).
+    pub async fn tag_user(&self, name: &str, tags: &[(String, String)]) -> Result<(), IamError> {
+        check_tags(tags)?;
+        self.modify::<UserRecord, _>(
+            &keys::user(name),
+            || no_user(name),
+            &[],
+            |user| {
+                merge_tags(&mut user.tags, tags);
+                check_tags(&user.tags)
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `UntagUser`.
+    pub async fn untag_user(&self, name: &str, tag_keys: &[String]) -> Result<(), IamError> {
+        self.modify::<UserRecord, _>(
+            &keys::user(name),
+            || no_user(name),
+            &[],
+            |user| {
+                user.tags
+                    .retain(|(k, _)| !tag_keys.iter().any(|t| t.eq_ignore_ascii_case(k)));
+                Ok(())
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `ListUserTags`.
+    pub fn list_user_tags(
+        &self,
+        name: &str,
+        marker: Option<&str>,
+        max: usize,
+    ) -> Result<Paged<(String, String)>, IamError> {
+        let user = self.get_user(name)?;
+        let tags = user
+            .record
+            .tags
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{i:05}"), t.clone()));
+        Ok(paginate(tags, marker, max))
     }
 
     /// `DeleteUser`: only once it has no access keys and no policies.

@@ -21,11 +21,11 @@ pub(super) async fn create(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     v.finish()?;
     let resource = {
         let state = ctx.app.inner.iam.state();
-        let key = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .unwrap_or(url);
-        state.provider_arn(key.trim_end_matches('/'))
+        let key = url.parse::<podiam_types::IssuerUrl>().map_or_else(
+            |_| url.trim_end_matches('/').to_owned(),
+            |u| u.key().to_owned(),
+        );
+        state.provider_arn(&key)
     };
     ctx.authorize_with(
         "iam:CreateOpenIDConnectProvider",

@@ -214,3 +214,59 @@ pub(super) async fn delete_access_key(ctx: &Ctx<'_>, q: &QueryRequest) -> Output
         .map_err(iam)?;
     Ok(None)
 }
+
+pub(super) async fn tag_user(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
+    let mut v = Validation::new();
+    let user = name(&mut v, q, "UserName", 64);
+    let tags = tags(&mut v, q)?;
+    v.finish()?;
+    ctx.authorize_with("iam:TagUser", &ctx.user_arn(user), request_tags(&tags))?;
+    ctx.app.inner.iam.tag_user(user, &tags).await.map_err(iam)?;
+    Ok(None)
+}
+
+pub(super) async fn untag_user(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
+    let mut v = Validation::new();
+    let user = name(&mut v, q, "UserName", 64);
+    let keys = q.list("TagKeys")?;
+    if keys.len() > 50 {
+        v.fail("Value at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to 50".to_owned());
+    }
+    for key in &keys {
+        v.tag_key("TagKeys.member", key);
+    }
+    v.finish()?;
+    ctx.authorize_with(
+        "iam:UntagUser",
+        &ctx.user_arn(user),
+        vec![(
+            "aws:TagKeys".to_owned(),
+            podiam_policy::ContextValue::Multi(keys.clone()),
+        )],
+    )?;
+    ctx.app
+        .inner
+        .iam
+        .untag_user(user, &keys)
+        .await
+        .map_err(iam)?;
+    Ok(None)
+}
+
+pub(super) fn list_user_tags(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
+    let mut v = Validation::new();
+    let user = name(&mut v, q, "UserName", 64);
+    let (marker, max) = paging(&mut v, q);
+    v.finish()?;
+    ctx.authorize("iam:ListUserTags", &ctx.user_arn(user))?;
+    let page = ctx
+        .app
+        .inner
+        .iam
+        .list_user_tags(user, marker.as_deref(), max)
+        .map_err(iam)?;
+    let mut x = Xml::new();
+    x.tags("Tags", &page.items);
+    page_end(&mut x, &page);
+    Ok(Some(x))
+}

@@ -41,7 +41,8 @@ struct FixedIssuer(KeySet);
 #[async_trait]
 impl IssuerKeys for FixedIssuer {
     async fn keys(&self, issuer: &str, _refresh: bool) -> Result<KeySet, IssuerError> {
-        if issuer == ISSUER {
+        let canonical = |url: &str| url.parse::<podiam_types::IssuerUrl>().ok();
+        if canonical(issuer).is_some() && canonical(issuer) == canonical(ISSUER) {
             Ok(self.0.clone())
         } else {
             Err(IssuerError::Unreachable(format!("no such issuer {issuer}")))
@@ -148,6 +149,7 @@ impl World {
                 account_id: Some(ACCOUNT.to_owned()),
                 region: "eu-central-1".to_owned(),
                 allow_http_issuers: false,
+                allow_private_issuers: false,
                 public_url: "http://127.0.0.1:4599".to_owned(),
                 body_budget_bytes: 64 << 20,
             },

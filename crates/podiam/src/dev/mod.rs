@@ -183,6 +183,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             account_id: account,
             region: region.clone(),
             allow_http_issuers: true,
+            allow_private_issuers: false,
             oidc_ca_file: None,
             kek_file: None,
             public_url: None,

@@ -110,7 +110,20 @@ pub(crate) async fn cluster(
         "Action": "sts:AssumeRole"}]});
     let node_policy = json!({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "eks-auth:AssumeRoleForPodIdentity", "Resource": "*"}]});
-    create_user(client, &format!("{}-node-agent", names.cluster)).await?;
+    let agent_user = format!("{}-node-agent", names.cluster);
+    create_user(client, &agent_user).await?;
+    // EKS Auth takes the node from the caller's identity: the agent's user names its node.
+    iam(
+        client,
+        "tagging the node agent's user with its node",
+        &[
+            ("Action", "TagUser"),
+            ("UserName", &agent_user),
+            ("Tags.member.1.Key", podiam_eks::NODE_NAME_TAG),
+            ("Tags.member.1.Value", super::DEV_NODE_NAME),
+        ],
+    )
+    .await?;
     iam(
         client,
         "creating the node role",

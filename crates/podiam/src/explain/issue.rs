@@ -100,11 +100,10 @@ pub(super) async fn web_identity(client: &AwsClient, i: &Inputs<'_>) -> anyhow::
     let jwt = pod_token(client, i.subject(), i.mutated, file).await?;
     let keys = gather::cluster_keys(client, &i.cluster.name).await?;
     let issuer = &i.cluster.issuer;
-    let without_scheme = issuer
-        .strip_prefix("https://")
-        .or_else(|| issuer.strip_prefix("http://"))
-        .unwrap_or(issuer);
-    let provider_url = without_scheme.strip_suffix('/').unwrap_or(without_scheme);
+    let canonical: podiam_types::IssuerUrl = issuer
+        .parse()
+        .with_context(|| format!("the cluster's issuer {issuer:?}"))?;
+    let provider_url = canonical.key();
     let provider_arn = format!(
         "arn:aws:iam::{}:oidc-provider/{provider_url}",
         evaluate::arn_account(&i.cluster.arn)
