@@ -226,7 +226,7 @@ impl Agent {
 
     /// Answers one `/v1/credentials` request.
     pub async fn credentials(self: &Arc<Self>, uri: &http::Uri, headers: &HeaderMap) -> Response {
-        let host = match crate::host::addressed_host(uri, headers) {
+        let host = match podiam_http::addressed_host(uri, headers) {
             Ok(host) => host,
             Err(why) => {
                 self.metrics.refused.inc();

@@ -169,7 +169,14 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         .imds_listen
         .is_none()
         .then(|| "http://169.254.169.254".to_owned());
-    let credentials = Arc::new(ChainCredentials::standard(imds, Arc::new(SystemClock)));
+    // IRSA for the agent itself (its pod's projected token, bound by the kubelet to this node)
+    // is what tells the server which node the agent is: ask the server's STS for it.
+    let first_endpoint = endpoint.split(',').next().map(str::trim);
+    let credentials = Arc::new(ChainCredentials::standard(
+        imds,
+        first_endpoint,
+        Arc::new(SystemClock),
+    ));
     let client = AwsClient::new(
         &endpoint,
         &region,

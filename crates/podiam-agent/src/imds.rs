@@ -383,7 +383,7 @@ async fn addressed_to_imds(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match crate::host::addressed_host(request.uri(), request.headers()) {
+    match podiam_http::addressed_host(request.uri(), request.headers()) {
         Ok(host)
             if imds
                 .config

@@ -10,7 +10,6 @@
 mod agent;
 mod cache;
 pub mod cli;
-mod host;
 mod imds;
 mod link;
 mod tokens;

@@ -191,12 +191,21 @@ impl ChainCredentials {
         Self { sources }
     }
 
-    /// Environment, shared credentials file, then IMDS at `imds` (e.g.
-    /// `http://169.254.169.254`), as the SDKs search.
-    pub fn standard(imds: Option<String>, clock: Arc<dyn Clock>) -> Self {
+    /// Environment, shared credentials file, a web identity token file (`AWS_ROLE_ARN` and
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`, asking STS at `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL` or
+    /// `sts_endpoint`), then IMDS at `imds` (e.g. `http://169.254.169.254`), as the SDKs search.
+    pub fn standard(
+        imds: Option<String>,
+        sts_endpoint: Option<&str>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let mut sources: Vec<Box<dyn ProvideCredentials>> = vec![Box::new(EnvCredentials)];
         if let Some(profile) = ProfileCredentials::from_env() {
             sources.push(Box::new(profile));
+        }
+        if let Some(web) = crate::WebIdentityCredentials::from_env(sts_endpoint, Arc::clone(&clock))
+        {
+            sources.push(Box::new(web));
         }
         if let Some(endpoint) = imds {
             sources.push(Box::new(crate::ImdsCredentials::new(&endpoint, clock)));

@@ -1,5 +1,6 @@
 //! A small AWS client for podiam's own tools (the CLI and the node agent): the standard
-//! credential chain (environment, shared credentials file re-read on change, IMDSv2) and
+//! credential chain (environment, shared credentials file re-read on change, a web identity
+//! token file, IMDSv2) and
 //! SigV4-signed rest-json and awsQuery calls to one endpoint.
 
 mod client;
@@ -7,6 +8,7 @@ mod config;
 mod credentials;
 mod error;
 mod imds;
+mod web_identity;
 pub mod xml;
 
 pub use client::{Answer, AwsClient, Timeouts, caller_account};
@@ -17,3 +19,4 @@ pub use credentials::{
 };
 pub use error::ClientError;
 pub use imds::ImdsCredentials;
+pub use web_identity::WebIdentityCredentials;

@@ -137,9 +137,27 @@ impl Setup {
         path
     }
 
-    /// `setup-link --imds`, then the agent inside the namespace, also reachable from outside
-    /// on the veth address.
+    /// `setup-link --imds`, then the agent inside the namespace (signing as its node's tagged
+    /// user), also reachable from outside on the veth address.
     fn start_agent(&mut self) -> String {
+        self.setup_link();
+        let env = vec![
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.server
+                    .dir()
+                    .join("agent-credentials")
+                    .display()
+                    .to_string(),
+            ),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("HOME", self.server.dir().display().to_string()),
+        ];
+        self.run_agent(&env)
+    }
+
+    /// `setup-link --imds` in the namespace, twice (it is idempotent).
+    fn setup_link(&self) {
         let setup = self
             .ns
             .command(&podiam_bin(), &["agent", "setup-link", "--imds"], &[])
@@ -161,8 +179,46 @@ impl Setup {
             "{}",
             String::from_utf8_lossy(&again.stdout)
         );
+    }
+
+    /// The agent in the namespace with `env` as its whole environment.
+    fn run_agent(&mut self, env: &[(&str, String)]) -> String {
+        self.run_agent_with(env, "169.254.169.254:80", &[])
+    }
+
+    /// The agent with IMDS at `imds_listen` and `extra` flags.
+    fn run_agent_with(
+        &mut self,
+        env: &[(&str, String)],
+        imds_listen: &str,
+        extra: &[&str],
+    ) -> String {
         let bind = format!("169.254.170.23,[fd00:ec2::23],{}", self.ns.ns_ip);
-        let env = [
+        let endpoint = self.server.endpoint();
+        let log = self.server.dir().join("agent.log");
+        let mut args = vec![
+            "agent",
+            "--cluster-name",
+            "eks-workshop",
+            "--endpoint",
+            &endpoint,
+            "--node-name",
+            "node-1",
+            "--bind-hosts",
+            &bind,
+            "--imds-listen",
+            imds_listen,
+            "--imds-role-arn",
+            "arn:aws:iam::000000000000:role/node-role",
+        ];
+        args.extend_from_slice(extra);
+        self.ns
+            .spawn(&podiam_bin(), &args, env, "podiam agent:", &log)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn agent_env(&self) -> Vec<(&'static str, String)> {
+        vec![
             (
                 "AWS_SHARED_CREDENTIALS_FILE",
                 self.server
@@ -173,32 +229,7 @@ impl Setup {
             ),
             ("AWS_REGION", "us-east-1".to_owned()),
             ("HOME", self.server.dir().display().to_string()),
-        ];
-        let endpoint = self.server.endpoint();
-        let log = self.server.dir().join("agent.log");
-        self.ns
-            .spawn(
-                &podiam_bin(),
-                &[
-                    "agent",
-                    "--cluster-name",
-                    "eks-workshop",
-                    "--endpoint",
-                    &endpoint,
-                    "--node-name",
-                    "node-1",
-                    "--bind-hosts",
-                    &bind,
-                    "--imds-listen",
-                    "169.254.169.254:80",
-                    "--imds-role-arn",
-                    "arn:aws:iam::000000000000:role/node-role",
-                ],
-                &env,
-                "podiam agent:",
-                &log,
-            )
-            .unwrap_or_else(|e| panic!("{e}"))
+        ]
     }
 
     /// The AWS CLI inside the namespace with exactly `env` (and the server as STS endpoint).
@@ -441,4 +472,212 @@ fn ipv6_off_is_logged_not_fatal() {
     assert!(setup.status.success(), "{stderr}");
     assert!(stderr.contains("IPv6 is not set up"), "{stderr}");
     assert!(String::from_utf8_lossy(&setup.stdout).contains("added 169.254.170.23/32"));
+}
+
+/// The agent proves its node with its own pod's token: IRSA for the agent, a projected token
+/// the kubelet bound to node-1. No credentials are shared between nodes; EKS Auth takes the
+/// node from the session the token gave, so a pod on node-1 is served and a token bound to
+/// node-2 is refused, whatever the agent says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_proves_its_node_with_its_own_pod_token() {
+    let Some(mut s) = setup() else {
+        return;
+    };
+    let issuer = s
+        .root
+        .aws(&["eks", "describe-cluster", "--name", "eks-workshop"])
+        .json()["cluster"]["identity"]["oidc"]["issuer"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    s.root
+        .aws(&[
+            "iam",
+            "create-open-id-connect-provider",
+            "--url",
+            &issuer,
+            "--client-id-list",
+            "sts.amazonaws.com",
+        ])
+        .ok();
+    let host_path = issuer.split_once("://").map_or(issuer.as_str(), |(_, r)| r);
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"arn:aws:iam::000000000000:oidc-provider/{host_path}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringEquals":{{"{host_path}:sub":"system:serviceaccount:podiam-system:podiam-agent"}}}}}}]}}"#
+    );
+    s.root
+        .aws(&[
+            "iam",
+            "create-role",
+            "--role-name",
+            "podiam-agent",
+            "--assume-role-policy-document",
+            &trust,
+        ])
+        .ok();
+    s.root
+        .aws(&[
+            "iam",
+            "put-role-policy",
+            "--role-name",
+            "podiam-agent",
+            "--policy-name",
+            "node-agent",
+            "--policy-document",
+            AGENT_POLICY,
+        ])
+        .ok();
+    let agent_token = s
+        .root
+        .command_of(
+            &podiam_bin(),
+            &[
+                "cluster",
+                "token",
+                "--cluster",
+                "eks-workshop",
+                "--namespace",
+                "podiam-system",
+                "--service-account",
+                "podiam-agent",
+                "--audience",
+                "sts.amazonaws.com",
+                "--pod-name",
+                "podiam-agent-x7k2p",
+                "--node-name",
+                "node-1",
+            ],
+        )
+        .ok();
+    let token_file = s.token_file("agent-token", &agent_token);
+    s.setup_link();
+    s.run_agent(&[
+        (
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::000000000000:role/podiam-agent".to_owned(),
+        ),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("HOME", s.server.dir().display().to_string()),
+    ]);
+    let agent = format!("{}:80", s.ns.ns_ip);
+    let (status, body) = agent_get(
+        &agent,
+        "/v1/credentials",
+        Some(&s.token("carts-on-1", "node-1")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = agent_get(
+        &agent,
+        "/v1/credentials",
+        Some(&s.token("carts-on-2", "node-2")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("AccessDeniedException"), "{body}");
+}
+
+/// One raw HTTP/1.1 exchange: `request` as written, the status (0 when the server closed the
+/// connection without answering).
+async fn raw(address: &str, request: &str) -> (u16, String) {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
+        return (0, String::new());
+    };
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    let _ =
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response)).await;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+/// IMDS serves the node, not its pods: a connection from an address that is not the node's
+/// (here the test's own namespace, playing a pod) is closed unanswered, whatever its `Host`;
+/// the node itself is served; `--imds-allow-from` admits a network. The agent and IMDS refuse
+/// a request with two `Host` headers, an absolute-form target or a port that does not parse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imds_serves_the_node_not_its_pods_and_hosts_are_unambiguous() {
+    let Some(mut s) = setup() else {
+        return;
+    };
+    s.setup_link();
+    let imds = format!("{}:8080", s.ns.ns_ip);
+    let env = s.agent_env();
+    s.run_agent_with(&env, &imds, &[]);
+    let put = format!(
+        "PUT /latest/api/token HTTP/1.1\r\nHost: {}:8080\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        s.ns.ns_ip
+    );
+    let (status, answer) = raw(&imds, &put).await;
+    assert_eq!(status, 0, "a pod's address was answered: {answer}");
+    // The node itself (the CLI in the node's namespace) gets the node role.
+    let node = s
+        .aws_in_ns(
+            &["sts", "get-caller-identity"],
+            &[(
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                format!("http://{imds}"),
+            )],
+        )
+        .json();
+    assert_eq!(
+        node["Arn"],
+        "arn:aws:sts::000000000000:assumed-role/node-role/node-1"
+    );
+
+    // The credentials endpoint: one Host, in origin form, with a port that parses.
+    let agent = format!("{}:80", s.ns.ns_ip);
+    let token = s.token("carts-x", "node-1");
+    for (what, head) in [
+        (
+            "two Host headers",
+            format!(
+                "GET /v1/credentials HTTP/1.1\r\nHost: 169.254.170.23\r\nHost: {}\r\n",
+                s.ns.ns_ip
+            ),
+        ),
+        (
+            "absolute form",
+            "GET http://169.254.170.23/v1/credentials HTTP/1.1\r\nHost: 169.254.170.23\r\n"
+                .to_owned(),
+        ),
+        (
+            "port 99999",
+            "GET /v1/credentials HTTP/1.1\r\nHost: 169.254.170.23:99999\r\n".to_owned(),
+        ),
+        (
+            "another host",
+            "GET /v1/credentials HTTP/1.1\r\nHost: evil.example\r\n".to_owned(),
+        ),
+    ] {
+        let (status, answer) = raw(
+            &agent,
+            &format!("{head}Authorization: {token}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(status == 403 || status == 400, "{what}: {answer}");
+        assert!(!answer.contains("AccessKeyId"), "{what}: {answer}");
+    }
+    let (status, answer) = raw(
+        &agent,
+        &format!("GET /v1/credentials HTTP/1.1\r\nHost: 169.254.170.23\r\nAuthorization: {token}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // --imds-allow-from admits the test's namespace.
+    s.ns.stop_all();
+    let host_net = format!("{}/32", s.ns.host_ip);
+    s.run_agent_with(&env, &imds, &["--imds-allow-from", &host_net]);
+    let (status, answer) = raw(&imds, &put).await;
+    assert_eq!(status, 200, "{answer}");
 }

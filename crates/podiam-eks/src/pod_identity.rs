@@ -80,13 +80,14 @@ fn token_claims(claims: &Claims) -> Result<(&str, &str, &str, &str, Option<&str>
 /// the role's trust policy must allow with `sts:TagSession`).
 pub const NODE_NAME_TAG: &str = "podiam:node-name";
 
-/// The node the caller's identity establishes: a node instance-profile session, or the
-/// `podiam:node-name` principal tag. Never what the request says.
+/// The node the caller's identity establishes: a session whose origin proves a node (a node's
+/// instance profile, or a web identity token the kubelet bound to the node: IRSA for the agent
+/// pod), or the `podiam:node-name` principal tag. Never what the request says.
 pub fn caller_node(caller: &Caller) -> Option<String> {
     if let Caller::Session { session, .. } = caller
-        && let Origin::InstanceProfile { node } = &session.details.origin
+        && let Some(node) = session.details.origin.node()
     {
-        return Some(node.clone());
+        return Some(node.to_owned());
     }
     caller
         .principal_tags()

@@ -162,6 +162,8 @@ pub async fn read_body(
         budget.take(&mut held, exact)?;
     }
     let reserved = held.as_ref().map_or(0, |p| p.num_permits());
+    // Memory follows what arrives, not what a client declares (a slow client may declare much
+    // and send little); the budget already holds the declared length.
     let mut collected = BytesMut::new();
     let mut body = body;
     while let Some(frame) = body.frame().await {

@@ -14,13 +14,16 @@
 //!   requests together never exceed it, and a request that would is answered at once as
 //!   throttled instead of being buffered.
 //!
-//! A [`PeerFilter`] can refuse connections by source address (IMDS serves the node only).
+//! A [`PeerFilter`] can refuse connections by source address (IMDS serves the node only), and
+//! [`addressed_host`] reads the one `Host` a request was addressed to.
 
 mod body;
 mod guard;
+mod host;
 mod serve;
 
 pub use body::{BodyBudget, BodyError, BudgetPermit, read_body};
+pub use host::addressed_host;
 pub use serve::{Handshake, PeerFilter, serve, serve_with};
 
 use std::time::Duration;
@@ -37,21 +40,23 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
-    /// The largest request head (request line and headers), in bytes.
+    /// The largest request head (request line and headers), in bytes; also the most a
+    /// connection's read buffer grows to.
     pub max_head_bytes: usize,
     /// In-flight requests get this long to finish at shutdown.
     pub drain_timeout: Duration,
 }
 
 impl Default for Limits {
-    /// 10 s for headers, 60 s idle, 30 s for a body, 4,096 connections, 64 KiB of headers.
+    /// 10 s for headers, 60 s idle, 30 s for a body, 4,096 connections, 32 KiB of headers
+    /// (a SigV4 request with the longest session token needs about 10).
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
-            max_head_bytes: 64 * 1024,
+            max_head_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(10),
         }
     }

@@ -44,6 +44,29 @@ pub enum Origin {
         /// The node name.
         node: String,
     },
+    /// STS `AssumeRoleWithWebIdentity` with a token the kubelet bound to a node (a pod's
+    /// projected token carries `kubernetes.io.node`): the session runs on that node. (A variant
+    /// of its own, appended, so sessions sealed before it still open.)
+    WebIdentityOnNode {
+        /// The IAM OIDC provider ARN.
+        provider: String,
+        /// The token's `sub`.
+        subject: String,
+        /// The token's accepted `aud`.
+        audience: String,
+        /// The node the token is bound to.
+        node: String,
+    },
+}
+
+impl Origin {
+    /// The node the session's credentials were issued on, when its origin proves one.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Self::InstanceProfile { node } | Self::WebIdentityOnNode { node, .. } => Some(node),
+            _ => None,
+        }
+    }
 }
 
 /// Everything about a session except its keys.

@@ -475,10 +475,23 @@ impl Sts {
             policy_arns: request.policy_arns.clone(),
             issued_at,
             expires_at: issued_at + i64::from(duration),
-            origin: Origin::WebIdentity {
-                provider: provider_arn.clone(),
-                subject: verified.claims.sub.clone(),
-                audience: verified.audience.clone(),
+            origin: match verified
+                .claims
+                .kubernetes
+                .as_ref()
+                .and_then(|k| k.node.as_ref())
+            {
+                Some(node) => Origin::WebIdentityOnNode {
+                    provider: provider_arn.clone(),
+                    subject: verified.claims.sub.clone(),
+                    audience: verified.audience.clone(),
+                    node: node.name.clone(),
+                },
+                None => Origin::WebIdentity {
+                    provider: provider_arn.clone(),
+                    subject: verified.claims.sub.clone(),
+                    audience: verified.audience.clone(),
+                },
             },
         };
         let (session, session_token) = self.issue(details)?;

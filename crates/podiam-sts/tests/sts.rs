@@ -192,6 +192,49 @@ async fn irsa_issues_a_session_the_keyring_opens() {
 }
 
 #[tokio::test]
+async fn a_token_bound_to_a_node_gives_a_session_on_that_node() {
+    let w = world().await;
+    let request = TokenRequest {
+        namespace: "carts".into(),
+        service_account: ObjectRef {
+            name: "carts".into(),
+            uid: "u".into(),
+        },
+        audiences: vec!["sts.amazonaws.com".into()],
+        pod: Some(ObjectRef {
+            name: "carts-1".into(),
+            uid: "p".into(),
+        }),
+        node: Some(ObjectRef {
+            name: "node-7".into(),
+            uid: "n".into(),
+        }),
+        lifetime: Duration::from_secs(3600),
+        warn_after: None,
+    };
+    let t = w
+        .issuer
+        .mint(
+            &request,
+            OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+            &SeededRng::new(b"t"),
+        )
+        .unwrap();
+    let issued = w
+        .sts
+        .assume_role_with_web_identity(&web(t), &facts())
+        .await
+        .unwrap();
+    let opened = Session::unseal(&issued.session_token, &w.keyring).unwrap();
+    assert!(
+        matches!(&opened.details.origin, Origin::WebIdentityOnNode { node, .. } if node == "node-7"),
+        "{:?}",
+        opened.details.origin
+    );
+    assert_eq!(opened.details.origin.node(), Some("node-7"));
+}
+
+#[tokio::test]
 async fn irsa_refusals() {
     let w = world().await;
     let err = |r: Result<_, StsError>| r.unwrap_err();

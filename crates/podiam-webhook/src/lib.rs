@@ -12,6 +12,7 @@ pub mod cli;
 mod config;
 mod error;
 mod mutate;
+mod nesting;
 mod review;
 #[cfg(feature = "server")]
 pub mod server;
@@ -21,4 +22,5 @@ pub use config::{
 };
 pub use error::WebhookError;
 pub use mutate::{Context, Mode, Mutation, ServiceAccountInfo, mutate};
+pub use nesting::{MAX_NESTING, check_nesting};
 pub use review::{MAX_REVIEW_BYTES, Request, Undecodable, decode, is_valid_name, refuse, respond};

@@ -29,7 +29,11 @@ impl Connection {
         let endpoint = podiam_client::endpoint(self.endpoint.as_deref(), "EKS")
             .context("no server: pass --endpoint URL or set AWS_ENDPOINT_URL")?;
         let region = podiam_client::region(self.region.as_deref());
-        let credentials = Arc::new(ChainCredentials::standard(None, Arc::new(SystemClock)));
+        let credentials = Arc::new(ChainCredentials::standard(
+            None,
+            None,
+            Arc::new(SystemClock),
+        ));
         Ok(AwsClient::new(
             &endpoint,
             &region,

@@ -78,7 +78,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     let authorizer = AwsClient::new(
         &server,
         &region,
-        Arc::new(ChainCredentials::standard(None, clock.clone())),
+        Arc::new(ChainCredentials::standard(None, None, clock.clone())),
         clock.clone(),
         Timeouts {
             connect: Duration::from_secs(1),

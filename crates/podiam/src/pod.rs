@@ -36,7 +36,11 @@ pub(crate) fn connect(region: Option<&str>) -> anyhow::Result<Connection> {
     let client = AwsClient::new(
         &server,
         &region,
-        Arc::new(ChainCredentials::standard(None, Arc::new(SystemClock))),
+        Arc::new(ChainCredentials::standard(
+            None,
+            None,
+            Arc::new(SystemClock),
+        )),
         Arc::new(SystemClock),
         Timeouts::default(),
     )?;
@@ -58,6 +62,15 @@ pub(crate) fn read_service_account(
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
+            if text.len() > podiam_webhook::MAX_REVIEW_BYTES {
+                bail!(
+                    "{} is larger than {} bytes",
+                    path.display(),
+                    podiam_webhook::MAX_REVIEW_BYTES
+                );
+            }
+            podiam_webhook::check_nesting(&text, podiam_webhook::MAX_NESTING)
+                .map_err(|e| anyhow::anyhow!("{} is {e}", path.display()))?;
             serde_yaml_ng::from_str(&text)
                 .with_context(|| format!("{} is not a YAML or JSON object", path.display()))?
         }

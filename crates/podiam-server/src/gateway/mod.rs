@@ -22,12 +22,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
 use podiam_client::{AwsClient, ClientError, Credentials};
 use podiam_crypto::{Rng, sha256_hex};
 use podiam_sigv4::{SigningParams, sign};
 use podiam_types::Clock;
-use podiam_wire::{Api, WireError, gateway_error, json10_error};
+use podiam_wire::{Api, WireError, body_error, gateway_error, json10_error};
 use serde_json::{Value, json};
 
 pub use metrics::GatewayMetrics;
@@ -94,6 +93,9 @@ struct Inner {
     account: podiam_types::AccountId,
     upstream: reqwest::Client,
     metrics: GatewayMetrics,
+    /// Request bodies buffered at once, across all requests (bodies are read before the
+    /// server can say whether their signatures verify).
+    body_budget: podiam_http::BodyBudget,
 }
 
 impl Gateway {
@@ -120,6 +122,7 @@ impl Gateway {
                 account,
                 upstream,
                 metrics: GatewayMetrics::new(),
+                body_budget: podiam_http::BodyBudget::new(4 * MAX_REQUEST_BYTES),
             }),
         })
     }
@@ -178,7 +181,10 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
                 "DynamoDB requests are POSTs with an X-Amz-Target header.",
             )));
         }
-        let body = read_body(body).await?;
+        let (body, _budget) =
+            podiam_http::read_body(body, MAX_REQUEST_BYTES, &gateway.inner.body_budget)
+                .await
+                .map_err(|e| Refusal::from(body_error(&e, Api::DynamoDb)))?;
         let target = parts
             .headers
             .get("x-amz-target")
@@ -251,22 +257,6 @@ fn target_operation(headers: &HeaderMap) -> String {
         .and_then(|t| podiam_gateway::dynamodb::operation_of(t).ok())
         .unwrap_or("unknown")
         .to_owned()
-}
-
-async fn read_body(body: Body) -> Result<Bytes, WireError> {
-    match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(WireError::new(
-            "RequestEntityTooLarge",
-            413,
-            format!("Request size must not exceed {MAX_REQUEST_BYTES} bytes."),
-        )),
-        Err(_) => Err(WireError::new(
-            "SerializationException",
-            400,
-            "The request body could not be read.",
-        )),
-    }
 }
 
 /// Asks the server; returns the caller's ARN when every action is allowed.

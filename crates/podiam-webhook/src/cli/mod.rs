@@ -160,6 +160,8 @@ fn read_object(path: &std::path::Path) -> anyhow::Result<Value> {
             crate::MAX_REVIEW_BYTES
         );
     }
+    crate::check_nesting(&text, crate::MAX_NESTING)
+        .map_err(|e| anyhow::anyhow!("{} is {e}", path.display()))?;
     serde_yaml_ng::from_str(&text)
         .with_context(|| format!("{} is not a YAML or JSON object", path.display()))
 }

@@ -157,6 +157,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(watch);
         let credentials = Arc::new(ChainCredentials::standard(
             Some("http://169.254.169.254".to_owned()),
+            endpoint.split(',').next().map(str::trim),
             Arc::new(SystemClock),
         ));
         let client = AwsClient::new(

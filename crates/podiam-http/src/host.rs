@@ -8,7 +8,7 @@ use http::{HeaderMap, Uri};
 /// The host of the request's one `Host` header, without port or IPv6 brackets. Refused: no
 /// `Host`, several, an absolute-form target (`GET http://…`), user information, or a port that
 /// is not a number up to 65535.
-pub(crate) fn addressed_host(uri: &Uri, headers: &HeaderMap) -> Result<String, &'static str> {
+pub fn addressed_host(uri: &Uri, headers: &HeaderMap) -> Result<String, &'static str> {
     if uri.scheme().is_some() || uri.authority().is_some() {
         return Err("the request target is in absolute form");
     }
@@ -95,5 +95,18 @@ mod tests {
         assert!(host("/v1/credentials", &["fd00:ec2::23"]).is_err());
         assert!(host("/v1/credentials", &["user@169.254.170.23"]).is_err());
         assert!(host("/v1/credentials", &["169.254.170.23/x"]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_a_host_it_returns_has_no_port_or_brackets(
+            value in "[a-zA-Z0-9.:\\[\\]@/ -]{0,40}",
+            target in "(/v1/credentials|http://x/y|\\*)",
+        ) {
+            if let Ok(found) = host(&target, &[&value]) {
+                proptest::prop_assert!(!found.contains(['[', ']', '/', '@', ' ']));
+                proptest::prop_assert!(!found.contains(':') || found.matches(':').count() >= 2);
+            }
+        }
     }
 }
