@@ -557,6 +557,43 @@ async fn health_readiness_and_metrics() {
     assert!(text.ends_with("# EOF\n"));
 }
 
+#[tokio::test]
+async fn metrics_keep_request_input_out_and_can_leave_the_api_port() {
+    use tower::ServiceExt as _;
+    let w = World::new().await;
+    // Made-up actions and paths never become label values.
+    w.sts(None, &[("Action", "Evil\"Label{x=\"1\"}")]).await;
+    w.send(
+        Request::get("/clusters/evil-name-123/podiam/jwks")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let text = w
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .body;
+    assert!(!text.contains("Evil") && !text.contains("evil-name-123"), "{text}");
+    assert!(
+        text.contains(r#"podiam_requests_total{service="unknown",operation="unknown",code="InvalidAction"} 1"#),
+        "{text}"
+    );
+    // With --metrics-listen the API port has no /metrics, the metrics port nothing else.
+    let api = podiam_server::api_router(w.app.clone());
+    let metrics = podiam_server::metrics_router(w.app.clone());
+    let status = |router: axum::Router, path: &'static str| async move {
+        router
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(status(api.clone(), "/metrics").await, StatusCode::NOT_FOUND);
+    assert_eq!(status(api, "/healthz").await, StatusCode::OK);
+    assert_eq!(status(metrics.clone(), "/metrics").await, StatusCode::OK);
+    assert_eq!(status(metrics, "/clusters").await, StatusCode::NOT_FOUND);
+}
+
 impl World {
     async fn iam_unsigned(&self, params: &[(&str, &str)]) -> support::Reply {
         self.send(self.request("iam", None, params)).await

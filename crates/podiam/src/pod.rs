@@ -60,15 +60,7 @@ pub(crate) fn read_service_account(
 ) -> anyhow::Result<ServiceAccountInfo> {
     let object: Value = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            if text.len() > podiam_webhook::MAX_REVIEW_BYTES {
-                bail!(
-                    "{} is larger than {} bytes",
-                    path.display(),
-                    podiam_webhook::MAX_REVIEW_BYTES
-                );
-            }
+            let text = crate::cli_io::read_input(path)?;
             podiam_webhook::check_nesting(&text, podiam_webhook::MAX_NESTING)
                 .map_err(|e| anyhow::anyhow!("{} is {e}", path.display()))?;
             serde_yaml_ng::from_str(&text)

@@ -151,8 +151,15 @@ pub struct RenderArgs {
 
 /// Reads a Kubernetes object from YAML or JSON.
 fn read_object(path: &std::path::Path) -> anyhow::Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+            crate::MAX_REVIEW_BYTES as u64 + 1,
+        ),
+        &mut text,
+    )
+    .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
     if text.len() > crate::MAX_REVIEW_BYTES {
         bail!(
             "{} is larger than {} bytes",
