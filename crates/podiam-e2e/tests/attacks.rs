@@ -6,7 +6,11 @@
 //! `etcd_replicas`, IMDS and the agent in network namespaces in `link_local`, the webhook over
 //! TLS in `podiam-webhook`.)
 
-#![expect(clippy::panic, reason = "test fixtures fail loudly")]
+#![expect(
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test fixtures fail loudly"
+)]
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;

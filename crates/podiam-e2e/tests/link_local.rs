@@ -4,7 +4,11 @@
 //! gone, a token of another node, a thousand first requests at once. Needs root (CI is root);
 //! elsewhere each test says loudly that it was skipped.
 
-#![expect(clippy::panic, reason = "test fixtures fail loudly")]
+#![expect(
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test fixtures fail loudly"
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The listener's limits against real TCP clients that misbehave.
 
+#![expect(clippy::expect_used, reason = "test fixtures fail loudly")]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -150,7 +150,7 @@ fn url_allowed(url: &IssuerUrl, networks: IssuerNetworks) -> Result<(), String> 
         .ok();
     let loopback =
         literal.is_some_and(|ip| ip.to_canonical().is_loopback()) || url.host() == "localhost";
-    if !url.is_https() && !(loopback && networks.loopback) {
+    if !(url.is_https() || (loopback && networks.loopback)) {
         return Err(if loopback {
             format!(
                 "the issuer {url} uses plain HTTP; start the server with --allow-http-issuers to accept loopback test issuers"

@@ -573,9 +573,14 @@ async fn metrics_keep_request_input_out_and_can_leave_the_api_port() {
         .send(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .body;
-    assert!(!text.contains("Evil") && !text.contains("evil-name-123"), "{text}");
     assert!(
-        text.contains(r#"podiam_requests_total{service="unknown",operation="unknown",code="InvalidAction"} 1"#),
+        !text.contains("Evil") && !text.contains("evil-name-123"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"podiam_requests_total{service="unknown",operation="unknown",code="InvalidAction"} 1"#
+        ),
         "{text}"
     );
     // With --metrics-listen the API port has no /metrics, the metrics port nothing else.
