@@ -219,7 +219,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
             let address = SocketAddr::new(*ip, args.port);
             match tokio::net::TcpListener::bind(address).await {
                 Ok(listener) => {
-                    bound.push(address);
+                    bound.push(listener.local_addr().unwrap_or(address));
                     let router = credentials_router(Arc::clone(&agent));
                     servers.spawn(podiam_http::serve(listener, router, limits, None, shutdown_signal()));
                 }
@@ -229,6 +229,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         if bound.is_empty() {
             bail!("none of --bind-hosts could be bound on port {} (run `podiam agent setup-link` first; port 80 needs CAP_NET_BIND_SERVICE)", args.port);
         }
+        let mut probes = Vec::new();
         for address in [
             SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.probe_port),
             SocketAddr::new(args.metrics_address, args.metrics_port),
@@ -236,6 +237,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address} for probes and metrics"))?;
+            probes.push(listener.local_addr().unwrap_or(address).to_string());
             let router = probe_router(Arc::clone(&agent));
             servers.spawn(podiam_http::serve(listener, router, limits, None, shutdown_signal()));
         }
@@ -265,7 +267,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address} for IMDS"))?;
-            bound.push(address);
+            bound.push(listener.local_addr().unwrap_or(address));
             tokio::spawn(Arc::clone(&imds).renew_forever());
             let router = imds_router(imds);
             let filter = crate::node_only(args.imds_allow_from.clone());
@@ -274,8 +276,10 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(Arc::clone(&agent).sweep_forever());
         let listening: Vec<String> = bound.iter().map(ToString::to_string).collect();
         println!(
-            "podiam agent: cluster {cluster}, server {endpoint}, listening on {}, ready in {} ms",
+            "podiam agent: cluster {cluster}, server {endpoint}, listening on {}, probes on {}, metrics on {}, ready in {} ms",
             listening.join(", "),
+            probes.first().map_or("", String::as_str),
+            probes.get(1).map_or("", String::as_str),
             started.elapsed().as_millis()
         );
         while let Some(done) = servers.join_next().await {

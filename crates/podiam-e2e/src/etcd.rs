@@ -1,8 +1,7 @@
 //! A real etcd cluster on loopback (Debian's `etcd-server`, 3.4, or any `etcd` on `PATH`):
-//! members on free ports in a scratch directory, each one stoppable and restartable for the
+//! members each on a loopback address of its own, in a scratch directory, each one stoppable and restartable for the
 //! fault tests; everything killed on drop.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 struct Member {
     name: String,
+    ip: String,
     client: u16,
     peer: u16,
 }
@@ -23,11 +23,31 @@ pub struct EtcdCluster {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+impl Member {
+    /// `IP:PORT` of its client listener.
+    fn client_addr(&self) -> String {
+        format!("{}:{}", self.ip, self.client)
+    }
+}
+
+/// The client and peer ports every member uses, each on a loopback address of its own.
+pub const CLIENT_PORT: u16 = 32379;
+/// See [`CLIENT_PORT`].
+pub const PEER_PORT: u16 = 32380;
+
+/// A loopback address no other member of this test run has: `127.A.B.C` from the process id
+/// and a counter, so concurrent tests (each in a process of its own) never race for a port
+/// between choosing it and etcd binding it. (Linux routes all of 127/8 to `lo`.)
+pub fn unique_loopback_ip() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let pid = std::process::id();
+    format!(
+        "127.{}.{}.{}",
+        1 + (pid / 250) % 250,
+        1 + pid % 250,
+        1 + n % 250
+    )
 }
 
 /// The etcd binary: `ETCD_BIN`, else `etcd` on `PATH`.
@@ -45,8 +65,9 @@ impl EtcdCluster {
         let members: Vec<Member> = (0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client: free_port(),
-                peer: free_port(),
+                ip: unique_loopback_ip(),
+                client: CLIENT_PORT,
+                peer: PEER_PORT,
             })
             .collect();
         let mut cluster = Self {
@@ -65,7 +86,7 @@ impl EtcdCluster {
         let initial: Vec<String> = self
             .members
             .iter()
-            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
+            .map(|m| format!("{}=http://{}:{}", m.name, m.ip, m.peer))
             .collect();
         let member = self.members.get(index).expect("a member").clone();
         let log = std::fs::File::create(self.dir.path().join(format!("{}.log", member.name)))
@@ -74,10 +95,10 @@ impl EtcdCluster {
             .args(["--name", &member.name])
             .arg("--data-dir")
             .arg(self.dir.path().join(&member.name))
-            .args(["--listen-client-urls", &format!("http://127.0.0.1:{}", member.client)])
-            .args(["--advertise-client-urls", &format!("http://127.0.0.1:{}", member.client)])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{}", member.peer)])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{}", member.peer)])
+            .args(["--listen-client-urls", &format!("http://{}:{}", member.ip, member.client)])
+            .args(["--advertise-client-urls", &format!("http://{}:{}", member.ip, member.client)])
+            .args(["--listen-peer-urls", &format!("http://{}:{}", member.ip, member.peer)])
+            .args(["--initial-advertise-peer-urls", &format!("http://{}:{}", member.ip, member.peer)])
             .args(["--initial-cluster", &initial.join(",")])
             .args(["--initial-cluster-state", state])
             .args(["--initial-cluster-token", "podiam-test"])
@@ -96,15 +117,15 @@ impl EtcdCluster {
         *slot = Some(child);
     }
 
-    /// The client endpoints of the members, `127.0.0.1:PORT`.
+    /// The client endpoints of the members, `127.A.B.C:PORT`.
     pub fn endpoints(&self) -> Vec<String> {
         self.members
             .iter()
-            .map(|m| format!("127.0.0.1:{}", m.client))
+            .map(|m| format!("{}:{}", m.ip, m.client))
             .collect()
     }
 
-    /// `etcd://127.0.0.1:A,127.0.0.1:B,…` for `--store`.
+    /// `etcd://IP:PORT,IP:PORT,…` for `--store`.
     pub fn store_url(&self) -> String {
         format!("etcd://{}", self.endpoints().join(","))
     }
@@ -132,7 +153,7 @@ impl EtcdCluster {
                 .iter()
                 .zip(&self.children)
                 .filter(|(_, child)| child.is_some())
-                .all(|(m, _)| healthy(m.client));
+                .all(|(m, _)| healthy(&m.client_addr()));
             if ok {
                 return;
             }
@@ -178,7 +199,7 @@ impl EtcdCluster {
             .enumerate()
             .zip(&self.children)
             .filter(|(_, child)| child.is_some())
-            .filter_map(|((i, m), _)| Some((i, status(m.client)?)))
+            .filter_map(|((i, m), _)| Some((i, status(&m.client_addr())?)))
             .collect();
         let leader = statuses
             .iter()
@@ -195,7 +216,7 @@ impl EtcdCluster {
     /// The revision member `index` has applied.
     pub fn revision_of(&self, index: usize) -> Option<u64> {
         let member = self.members.get(index)?;
-        status(member.client)?
+        status(&member.client_addr())?
             .pointer("/header/revision")?
             .as_str()?
             .parse()
@@ -214,7 +235,7 @@ impl EtcdCluster {
             .zip(&self.children)
             .find(|(_, c)| c.is_some())?
             .0;
-        let answer = gateway(member.client, "/v3/kv/range", &body)?;
+        let answer = gateway(&member.client_addr(), "/v3/kv/range", &body)?;
         let value = answer.pointer("/kvs/0/value")?.as_str()?;
         engine.decode(value).ok()
     }
@@ -231,9 +252,9 @@ impl EtcdCluster {
             .iter()
             .zip(&self.children)
             .find(|(_, c)| c.is_some())
-            .map(|(m, _)| m.client)
+            .map(|(m, _)| m.client_addr())
             .expect("a live member");
-        gateway(member, "/v3/kv/put", &body).expect("etcd accepts the raw put");
+        gateway(&member, "/v3/kv/put", &body).expect("etcd accepts the raw put");
     }
 
     /// The end of every member's log, for a failure message.
@@ -253,14 +274,14 @@ impl EtcdCluster {
 }
 
 /// `POST /v3/maintenance/status` of one member.
-fn status(port: u16) -> Option<serde_json::Value> {
-    gateway(port, "/v3/maintenance/status", "{}")
+fn status(addr: &str) -> Option<serde_json::Value> {
+    gateway(addr, "/v3/maintenance/status", "{}")
 }
 
 /// One POST to a member's v3 JSON gateway.
-fn gateway(port: u16, path: &str, body: &str) -> Option<serde_json::Value> {
+fn gateway(addr: &str, path: &str, body: &str) -> Option<serde_json::Value> {
     use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let request = format!(
         "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -274,9 +295,9 @@ fn gateway(port: u16, path: &str, body: &str) -> Option<serde_json::Value> {
 }
 
 /// `GET /health` of one member answers `"health":"true"`.
-fn healthy(port: u16) -> bool {
+fn healthy(addr: &str) -> bool {
     use std::io::{Read as _, Write as _};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));

@@ -15,7 +15,7 @@ pub mod admission;
 mod apiserver;
 mod certs;
 mod dev;
-mod etcd;
+pub mod etcd;
 mod issuer;
 mod netns;
 mod process;

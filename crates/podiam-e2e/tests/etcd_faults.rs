@@ -105,14 +105,6 @@ fn secret_of(server: &Server) -> String {
     server.root_keys().1
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET /v1/credentials` of the agent on `port` with a pod's token: status and body.
 fn credentials(port: u16, token: &str) -> (String, String) {
     let out = std::process::Command::new("curl")
@@ -198,7 +190,6 @@ fn the_agent_fails_over_when_a_server_replica_dies() {
     };
     let (first, second) = (token("first"), token("second"));
 
-    let port = free_port();
     let mut command = std::process::Command::new(&podiam);
     command
         .env_clear()
@@ -213,17 +204,20 @@ fn the_agent_fails_over_when_a_server_replica_dies() {
         .env("AWS_REGION", "us-east-1")
         .args(["agent", "--cluster-name", "fleet", "--node-name", "node-1"])
         .args(["--endpoint", &format!("{},{}", a.endpoint(), b.endpoint())])
-        .args(["--bind-hosts", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--probe-port", &free_port().to_string()])
-        .args([
-            "--metrics-address",
-            "127.0.0.1",
-            "--metrics-port",
-            &free_port().to_string(),
-        ]);
-    let (_agent, _) = podiam_e2e::Process::start("podiam agent", command, |line| {
+        // Port 0 everywhere: the agent binds and reports what it got (no port is chosen and
+        // then raced for).
+        .args(["--bind-hosts", "127.0.0.1", "--port", "0"])
+        .args(["--probe-port", "0"])
+        .args(["--metrics-address", "127.0.0.1", "--metrics-port", "0"]);
+    let (_agent, ready) = podiam_e2e::Process::start("podiam agent", command, |line| {
         line.starts_with("podiam agent: ").then(|| line.to_owned())
     });
+    let port: u16 = ready
+        .split("listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {ready:?}"));
 
     let (status, body) = credentials(port, &first);
     assert_eq!(status, "200", "{body}");

@@ -29,11 +29,7 @@ fn two_replicas_over_etcd_serve_the_same_state() {
     let kek = EtcdCluster::write_kek(dir.path());
     let a = cluster.replica(&kek);
     let b = cluster.replica(&kek);
-    assert!(
-        a.stdout().contains("store etcd 127.0.0.1:"),
-        "{}",
-        a.stdout()
-    );
+    assert!(a.stdout().contains("store etcd 127."), "{}", a.stdout());
 
     // The root key was created once, by the replica that started first; it works on both.
     let (id, secret) = a.root_keys();
@@ -357,36 +353,22 @@ fn etcd_over_tls_with_a_client_certificate() {
     let path = |name: &str| dir.path().join(name);
     let ca = podiam_e2e::TestCa::new("etcd test CA");
     std::fs::write(path("ca.pem"), ca.pem()).expect("write the CA");
-    ca.issue(
-        &["127.0.0.1", "localhost"],
-        &path("etcd.pem"),
-        &path("etcd.key"),
-    );
+    // A loopback address of its own: no port to race for.
+    let ip = podiam_e2e::etcd::unique_loopback_ip();
+    ca.issue(&[&ip, "localhost"], &path("etcd.pem"), &path("etcd.key"));
     ca.issue(&["podiam"], &path("client.pem"), &path("client.key"));
-    let port = |()| {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port")
-    };
-    let (client, peer) = (port(()), port(()));
+    let (client, peer) = (podiam_e2e::etcd::CLIENT_PORT, podiam_e2e::etcd::PEER_PORT);
     let mut etcd = std::process::Command::new("etcd")
         .args(["--name", "tls", "--data-dir"])
         .arg(path("etcd"))
-        .args([
-            "--listen-client-urls",
-            &format!("https://127.0.0.1:{client}"),
-        ])
-        .args([
-            "--advertise-client-urls",
-            &format!("https://127.0.0.1:{client}"),
-        ])
-        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args(["--listen-client-urls", &format!("https://{ip}:{client}")])
+        .args(["--advertise-client-urls", &format!("https://{ip}:{client}")])
+        .args(["--listen-peer-urls", &format!("http://{ip}:{peer}")])
         .args([
             "--initial-advertise-peer-urls",
-            &format!("http://127.0.0.1:{peer}"),
+            &format!("http://{ip}:{peer}"),
         ])
-        .args(["--initial-cluster", &format!("tls=http://127.0.0.1:{peer}")])
+        .args(["--initial-cluster", &format!("tls=http://{ip}:{peer}")])
         .arg("--cert-file")
         .arg(path("etcd.pem"))
         .arg("--key-file")
@@ -402,7 +384,7 @@ fn etcd_over_tls_with_a_client_certificate() {
     let tls_args = |with_client_cert: bool| {
         let mut args = vec![
             "--store".to_owned(),
-            format!("etcd://127.0.0.1:{client}"),
+            format!("etcd://{ip}:{client}"),
             "--kek-file".to_owned(),
             path("kek").display().to_string(),
             "--etcd-ca-file".to_owned(),
@@ -420,7 +402,7 @@ fn etcd_over_tls_with_a_client_certificate() {
     };
     // Give etcd a moment to serve TLS.
     eventually(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", client)).is_ok()
+        std::net::TcpStream::connect((ip.as_str(), client)).is_ok()
     });
     let server = Server::start_with(&ServerOptions {
         args: tls_args(true),

@@ -1,5 +1,6 @@
-//! Every case of the SigV4 test suite shipped with botocore (`../shared/testdata/aws4_testsuite`,
-//! see its LICENSE and NOTICE): from each signed request, the canonical request, the string to
+//! Every case of the SigV4 test suite shipped with botocore (`tests/data/aws4_testsuite`, kept in
+//! the repository with its Apache-2.0 LICENSE and NOTICE): from each signed request, the
+//! canonical request, the string to
 //! sign and the signature must match the suite byte for byte, and the request must verify.
 
 #![expect(
@@ -19,7 +20,7 @@ use podiam_sigv4::{
 };
 
 fn suite() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/aws4_testsuite")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/aws4_testsuite")
 }
 
 /// A raw HTTP request from a `.req`/`.sreq` file.
