@@ -314,8 +314,8 @@ fn healthy(addr: &str) -> bool {
 
 impl Drop for EtcdCluster {
     fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
+        for child in self.children.iter_mut().filter_map(Option::as_mut) {
+            crate::stop_gracefully(child, false);
         }
     }
 }

@@ -27,7 +27,7 @@ pub use dev::DevStack;
 pub use etcd::EtcdCluster;
 pub use issuer::TestIssuer;
 pub use netns::NetNs;
-pub use process::{Process, STARTUP, start_moto};
+pub use process::{GRACE, Process, STARTUP, start_moto, stop_gracefully};
 pub use server::{Server, ServerOptions};
 
 use std::path::{Path, PathBuf};

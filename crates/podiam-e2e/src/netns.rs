@@ -148,11 +148,10 @@ impl NetNs {
         })
     }
 
-    /// Stops everything started inside (SIGKILL).
+    /// Stops everything started inside (SIGTERM, then SIGKILL after a grace period).
     pub fn stop_all(&mut self) {
         for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::stop_gracefully(child, false);
         }
         self.children.clear();
     }

@@ -1,16 +1,17 @@
 //! Child processes that report their address on a line of output (moto_server, carts,
-//! `podiam dev`), killed and reaped on drop, their output shown when a test fails.
+//! `podiam dev`), stopped (SIGTERM, then SIGKILL after a grace period) and reaped on drop,
+//! their output shown when a test fails.
 
 use std::io::{BufRead as _, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a process may take to report its address.
 pub const STARTUP: Duration = Duration::from_secs(60);
 
-/// A child process killed (and reaped) on drop; what it printed is shown if the test failed.
+/// A child process stopped (and reaped) on drop; what it printed is shown if the test failed.
 #[derive(Debug)]
 pub struct Process {
     name: &'static str,
@@ -59,10 +60,36 @@ impl Process {
     }
 }
 
+/// How long a process gets to stop after SIGTERM before it is killed.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Stops `child` as an operator would: SIGTERM (to its process group when `group`), then
+/// SIGKILL if it is still running after [`GRACE`]; reaps it.
+pub fn stop_gracefully(child: &mut Child, group: bool) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let target = if group {
+        format!("-{}", child.id())
+    } else {
+        child.id().to_string()
+    };
+    let _ = Command::new("kill").args(["-TERM", "--", &target]).status();
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = Command::new("kill").args(["-KILL", "--", &target]).status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_gracefully(&mut self.child, false);
         if std::thread::panicking() {
             eprintln!("--- {} output ---\n{}", self.name, self.output());
         }

@@ -267,6 +267,8 @@ fn kill_group(child: &mut Child) {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.kill9();
+        if let Some(mut child) = self.child.take() {
+            crate::stop_gracefully(&mut child, true);
+        }
     }
 }

@@ -90,10 +90,167 @@ fn the_exit_code_comes_back_and_signals_go_through() {
     let status = child.wait().expect("podiam exec ends");
     assert_eq!(status.code(), Some(42), "the command did not get SIGTERM");
     // The temporary token directory is gone afterwards.
+    let prefix = format!("podiam-exec-{}-", child.id());
     let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .expect("list the temporary directory")
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy() == format!("podiam-exec-{}", child.id()))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Whether process `pid` still exists.
+fn alive(pid: u32) -> bool {
+    std::path::Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[test]
+fn exit_codes_follow_env_and_the_child_dies_with_podiam_exec() {
+    let stack = DevStack::start();
+    let runtime = stack.dir().join("runtime");
+    std::fs::create_dir_all(&runtime).expect("a runtime directory");
+    let shell = stack
+        .shell()
+        .set("XDG_RUNTIME_DIR", &runtime.display().to_string());
+    let pod = ["--namespace", "default", "--service-account", "app"];
+    let exec = |command: &[&str]| {
+        let mut args = vec!["exec", pod[0], pod[1], pod[2], pod[3], "--"];
+        args.extend_from_slice(command);
+        shell
+            .command(&podiam_bin(), &args)
+            .output()
+            .expect("podiam exec runs")
+    };
+    // Not found: 127; not executable: 126 (as env, docker run and kubectl exec answer).
+    let missing = exec(&["no-such-command-podiam"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("command not found"));
+    let script = stack.write("not-executable.sh", "echo hi\n");
+    let denied = exec(&[script.to_str().expect("a path")]);
+    assert_eq!(denied.status.code(), Some(126));
+
+    // A token directory left by a podiam exec that was killed is cleared by the next one.
+    let stale = runtime.join("podiam-exec-999999999-stale");
+    std::fs::create_dir_all(stale.join("eks.amazonaws.com")).expect("a stale directory");
+    assert_eq!(exec(&["true"]).status.code(), Some(0));
+    assert!(!stale.exists(), "the stale token directory is still there");
+
+    // SIGKILL to podiam exec: it cannot pass a signal on, and the command dies anyway.
+    let pid_file = stack.dir().join("child.pid");
+    let script = format!(
+        "echo $$ > {}; while true; do sleep 0.05; done",
+        pid_file.display()
+    );
+    let mut exec_process = shell
+        .command(
+            &podiam_bin(),
+            &[
+                "exec", pod[0], pod[1], pod[2], pod[3], "--", "sh", "-c", &script,
+            ],
+        )
+        .spawn()
+        .expect("podiam exec starts");
+    let started = Instant::now();
+    let child_pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the command never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(alive(child_pid));
+    exec_process.kill().expect("SIGKILL");
+    let _ = exec_process.wait();
+    let killed = Instant::now();
+    while alive(child_pid) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the command outlived podiam exec"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Its token directory stayed (nothing could remove it) and the next run clears it.
+    let left = std::fs::read_dir(&runtime)
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("podiam-exec-{}-", exec_process.id()))
+        })
+        .count();
+    assert_eq!(left, 1);
+    assert_eq!(exec(&["true"]).status.code(), Some(0));
+    let left = std::fs::read_dir(&runtime).expect("list").count();
+    assert_eq!(left, 0, "stale token directories remain");
+}
+
+#[test]
+fn a_token_dir_must_be_the_callers_and_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let stack = DevStack::start();
+    let exec = |token_dir: &std::path::Path| {
+        stack
+            .shell()
+            .command(
+                &podiam_bin(),
+                &[
+                    "exec",
+                    "--namespace",
+                    "default",
+                    "--service-account",
+                    "app",
+                    "--token-dir",
+                    token_dir.to_str().expect("a path"),
+                    "--",
+                    "true",
+                ],
+            )
+            .output()
+            .expect("podiam exec runs")
+    };
+    let open = stack.dir().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let refused = exec(&open);
+    assert_eq!(refused.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("writable by others"));
+    let link = stack.dir().join("link");
+    std::os::unix::fs::symlink(&open, &link).expect("symlink");
+    let refused = exec(&link);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a directory"));
+    // Another user's directory (only root can make one here; CI is root).
+    if nix_is_root() {
+        let theirs = stack.dir().join("theirs");
+        std::fs::create_dir(&theirs).expect("mkdir");
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let chown = std::process::Command::new("chown")
+            .args(["65534:65534", theirs.to_str().expect("a path")])
+            .status();
+        assert!(chown.is_ok_and(|s| s.success()));
+        let refused = exec(&theirs);
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("belongs to another user"));
+    }
+    // A fresh one is made 0700 and used.
+    let fresh = stack.dir().join("fresh");
+    assert_eq!(exec(&fresh).status.code(), Some(0));
+    let mode = std::fs::metadata(&fresh)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

@@ -181,8 +181,7 @@ impl Dev {
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        podiam_e2e::stop_gracefully(&mut self.child, false);
         if std::thread::panicking() {
             eprintln!("--- podiam dev output ---\n{}", self.output());
         }

@@ -31,8 +31,7 @@ struct Webhook {
 
 impl Drop for Webhook {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        podiam_e2e::stop_gracefully(&mut self.child, false);
     }
 }
 

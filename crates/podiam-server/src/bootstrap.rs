@@ -355,6 +355,20 @@ pub async fn open(
     clock: Arc<dyn Clock>,
     rng: Arc<dyn Rng>,
 ) -> Result<Opened, BootError> {
+    // A start that fails leaves no half-made data directory behind (only one it created).
+    let created = !config.data_dir.exists();
+    let opened = open_inner(config, clock, rng).await;
+    if opened.is_err() && created {
+        let _ = std::fs::remove_dir_all(&config.data_dir);
+    }
+    opened
+}
+
+async fn open_inner(
+    config: &ServerConfig,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn Rng>,
+) -> Result<Opened, BootError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| io("cannot create the data directory", &config.data_dir, e))?;
     {

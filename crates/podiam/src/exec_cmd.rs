@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::dev::DEV_NODE_NAME;
 use crate::pod::{
-    Connection, ProjectedToken, TokenSubject, association_ids, connect, container_env, mint_token,
-    mutate_pod, mutation_config, pod_of, projected_tokens, read_service_account,
+    Connection, ProjectedToken, SubjectArgs, TokenSubject, association_ids, connect, container_env,
+    mint_token, mutate_pod, mutation_config, pod_of, projected_tokens,
 };
 
 /// Environment a pod does not inherit from the shell: the caller's own AWS identity and
@@ -48,29 +48,12 @@ const NOT_INHERITED: &[&str] = &[
 #[derive(Debug, Args)]
 #[command(arg_required_else_help = true)]
 pub(crate) struct ExecArgs {
-    /// The cluster [default: $PODIAM_CLUSTER].
-    #[arg(long, env = "PODIAM_CLUSTER")]
-    cluster: String,
-    /// The ServiceAccount manifest (YAML or JSON), annotations included.
-    #[arg(
-        short = 'f',
-        long = "filename",
-        value_name = "FILE",
-        conflicts_with_all = ["namespace", "service_account"],
-        required_unless_present = "service_account"
-    )]
-    file: Option<PathBuf>,
-    /// The namespace (with --service-account, for a ServiceAccount without annotations).
-    #[arg(long, short = 'n', requires = "service_account")]
-    namespace: Option<String>,
-    /// The ServiceAccount's name.
-    #[arg(long, requires = "namespace")]
-    service_account: Option<String>,
+    #[command(flatten)]
+    subject: SubjectArgs,
     /// The pod's name (in its tokens and session names) [default: SERVICEACCOUNT-exec].
     #[arg(long)]
     pod_name: Option<String>,
-    /// The node the pod runs on (tokens are bound to it) [default: $PODIAM_NODE_NAME or
-    /// podiam-dev-node].
+    /// The node the pod runs on (tokens are bound to it).
     #[arg(long, env = "PODIAM_NODE_NAME", default_value = DEV_NODE_NAME)]
     node_name: String,
     /// Where to write the projected tokens [default: a private temporary directory, removed
@@ -85,12 +68,40 @@ pub(crate) struct ExecArgs {
     command: Vec<String>,
 }
 
+/// The command could not be started.
+#[derive(Debug)]
+struct SpawnError {
+    program: String,
+    error: std::io::Error,
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.error.kind() {
+            std::io::ErrorKind::NotFound => write!(f, "{}: command not found", self.program),
+            std::io::ErrorKind::PermissionDenied => {
+                write!(f, "{}: permission denied (not executable)", self.program)
+            }
+            _ => write!(f, "cannot run {}: {}", self.program, self.error),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+/// As `env`, `docker run` and `kubectl exec`: 127 when the command is not found, 126 when it
+/// cannot be executed, 125 when podiam exec itself failed, else the command's own status.
 pub(crate) fn run(args: ExecArgs) -> ExitCode {
     match run_exec(args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("podiam exec: {e:#}");
-            ExitCode::from(125)
+            let code = match e.downcast_ref::<SpawnError>().map(|s| s.error.kind()) {
+                Some(std::io::ErrorKind::NotFound) => 127,
+                Some(_) => 126,
+                None => 125,
+            };
+            ExitCode::from(code)
         }
     }
 }
@@ -127,51 +138,104 @@ async fn write_token(
 /// The private directory for the tokens: the one given, or a fresh one removed on drop.
 enum TokenDir {
     Given(PathBuf),
-    Temporary(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+/// The prefix of the temporary token directories: `podiam-exec-PID-RANDOM`.
+const TEMPORARY_PREFIX: &str = "podiam-exec-";
+
+/// Where temporary token directories go: `$XDG_RUNTIME_DIR` (private to the user), else the
+/// system's temporary directory.
+fn temporary_base() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR").map_or_else(std::env::temp_dir, PathBuf::from)
 }
 
 impl TokenDir {
+    /// The given directory (created 0700 if missing; an existing one must be the caller's and
+    /// writable by no one else), or a new one with a name no one can guess.
     fn create(given: Option<&Path>) -> anyhow::Result<Self> {
-        use std::os::unix::fs::DirBuilderExt as _;
+        use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
         if let Some(path) = given {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
+            match std::fs::symlink_metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                }
+                Err(e) => bail!("cannot use --token-dir {}: {e}", path.display()),
+                Ok(meta) => {
+                    if !meta.file_type().is_dir() {
+                        bail!(
+                            "--token-dir {} is not a directory (a symbolic link is refused too)",
+                            path.display()
+                        );
+                    }
+                    if meta.uid() != nix::unistd::geteuid().as_raw() {
+                        bail!(
+                            "--token-dir {} belongs to another user; use a directory of your own",
+                            path.display()
+                        );
+                    }
+                    if meta.mode() & 0o022 != 0 {
+                        bail!(
+                            "--token-dir {} is writable by others (mode {:o}); run chmod go-w on it or use another",
+                            path.display(),
+                            meta.mode() & 0o7777
+                        );
+                    }
+                }
+            }
             return Ok(Self::Given(path.to_owned()));
         }
-        let base =
-            std::env::var_os("XDG_RUNTIME_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-        let path = base.join(format!("podiam-exec-{}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self::Temporary(path))
+        let base = temporary_base();
+        remove_stale(&base);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{TEMPORARY_PREFIX}{}-", std::process::id()))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(&base)
+            .with_context(|| format!("cannot create a token directory in {}", base.display()))?;
+        Ok(Self::Temporary(dir))
     }
 
     fn path(&self) -> &Path {
         match self {
-            Self::Given(p) | Self::Temporary(p) => p,
+            Self::Given(p) => p,
+            Self::Temporary(dir) => dir.path(),
         }
     }
 }
 
-impl Drop for TokenDir {
-    fn drop(&mut self) {
-        if let Self::Temporary(path) = self {
-            let _ = std::fs::remove_dir_all(path);
+/// Removes the token directories of `podiam exec` processes that are gone (killed before they
+/// could clean up), if they are the caller's own.
+fn remove_stale(base: &Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMPORARY_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let ours = entry
+            .path()
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_dir() && m.uid() == me);
+        let alive = Path::new("/proc").join(pid.to_string()).exists();
+        if ours && !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
 
 fn run_exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let account = read_service_account(
-        args.file.as_deref(),
-        args.namespace.as_deref(),
-        args.service_account.as_deref(),
-    )?;
+    let (cluster, account) = args.subject.resolve()?;
     let Connection {
         server,
         region,
@@ -187,7 +251,7 @@ fn run_exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let association = !association_ids(&client, &args.cluster, &account)
+        let association = !association_ids(&client, &cluster, &account)
             .await?
             .is_empty();
         let config = mutation_config(&region, &server);
@@ -199,7 +263,7 @@ fn run_exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         for (_, token) in &tokens {
             write_token(
                 &client,
-                &args.cluster,
+                &cluster,
                 &account,
                 &pod_name,
                 &args.node_name,
@@ -215,12 +279,21 @@ fn run_exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
             command.env_remove(name);
         }
         command.envs(env);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot run {program:?}"))?;
+        // The command dies with podiam exec, even when podiam exec is killed with SIGKILL
+        // (PR_SET_PDEATHSIG; spawned from the thread that lives until podiam exec ends).
+        let mut child = match ur_taking_me_with_you::spawn_dying_with_parent_async(command) {
+            Ok(child) => child,
+            Err(e) => {
+                return Err(SpawnError {
+                    program: program.clone(),
+                    error: e,
+                }
+                .into());
+            }
+        };
         let renewals = tokio::spawn(renew_forever(
             client.clone(),
-            args.cluster.clone(),
+            cluster.clone(),
             account.clone(),
             pod_name.clone(),
             args.node_name.clone(),

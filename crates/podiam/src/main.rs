@@ -59,7 +59,8 @@ enum Command {
     /// Validate IAM policies and simulate authorization decisions, offline.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
-    /// Generate issuer signing keys.
+    /// Signing keys: generate a key file for a token issuer, or rotate a running server's
+    /// session or issuer keys.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
     /// Mint and verify Kubernetes service-account tokens; print OIDC discovery.

@@ -51,9 +51,64 @@ pub(crate) fn connect(region: Option<&str>) -> anyhow::Result<Connection> {
     })
 }
 
+/// Who a command runs as: the cluster, and one ServiceAccount given by its manifest or by its
+/// namespace and name (`podiam exec`, `podiam explain`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct SubjectArgs {
+    /// The cluster (`podiam dev --env-file` sets PODIAM_CLUSTER).
+    #[arg(long, env = "PODIAM_CLUSTER")]
+    pub(crate) cluster: Option<String>,
+    /// The ServiceAccount manifest (YAML or JSON), annotations included.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        conflicts_with_all = ["namespace", "service_account"]
+    )]
+    pub(crate) file: Option<PathBuf>,
+    /// The ServiceAccount's namespace, for one given by name (no annotations) instead of -f.
+    #[arg(long, short = 'n')]
+    pub(crate) namespace: Option<String>,
+    /// The ServiceAccount's name, with --namespace.
+    #[arg(long)]
+    pub(crate) service_account: Option<String>,
+}
+
+impl SubjectArgs {
+    /// The cluster and the ServiceAccount, or an error that says what to pass.
+    pub(crate) fn resolve(&self) -> anyhow::Result<(String, ServiceAccountInfo)> {
+        match (&self.file, &self.namespace, &self.service_account) {
+            (Some(_), _, _) | (None, Some(_), Some(_)) => {}
+            (None, Some(_), None) => bail!(
+                "--namespace needs --service-account NAME with it (or give the ServiceAccount's manifest with -f FILE instead)"
+            ),
+            (None, None, Some(_)) => bail!(
+                "--service-account needs --namespace NS with it (or give the ServiceAccount's manifest with -f FILE instead)"
+            ),
+            (None, None, None) => bail!(
+                "say which ServiceAccount: -f SERVICEACCOUNT.yaml, or --namespace NS --service-account NAME"
+            ),
+        }
+        let cluster = self.cluster.clone().filter(|c| !c.is_empty()).context(
+            "no cluster: pass --cluster NAME, or load the settings of podiam dev first (source podiam.env, written by `podiam dev --env-file podiam.env`)",
+        )?;
+        let account = read_service_account(
+            self.file.as_deref(),
+            self.namespace.as_deref(),
+            self.service_account.as_deref(),
+        )?;
+        Ok((cluster, account))
+    }
+
+    /// The cluster, once [`Self::resolve`] has succeeded.
+    pub(crate) fn cluster(&self) -> &str {
+        self.cluster.as_deref().unwrap_or_default()
+    }
+}
+
 /// The ServiceAccount from its manifest (YAML or JSON), or by namespace and name alone (no
 /// annotations).
-pub(crate) fn read_service_account(
+fn read_service_account(
     file: Option<&Path>,
     namespace: Option<&str>,
     name: Option<&str>,

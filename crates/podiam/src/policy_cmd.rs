@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use podiam_policy::{Policy, PolicyError, PolicyType, parse_as};
 
@@ -38,9 +39,17 @@ pub(crate) struct ValidateArgs {
 #[derive(Debug, Args)]
 #[command(after_long_help = SIMULATE_INPUT_HELP)]
 pub(crate) struct SimulateArgs {
-    /// The simulation input (JSON, see below); `-` reads standard input.
-    #[arg(long, value_name = "FILE")]
-    input: PathBuf,
+    /// The simulation input (JSON, see below); `-` reads standard input. (`--input FILE` is
+    /// accepted too, as earlier versions took it.)
+    #[arg(value_name = "FILE", required_unless_present = "input")]
+    file: Option<PathBuf>,
+    #[arg(
+        long = "input",
+        value_name = "FILE",
+        hide = true,
+        conflicts_with = "file"
+    )]
+    input: Option<PathBuf>,
     /// Indent the JSON output (the default when writing to a terminal).
     #[arg(long)]
     pretty: bool,
@@ -111,7 +120,12 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn simulate(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
-    let text = read_input(&args.input)?;
+    let path = args
+        .file
+        .as_ref()
+        .or(args.input.as_ref())
+        .context("give the simulation input as a file, or - for standard input")?;
+    let text = read_input(path)?;
     let input = SimulateInput::parse(&text)?;
     for warning in input.warnings() {
         eprintln!("warning: {warning}");

@@ -37,10 +37,7 @@ fn stdout(o: &Output) -> String {
 }
 
 fn simulate(input: &Value) -> (i32, Value, String) {
-    let out = podiam(
-        &["policy", "simulate", "--input", "-"],
-        Some(&input.to_string()),
-    );
+    let out = podiam(&["policy", "simulate", "-"], Some(&input.to_string()));
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (
         out.status.code().unwrap(),
@@ -121,7 +118,7 @@ fn validate_exit_codes_and_lines() {
 #[test]
 fn simulate_the_examples() {
     let run = |file: &str| {
-        let out = podiam(&["policy", "simulate", "--input", file], None);
+        let out = podiam(&["policy", "simulate", file], None);
         assert_eq!(
             out.status.code(),
             Some(0),

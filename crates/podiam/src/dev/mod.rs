@@ -87,7 +87,14 @@ pub(crate) struct DevArgs {
 }
 
 pub(crate) fn run(args: DevArgs) -> ExitCode {
-    exit_on(run_dev(args))
+    // A start that fails leaves no half-made data directory behind (only one it created).
+    let created = !args.data_dir.exists();
+    let data_dir = args.data_dir.clone();
+    let result = run_dev(args);
+    if result.is_err() && created {
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+    exit_on(result)
 }
 
 async fn listen(address: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {

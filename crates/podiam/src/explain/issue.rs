@@ -57,7 +57,7 @@ pub(super) struct Inputs<'a> {
 impl Inputs<'_> {
     fn subject(&self) -> TokenSubject<'_> {
         TokenSubject {
-            cluster: &self.args.cluster,
+            cluster: self.args.subject.cluster(),
             account: self.account,
             pod_name: self.pod_name,
             node_name: &self.args.node_name,
@@ -298,7 +298,10 @@ pub(super) async fn node_role(client: &AwsClient, i: &Inputs<'_>) -> anyhow::Res
                 .await
                 .map_err(crate::pod::api_error)
                 .context("cannot find the account (GetCallerIdentity) for the node role")?;
-            format!("arn:aws:iam::{account}:role/{}-node", i.args.cluster)
+            format!(
+                "arn:aws:iam::{account}:role/{}-node",
+                i.args.subject.cluster()
+            )
         }
     };
     let role = gather::role(client, &role_arn).await?;

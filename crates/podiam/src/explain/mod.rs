@@ -11,7 +11,6 @@ mod render;
 mod token;
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -25,7 +24,6 @@ use crate::cli_io::exit_on;
 use crate::dev::DEV_NODE_NAME;
 use crate::pod::{
     Connection, association_ids, connect, container_env, mutate_pod, mutation_config, pod_of,
-    read_service_account,
 };
 use chain::{Chain, Provider, lookup};
 use evaluate::{Evaluation, Facts};
@@ -42,24 +40,8 @@ use token::TokenReport;
 #[derive(Debug, Args)]
 #[command(arg_required_else_help = true, after_long_help = EXPLAIN_HELP)]
 pub(crate) struct ExplainArgs {
-    /// The cluster [default: $PODIAM_CLUSTER].
-    #[arg(long, env = "PODIAM_CLUSTER")]
-    cluster: String,
-    /// The ServiceAccount manifest (YAML or JSON), annotations included.
-    #[arg(
-        short = 'f',
-        long = "filename",
-        value_name = "FILE",
-        conflicts_with_all = ["namespace", "service_account"],
-        required_unless_present = "service_account"
-    )]
-    file: Option<PathBuf>,
-    /// The namespace (with --service-account, for a ServiceAccount without annotations).
-    #[arg(long, short = 'n', requires = "service_account")]
-    namespace: Option<String>,
-    /// The ServiceAccount's name.
-    #[arg(long, requires = "namespace")]
-    service_account: Option<String>,
+    #[command(flatten)]
+    subject: crate::pod::SubjectArgs,
     /// The action the pod calls, e.g. dynamodb:PutItem.
     #[arg(long, value_name = "ACTION")]
     action: String,
@@ -175,11 +157,7 @@ pub(crate) fn run(args: ExplainArgs) -> ExitCode {
 }
 
 fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let account = read_service_account(
-        args.file.as_deref(),
-        args.namespace.as_deref(),
-        args.service_account.as_deref(),
-    )?;
+    let (_, account) = args.subject.resolve()?;
     let connection = connect(args.region.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -276,9 +254,9 @@ async fn build(
         .pod_name
         .clone()
         .unwrap_or_else(|| format!("{}-explain", account.name));
-    let ids = association_ids(client, &args.cluster, account).await?;
+    let ids = association_ids(client, args.subject.cluster(), account).await?;
     let association = match ids.first() {
-        Some(id) => Some(gather::association(client, &args.cluster, id).await?),
+        Some(id) => Some(gather::association(client, args.subject.cluster(), id).await?),
         None => None,
     };
     let config = mutation_config(&connection.region, &connection.server);
@@ -288,7 +266,7 @@ async fn build(
     let env = container_env(mutated);
     let Chain { provider, steps } = chain::resolve(&env)
         .context("the pod's SDK would find no credentials at all (IMDS is disabled)")?;
-    let cluster = gather::cluster(client, &args.cluster).await?;
+    let cluster = gather::cluster(client, args.subject.cluster()).await?;
     let now = SystemClock.now();
     let region = lookup(&env, "AWS_REGION").unwrap_or(&connection.region);
     // podiam's server sets aws:SecureTransport false for every call (it serves plain HTTP;
