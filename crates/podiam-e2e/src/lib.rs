@@ -20,6 +20,7 @@ mod issuer;
 mod netns;
 mod process;
 mod server;
+mod upstream;
 
 pub use apiserver::FakeApiServer;
 pub use certs::TestCa;
@@ -29,6 +30,9 @@ pub use issuer::TestIssuer;
 pub use netns::NetNs;
 pub use process::{GRACE, Process, STARTUP, start_moto, stop_gracefully};
 pub use server::{Server, ServerOptions};
+pub use upstream::{
+    GatewayProcess, LoggedUpstream, Upstream, start_gateway, start_logged_upstream,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

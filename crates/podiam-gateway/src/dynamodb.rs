@@ -29,6 +29,7 @@ use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::GatewayError;
+use crate::items::{ITEM_OPERATIONS, KeySchemas, item_authorizations};
 
 /// The largest body accepted: DynamoDB's 16 MiB request limit.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -127,13 +128,38 @@ const ECHO_LEN: usize = 256;
 /// The regular expression DynamoDB states for table and index names.
 const NAME_PATTERN: &str = "[a-zA-Z0-9_.-]+";
 
-/// One authorization a request needs: IAM must allow `action` on `resource`.
+/// One authorization a request needs: IAM must allow `action` on `resource`, with these
+/// condition keys in the request context.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Authorization {
     /// `dynamodb:<Action>`, e.g. `dynamodb:PutItem`.
     pub action: String,
     /// The ARN acted on, or `*` for actions without resource-level permissions.
     pub resource: String,
+    /// DynamoDB's condition keys for this action (`dynamodb:LeadingKeys`, …), in a fixed order.
+    pub context: Vec<(&'static str, ConditionValue)>,
+    /// Condition keys that apply to this action but whose values the gateway cannot determine
+    /// (the keys of a PartiQL statement). The authorizer refuses the request when a policy of
+    /// the caller reads one of them, rather than evaluate it as absent.
+    pub unknown: Vec<&'static str>,
+}
+
+impl Authorization {
+    /// Sets the single-valued condition key `key`.
+    pub(crate) fn set(&mut self, key: &'static str, value: &str) {
+        self.context
+            .push((key, ConditionValue::Single(value.to_owned())));
+    }
+}
+
+/// A condition key's value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(untagged)]
+pub enum ConditionValue {
+    /// A single-valued key (`dynamodb:Select`).
+    Single(String),
+    /// A multivalued key (`dynamodb:LeadingKeys`, `dynamodb:Attributes`); may be empty.
+    Set(Vec<String>),
 }
 
 /// The operation an `X-Amz-Target` names, if it is one this module maps: `PutItem` for
@@ -202,8 +228,61 @@ pub fn authorizations(
     Ok(out.0)
 }
 
+/// Every authorization the request needs, with DynamoDB's condition keys: the resources of
+/// [`authorizations`], and for the item operations ([`crate::items::ITEM_OPERATIONS`]) one
+/// authorization per table or transaction entry, carrying the keys and attribute names of the
+/// items it touches. `schemas` must know every table
+/// [`crate::items::tables_needing_key_schemas`] names.
+///
+/// # Errors
+///
+/// As [`authorizations`]; [`GatewayError::Validation`] for an expression or key that cannot
+/// be read; [`GatewayError::ResourceNotFound`] for a table whose key schema is unknown.
+pub fn request_authorizations(
+    target: &str,
+    body: &[u8],
+    account: &AccountId,
+    region: &str,
+    schemas: &dyn KeySchemas,
+) -> Result<Vec<Authorization>, GatewayError> {
+    let mut resources = authorizations(target, body, account, region)?;
+    let op = operation_of(target)?;
+    if ITEM_OPERATIONS.contains(&op) {
+        let scope = Scope {
+            account: account.as_str(),
+            region,
+        };
+        let found = item_authorizations(&scope, op, body, schemas)?;
+        // Both mappings read the same members; a difference would be a bug, and is refused.
+        let pairs = |list: &[Authorization]| {
+            let mut pairs: Vec<(String, String)> = list
+                .iter()
+                .map(|a| (a.action.clone(), a.resource.clone()))
+                .collect();
+            pairs.sort();
+            pairs.dedup();
+            pairs
+        };
+        if pairs(&found) != pairs(&resources) || found.len() > MAX_AUTHORIZATIONS {
+            return Err(validation(
+                "The gateway could not attribute every item of the request to its table".to_owned(),
+            ));
+        }
+        return Ok(found);
+    }
+    for authorization in &mut resources {
+        if authorization.action.starts_with("dynamodb:PartiQL") {
+            authorization.unknown = vec!["dynamodb:LeadingKeys", "dynamodb:Attributes"];
+            if op == "ExecuteTransaction" {
+                authorization.set("dynamodb:EnclosingOperation", "ExecuteTransaction");
+            }
+        }
+    }
+    Ok(resources)
+}
+
 /// The account and region that bare names are resolved in.
-struct Scope<'a> {
+pub(crate) struct Scope<'a> {
     account: &'a str,
     region: &'a str,
 }
@@ -230,6 +309,8 @@ impl Collector {
         let authorization = Authorization {
             action: format!("dynamodb:{action}"),
             resource,
+            context: Vec::new(),
+            unknown: Vec::new(),
         };
         if !self.0.contains(&authorization) {
             self.0.push(authorization);
@@ -786,11 +867,11 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
 // ---------------------------------------------------------------------------------------------
 // Validation, with DynamoDB's wording.
 
-fn validation(message: String) -> GatewayError {
+pub(crate) fn validation(message: String) -> GatewayError {
     GatewayError::Validation(message)
 }
 
-fn not_null(member: &str) -> GatewayError {
+pub(crate) fn not_null(member: &str) -> GatewayError {
     validation(format!(
         "1 validation error detected: Value null at '{member}' failed to satisfy constraint: \
          Member must not be null"
@@ -816,7 +897,7 @@ fn required<'a>(member: &str, value: Option<&'a str>) -> Result<&'a str, Gateway
 }
 
 /// The first [`ECHO_LEN`] characters of a hostile value, for an error message.
-fn clip(value: &str) -> String {
+pub(crate) fn clip(value: &str) -> String {
     match value.char_indices().nth(ECHO_LEN) {
         Some((end, _)) => format!("{}...", value.get(..end).unwrap_or_default()),
         None => value.to_owned(),
@@ -862,7 +943,11 @@ fn check_name(member: &str, value: &str) -> Result<(), GatewayError> {
 
 /// The ARN of the table a `TableName`-like member names: a validated name resolved in `scope`,
 /// or a table ARN used as written once it has parsed as one.
-fn table(scope: &Scope<'_>, member: &str, value: Option<&str>) -> Result<String, GatewayError> {
+pub(crate) fn table(
+    scope: &Scope<'_>,
+    member: &str,
+    value: Option<&str>,
+) -> Result<String, GatewayError> {
     let value = required(member, value)?;
     if value.starts_with("arn:") {
         dynamodb_arn(member, value, &[Kind::Table])
@@ -872,7 +957,7 @@ fn table(scope: &Scope<'_>, member: &str, value: Option<&str>) -> Result<String,
     }
 }
 
-fn index_arn(table: &str, member: &str, index: &str) -> Result<String, GatewayError> {
+pub(crate) fn index_arn(table: &str, member: &str, index: &str) -> Result<String, GatewayError> {
     check_name(member, index)?;
     Ok(format!("{table}/index/{index}"))
 }

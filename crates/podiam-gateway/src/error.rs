@@ -20,6 +20,10 @@ pub enum GatewayError {
     /// The body is larger than DynamoDB's 16 MiB request limit.
     #[error("request body is larger than 16 MiB")]
     TooLarge,
+    /// A table the request names does not exist (its key schema could not be read); answered
+    /// as `ResourceNotFoundException`. Holds the table, shortened.
+    #[error("Requested resource not found: Table: {0} not found")]
+    ResourceNotFound(String),
     /// The region the gateway was asked to scope the request to is not a region name. This is a
     /// caller bug, not something a client sent.
     #[error("invalid region {0:?}")]

@@ -7,6 +7,10 @@
 //! [`GatewayError`] named after the DynamoDB error it is answered with.
 
 pub mod dynamodb;
+pub mod envelope;
 mod error;
+pub mod expression;
+pub mod items;
+pub mod shape;
 
 pub use error::GatewayError;

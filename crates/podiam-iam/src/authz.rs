@@ -291,6 +291,22 @@ impl IamState {
             .context(context)
     }
 
+    /// Whether any policy that applies to `caller` (identity, boundary or session) has a
+    /// condition on `key` (case-insensitive, as condition keys are). A proxy that cannot
+    /// determine a key's value asks this before evaluating without it: a policy that reads the
+    /// key must not see it as absent.
+    pub fn policies_read_condition_key(&self, caller: &Caller, key: &str) -> bool {
+        let policies = self.caller_policies(caller);
+        policies
+            .identity
+            .iter()
+            .chain(policies.boundary.as_ref())
+            .chain(policies.session.iter())
+            .flat_map(|policy| policy.statements())
+            .flat_map(|statement| statement.conditions())
+            .any(|condition| condition.key().eq_ignore_ascii_case(key))
+    }
+
     /// Whether `policy` by itself allows the call (a role's trust policy must, for
     /// `sts:AssumeRole`, even when the caller's own policies would).
     pub fn policy_allows(

@@ -5,11 +5,20 @@
 //! the body); the server verifies the signature with the caller's secret, which only it holds,
 //! and evaluates the caller's policies (identity, boundary, session) with the caller's
 //! principal tags. The proxy itself must be signed and allowed `podiam:AuthorizeRequest`.
+//!
+//! Each authorization may carry the service's own condition keys (`context`, only keys of the
+//! service's prefix, e.g. `dynamodb:LeadingKeys`: a proxy cannot set `aws:` keys), and name keys
+//! whose values the proxy could not determine (`unknown`): the request is then refused if a
+//! policy of the caller reads one of them. `verifyOnly` checks the signature alone, for a proxy
+//! that must know who is asking before it does work on their behalf (a `DescribeTable`).
+
+use std::collections::BTreeMap;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use podiam_iam::{Caller, RequestFacts};
+use podiam_policy::ContextValue;
 use podiam_sigv4::{SignedRequest, Verifier};
 use podiam_wire::{Api, WireError, access_error, sigv4_error};
 use serde::Deserialize;
@@ -39,7 +48,10 @@ struct AuthorizeInput {
     body_sha256: String,
     #[serde(default)]
     source_ip: Option<String>,
+    #[serde(default)]
     authorizations: Vec<Authorization>,
+    #[serde(default)]
+    verify_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,7 +59,23 @@ struct AuthorizeInput {
 struct Authorization {
     action: String,
     resource: String,
+    #[serde(default)]
+    context: BTreeMap<String, ContextInput>,
+    #[serde(default)]
+    unknown: Vec<String>,
 }
+
+/// A condition key's value as a proxy sends it: a string, or a list for a multivalued key.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ContextInput {
+    Single(String),
+    Set(Vec<String>),
+}
+
+/// At most this many condition keys per authorization, and values per key.
+const MAX_CONTEXT_KEYS: usize = 16;
+const MAX_CONTEXT_VALUES: usize = 10_000;
 
 /// `POST /podiam/authorize`.
 pub(crate) async fn authorize(State(app): State<App>, request: Request) -> Response {
@@ -64,10 +92,45 @@ pub(crate) async fn authorize(State(app): State<App>, request: Request) -> Respo
                 ask.service
             )));
         }
-        if ask.authorizations.is_empty() || ask.authorizations.len() > MAX_AUTHORIZATIONS {
+        let wanted = if ask.verify_only {
+            0..=0
+        } else {
+            1..=MAX_AUTHORIZATIONS
+        };
+        if !wanted.contains(&ask.authorizations.len()) {
             return Err(invalid(format!(
-                "authorizations must have 1 to {MAX_AUTHORIZATIONS} entries"
+                "authorizations must have 1 to {MAX_AUTHORIZATIONS} entries (none with verifyOnly)"
             )));
+        }
+        let prefix = format!("{}:", ask.service);
+        for authorization in &ask.authorizations {
+            let keys = authorization.context.keys().chain(&authorization.unknown);
+            if authorization.context.len() + authorization.unknown.len() > MAX_CONTEXT_KEYS {
+                return Err(invalid(format!(
+                    "at most {MAX_CONTEXT_KEYS} condition keys per authorization"
+                )));
+            }
+            for key in keys {
+                if !key.starts_with(&prefix) || key.len() > 128 {
+                    return Err(invalid(format!(
+                        "condition key {key:?} is not a key of the {} service",
+                        ask.service
+                    )));
+                }
+            }
+            let values: usize = authorization
+                .context
+                .values()
+                .map(|v| match v {
+                    ContextInput::Single(_) => 1,
+                    ContextInput::Set(vs) => vs.len(),
+                })
+                .sum();
+            if values > MAX_CONTEXT_VALUES {
+                return Err(invalid(format!(
+                    "at most {MAX_CONTEXT_VALUES} condition key values per authorization"
+                )));
+            }
         }
         let headers = header_map(&ask.headers)?;
         Ok(decide(&call.app, &ask, &headers, &input.ctx.facts))
@@ -129,7 +192,31 @@ fn decide(app: &App, ask: &AuthorizeInput, headers: &HeaderMap, proxy: &RequestF
             .or_else(|| proxy.user_agent.clone()),
     };
     for wanted in &ask.authorizations {
-        if let Err(e) = state.authorize(&caller, &wanted.action, &wanted.resource, &facts, &[]) {
+        if let Some(key) = wanted
+            .unknown
+            .iter()
+            .find(|key| state.policies_read_condition_key(&caller, key))
+        {
+            let error = podiam_iam::IamError::AccessDenied(format!(
+                "User: {principal} is not authorized to perform: {} on resource: {} \
+                     because a policy reads the condition key {key}, whose value the gateway \
+                     cannot determine for this request",
+                wanted.action, wanted.resource
+            ));
+            return deny(&access_error(&error, Api::DynamoDb), Some(&principal));
+        }
+        let extra: Vec<(String, ContextValue)> = wanted
+            .context
+            .iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    ContextInput::Single(v) => ContextValue::Single(v.clone()),
+                    ContextInput::Set(vs) => ContextValue::Multi(vs.clone()),
+                };
+                (key.clone(), value)
+            })
+            .collect();
+        if let Err(e) = state.authorize(&caller, &wanted.action, &wanted.resource, &facts, &extra) {
             return deny(&access_error(&e, Api::DynamoDb), Some(&principal));
         }
     }

@@ -153,3 +153,98 @@ async fn only_a_proxy_allowed_to_may_ask_and_only_well_formed_questions() {
     let denied = ask(&w, &gateway, &bad_digest).await.ok().json();
     assert_eq!(denied["error"]["code"], "IncompleteSignatureException");
 }
+
+/// A user allowed `GetItem` on their own items only (AWS's per-user example).
+async fn per_user(w: &World) -> Creds {
+    w.user(
+        "carol",
+        Some(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"dynamodb:GetItem","Resource":"{TABLE}","Condition":{{"ForAllValues:StringEquals":{{"dynamodb:LeadingKeys":["${{aws:username}}"]}}}}}}]}}"#
+        )),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn condition_keys_from_the_proxy_are_evaluated() {
+    let (w, gateway, _) = setup().await;
+    let carol = per_user(&w).await;
+    let body = r#"{"TableName":"carts","Key":{"id":{"S":"carol"}}}"#;
+    let mut question = described(&w, &carol, body, "GetItem");
+    question["authorizations"][0]["context"] = json!({"dynamodb:LeadingKeys": ["carol"]});
+    let allowed = ask(&w, &gateway, &question).await.ok().json();
+    assert_eq!(allowed["decision"], "Allow", "{allowed}");
+    question["authorizations"][0]["context"] = json!({"dynamodb:LeadingKeys": ["carol", "alice"]});
+    let denied = ask(&w, &gateway, &question).await.ok().json();
+    assert_eq!(denied["decision"], "Deny", "{denied}");
+
+    // A key the proxy could not determine is refused when a policy reads it...
+    question["authorizations"][0]["context"] = json!({});
+    question["authorizations"][0]["unknown"] = json!(["dynamodb:LeadingKeys"]);
+    let denied = ask(&w, &gateway, &question).await.ok().json();
+    assert_eq!(denied["decision"], "Deny", "{denied}");
+    assert!(
+        denied["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dynamodb:LeadingKeys"),
+        "{denied}"
+    );
+    // ... and does not matter when none does.
+    let reader = w
+        .user(
+            "plain",
+            Some(&format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"dynamodb:GetItem","Resource":"{TABLE}"}}]}}"#
+            )),
+        )
+        .await;
+    let mut question = described(&w, &reader, body, "GetItem");
+    question["authorizations"][0]["unknown"] = json!(["dynamodb:LeadingKeys"]);
+    let allowed = ask(&w, &gateway, &question).await.ok().json();
+    assert_eq!(allowed["decision"], "Allow", "{allowed}");
+
+    // A proxy sets only keys of the service it asks about.
+    for context in [
+        json!({"aws:username": "carol"}),
+        json!({"aws:SourceIp": "1.2.3.4"}),
+    ] {
+        let mut forged = described(&w, &carol, body, "GetItem");
+        forged["authorizations"][0]["context"] = context;
+        assert_eq!(
+            ask(&w, &gateway, &forged).await.error_type(),
+            "InvalidParameterException"
+        );
+    }
+    let mut forged = described(&w, &carol, body, "GetItem");
+    forged["authorizations"][0]["unknown"] = json!(["aws:PrincipalTag/team"]);
+    assert_eq!(
+        ask(&w, &gateway, &forged).await.error_type(),
+        "InvalidParameterException"
+    );
+}
+
+#[tokio::test]
+async fn verify_only_checks_the_signature_alone() {
+    let (w, gateway, reader) = setup().await;
+    let body = r#"{"TableName":"carts"}"#;
+    let mut question = described(&w, &reader, body, "PutItem");
+    question["verifyOnly"] = json!(true);
+    question["authorizations"] = json!([]);
+    let allowed = ask(&w, &gateway, &question).await.ok().json();
+    assert_eq!(allowed["decision"], "Allow", "{allowed}");
+    assert_eq!(
+        allowed["principal"],
+        format!("arn:aws:iam::{ACCOUNT}:user/reader")
+    );
+    question["bodySha256"] = json!(podiam_crypto::sha256_hex(b"{}"));
+    let denied = ask(&w, &gateway, &question).await.ok().json();
+    assert_eq!(denied["error"]["code"], "InvalidSignatureException");
+    // verifyOnly asks no authorization; authorizations without it must not be empty.
+    let mut both = described(&w, &reader, body, "PutItem");
+    both["verifyOnly"] = json!(true);
+    assert_eq!(
+        ask(&w, &gateway, &both).await.error_type(),
+        "InvalidParameterException"
+    );
+}

@@ -265,6 +265,9 @@ pub fn gateway_error(error: &GatewayError) -> WireError {
         GatewayError::Serialization(_) => WireError::new("SerializationException", 400, message),
         GatewayError::TooLarge => WireError::new("RequestEntityTooLarge", 413, message),
         GatewayError::Validation(_) => WireError::new("ValidationException", 400, message),
+        GatewayError::ResourceNotFound(_) => {
+            WireError::new("ResourceNotFoundException", 400, message)
+        }
         _ => WireError::new("InternalServerError", 500, "Internal server error"),
     }
 }

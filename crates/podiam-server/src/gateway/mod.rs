@@ -1,14 +1,19 @@
 //! `podiam gateway`: a SigV4-verifying, policy-enforcing reverse proxy in front of a
 //! DynamoDB-compatible endpoint — the authorization layer of the service.
 //!
-//! For each request: read the body (at most DynamoDB's 16 MiB), map the operation to the IAM
-//! actions and resources it touches ([`podiam_gateway::dynamodb`]), ask the podiam server
-//! whether the caller's signature verifies and their policies allow all of them
-//! (`/podiam/authorize`), then either answer DynamoDB's own error JSON or forward the request
-//! re-signed with the upstream's credentials and stream the answer back.
+//! For each request: check its envelope (`POST /`, one `X-Amz-Target`, no query string, no
+//! `Action`: [`podiam_gateway::envelope`]), read the body (at most DynamoDB's 16 MiB), check it
+//! against the operation's strict shape ([`podiam_gateway::shape`]), map it to the IAM actions,
+//! resources and condition keys it needs ([`podiam_gateway::dynamodb`]; item keys need the
+//! table's key schema, read with `DescribeTable` and cached), ask the podiam server whether the
+//! caller's signature verifies and their policies allow all of them (`/podiam/authorize`), then
+//! either answer DynamoDB's own error JSON or send upstream a request the gateway builds: `POST
+//! /`, the authorized target, the exact body bytes that were authorized, signed with the
+//! upstream's credentials. Nothing else of the client's request is passed on.
 
 mod metrics;
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,13 +22,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
-use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use podiam_client::{AwsClient, ClientError, Credentials};
 use podiam_crypto::{Rng, sha256_hex};
+use podiam_gateway::items::{self, KeySchema};
+use podiam_gateway::{dynamodb, envelope, shape};
 use podiam_sigv4::{SigningParams, sign};
 use podiam_types::Clock;
 use podiam_wire::{Api, WireError, body_error, gateway_error, json10_error};
@@ -33,23 +39,10 @@ pub use metrics::GatewayMetrics;
 
 /// DynamoDB's largest request.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
-/// Request headers not passed upstream (hop-by-hop, and the caller's signature).
-const NOT_FORWARDED: &[&str] = &[
-    "host",
-    "authorization",
-    "x-amz-date",
-    "x-amz-security-token",
-    "x-amz-content-sha256",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-    "content-length",
-    "expect",
-];
+/// How long a table's key schema is trusted before it is read again.
+const KEY_SCHEMA_TTL: Duration = Duration::from_secs(60);
+/// At most this many key schemas are cached.
+const MAX_KEY_SCHEMAS: usize = 10_000;
 /// Response headers not passed back.
 const NOT_RETURNED: &[&str] = &[
     "connection",
@@ -96,6 +89,8 @@ struct Inner {
     /// Request bodies buffered at once, across all requests (bodies are read before the
     /// server can say whether their signatures verify).
     body_budget: podiam_http::BodyBudget,
+    /// Tables' key schemas, by the name (or ARN) requests use, with when they were read.
+    key_schemas: std::sync::Mutex<HashMap<String, (Arc<KeySchema>, Instant)>>,
 }
 
 impl Gateway {
@@ -123,6 +118,7 @@ impl Gateway {
                 upstream,
                 metrics: GatewayMetrics::new(),
                 body_budget: podiam_http::BodyBudget::new(4 * MAX_REQUEST_BYTES),
+                key_schemas: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -174,45 +170,85 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let operation = target_operation(&parts.headers);
     let outcome = async {
-        if parts.method != Method::POST {
-            return Err(Refusal::from(WireError::new(
-                "UnknownOperationException",
-                400,
-                "DynamoDB requests are POSTs with an X-Amz-Target header.",
-            )));
-        }
+        let target = envelope::target(
+            envelope::Envelope {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+            },
+            parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes())),
+        )
+        .map_err(|e| Refusal::from(gateway_error(&e)))?
+        .to_owned();
         let (body, _budget) =
             podiam_http::read_body(body, MAX_REQUEST_BYTES, &gateway.inner.body_budget)
                 .await
                 .map_err(|e| Refusal::from(body_error(&e, Api::DynamoDb)))?;
-        let target = parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let (api, op) = match target.split_once('.') {
+            Some((prefix, op)) if format!("{prefix}.") == dynamodb::STREAMS_TARGET_PREFIX => {
+                (shape::Api::Streams, op)
+            }
+            Some((_, op)) => (shape::Api::DynamoDb, op),
+            None => (shape::Api::DynamoDb, target.as_str()),
+        };
+        shape::check(api, op, &body).map_err(|e| Refusal::from(gateway_error(&e)))?;
+        let needed = match api {
+            shape::Api::DynamoDb => items::tables_needing_key_schemas(op, &body)
+                .map_err(|e| Refusal::from(gateway_error(&e)))?,
+            shape::Api::Streams => Vec::new(),
+        };
+        let (schemas, missing) = key_schemas(&gateway, &needed, &parts, &body, peer).await?;
         let config = &gateway.inner.config;
-        let wanted = podiam_gateway::dynamodb::authorizations(
-            target,
+        if let Some(table) = missing.first() {
+            // As DynamoDB does, a caller learns that a table does not exist only once IAM
+            // has allowed the request; its item keys are unknown without the table.
+            let mut wanted =
+                dynamodb::authorizations(&target, &body, &gateway.inner.account, &config.region)
+                    .map_err(|e| Refusal::from(gateway_error(&e)))?;
+            for authorization in &mut wanted {
+                authorization.unknown = vec!["dynamodb:LeadingKeys", "dynamodb:Attributes"];
+            }
+            let principal = authorize(&gateway, &parts, &body, peer, Some(&wanted)).await?;
+            return Err(Refusal {
+                error: gateway_error(&podiam_gateway::GatewayError::ResourceNotFound(
+                    table.clone(),
+                )),
+                principal: Some(principal),
+            });
+        }
+        let wanted = dynamodb::request_authorizations(
+            &target,
             &body,
             &gateway.inner.account,
             &config.region,
+            &schemas,
         )
         .map_err(|e| Refusal::from(gateway_error(&e)))?;
-        let principal = authorize(&gateway, &parts, &body, peer, &wanted).await?;
-        Ok((body, principal, wanted))
+        let principal = authorize(&gateway, &parts, &body, peer, Some(&wanted)).await?;
+        Ok((target, body, principal, wanted))
     }
     .await;
     let response = match outcome {
-        Ok((body, principal, wanted)) => {
+        Ok((target, body, principal, wanted)) => {
             audit(&request_id, &operation, Some(&principal), &wanted, None);
             gateway.inner.metrics.decision(&operation, "allow");
-            match forward(&gateway, &parts, body).await {
-                Ok(response) => response,
+            if matches!(
+                operation.as_str(),
+                "CreateTable" | "DeleteTable" | "UpdateTable"
+            ) {
+                forget_key_schemas(&gateway);
+            }
+            match upstream(&gateway, &target, body).await {
+                Ok(answer) => relay(answer),
                 Err(e) => {
                     gateway.inner.metrics.upstream_error();
-                    error_response(&e, &request_id)
+                    Err(e)
                 }
             }
+            .unwrap_or_else(|e| error_response(&e, &request_id))
         }
         Err(Refusal { error, principal }) => {
             audit(
@@ -231,6 +267,96 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
         .metrics
         .latency(&operation, started.elapsed().as_secs_f64());
     response
+}
+
+/// The key schemas of `tables`, from the cache or read with `DescribeTable`, and the tables
+/// that do not exist. On a miss the caller's signature is verified first, so only
+/// authenticated callers make the gateway call the upstream.
+async fn key_schemas(
+    gateway: &Gateway,
+    tables: &[String],
+    parts: &Parts,
+    body: &[u8],
+    peer: Option<SocketAddr>,
+) -> Result<(BTreeMap<String, KeySchema>, Vec<String>), Refusal> {
+    let mut found = BTreeMap::new();
+    let mut missing = Vec::new();
+    {
+        let cache = gateway
+            .inner
+            .key_schemas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for table in tables {
+            match cache.get(table) {
+                Some((schema, read)) if read.elapsed() < KEY_SCHEMA_TTL => {
+                    found.insert(table.clone(), KeySchema::clone(schema));
+                }
+                _ => missing.push(table.clone()),
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok((found, Vec::new()));
+    }
+    authorize(gateway, parts, body, peer, None).await?;
+    let mut absent = Vec::new();
+    for table in missing {
+        let Some(schema) = describe_table(gateway, &table).await? else {
+            absent.push(table);
+            continue;
+        };
+        let mut cache = gateway
+            .inner
+            .key_schemas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= MAX_KEY_SCHEMAS {
+            cache.clear();
+        }
+        cache.insert(table.clone(), (Arc::new(schema.clone()), Instant::now()));
+        found.insert(table, schema);
+    }
+    Ok((found, absent))
+}
+
+fn forget_key_schemas(gateway: &Gateway) {
+    gateway
+        .inner
+        .key_schemas
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
+}
+
+/// `DescribeTable` on the upstream, as the gateway; `None` when the table does not exist.
+async fn describe_table(gateway: &Gateway, table: &str) -> Result<Option<KeySchema>, Refusal> {
+    let body = Bytes::from(json!({ "TableName": table }).to_string());
+    let answer = upstream(gateway, "DynamoDB_20120810.DescribeTable", body)
+        .await
+        .map_err(Refusal::from)?;
+    let status = answer.status();
+    let bytes = answer.bytes().await.map_err(|e| {
+        tracing::warn!(error = %e, "the upstream's DescribeTable answer could not be read");
+        Refusal::from(upstream_error())
+    })?;
+    if status.is_success() {
+        return KeySchema::from_describe_table(&bytes)
+            .map(Some)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the upstream's DescribeTable answer could not be read");
+                Refusal::from(upstream_error())
+            });
+    }
+    let code = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("__type").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    if code.ends_with("ResourceNotFoundException") {
+        return Ok(None);
+    }
+    tracing::warn!(%status, %code, "the upstream refused the gateway's DescribeTable");
+    Err(Refusal::from(upstream_error()))
 }
 
 /// A refused request: the error for the caller, and who they were if the signature verified.
@@ -254,7 +380,7 @@ fn target_operation(headers: &HeaderMap) -> String {
     headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
-        .and_then(|t| podiam_gateway::dynamodb::operation_of(t).ok())
+        .and_then(|t| dynamodb::operation_of(t).ok())
         .unwrap_or("unknown")
         .to_owned()
 }
@@ -265,7 +391,7 @@ async fn authorize(
     parts: &Parts,
     body: &[u8],
     peer: Option<SocketAddr>,
-    wanted: &[podiam_gateway::dynamodb::Authorization],
+    wanted: Option<&[dynamodb::Authorization]>,
 ) -> Result<String, Refusal> {
     let headers: Vec<(String, String)> = parts
         .headers
@@ -280,9 +406,18 @@ async fn authorize(
         "headers": headers,
         "bodySha256": sha256_hex(body),
         "sourceIp": peer.map(|p| p.ip().to_string()),
+        "verifyOnly": wanted.is_none(),
         "authorizations": wanted
+            .unwrap_or_default()
             .iter()
-            .map(|a| json!({"action": a.action, "resource": a.resource}))
+            .map(|a| {
+                json!({
+                    "action": a.action,
+                    "resource": a.resource,
+                    "context": a.context.iter().cloned().collect::<BTreeMap<_, _>>(),
+                    "unknown": a.unknown,
+                })
+            })
             .collect::<Vec<_>>(),
     });
     let answer = gateway
@@ -322,35 +457,40 @@ fn internal_error() -> WireError {
     )
 }
 
-/// Sends the request upstream, re-signed, and streams the answer back.
-async fn forward(gateway: &Gateway, parts: &Parts, body: Bytes) -> Result<Response, WireError> {
+fn upstream_error() -> WireError {
+    WireError::new(
+        "InternalServerError",
+        500,
+        "Internal server error (the upstream did not answer).",
+    )
+}
+
+/// Sends the upstream a request the gateway builds: `POST /` with `target`, `body` (the exact
+/// bytes that were authorized), the protocol's content type, and the gateway's own signature.
+async fn upstream(
+    gateway: &Gateway,
+    target: &str,
+    body: Bytes,
+) -> Result<reqwest::Response, WireError> {
     let config = &gateway.inner.config;
-    let path_and_query = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-    let url = reqwest::Url::parse(&format!(
-        "{}{path_and_query}",
-        config.upstream.trim_end_matches('/')
-    ))
-    .map_err(|_| internal_error())?;
+    let url = reqwest::Url::parse(&format!("{}/", config.upstream.trim_end_matches('/')))
+        .map_err(|_| internal_error())?;
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_owned(),
         (None, _) => return Err(internal_error()),
     };
     let mut headers = HeaderMap::new();
-    for (name, value) in &parts.headers {
-        if !NOT_FORWARDED.contains(&name.as_str()) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    headers.insert(
-        header::HOST,
-        HeaderValue::from_str(&host).map_err(|_| internal_error())?,
-    );
+    let value = |text: &str| HeaderValue::from_str(text).map_err(|_| internal_error());
+    headers.insert(header::HOST, value(&host)?);
+    headers.insert(header::CONTENT_TYPE, value(envelope::CONTENT_TYPE)?);
+    headers.insert("x-amz-target", value(target)?);
+    headers.insert(header::USER_AGENT, value("podiam-gateway")?);
     let creds = &config.upstream_credentials;
     sign(
-        parts.method.as_str(),
+        "POST",
         url.path(),
-        url.query().unwrap_or_default(),
+        "",
         &mut headers,
         &body,
         &SigningParams {
@@ -363,22 +503,22 @@ async fn forward(gateway: &Gateway, parts: &Parts, body: Bytes) -> Result<Respon
         },
     )
     .map_err(|_| internal_error())?;
-    let upstream = gateway
+    gateway
         .inner
         .upstream
-        .request(parts.method.clone(), url)
+        .post(url)
         .headers(headers)
         .body(body)
         .send()
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "the upstream did not answer");
-            WireError::new(
-                "InternalServerError",
-                500,
-                "Internal server error (the upstream did not answer).",
-            )
-        })?;
+            upstream_error()
+        })
+}
+
+/// The upstream's answer, streamed back.
+fn relay(upstream: reqwest::Response) -> Result<Response, WireError> {
     let mut response = Response::builder().status(upstream.status());
     for (name, value) in upstream.headers() {
         if !NOT_RETURNED.contains(&name.as_str()) {
@@ -410,10 +550,21 @@ fn audit(
     request_id: &str,
     operation: &str,
     principal: Option<&str>,
-    wanted: &[podiam_gateway::dynamodb::Authorization],
+    wanted: &[dynamodb::Authorization],
     refusal: Option<&WireError>,
 ) {
     let resources: Vec<&str> = wanted.iter().map(|a| a.resource.as_str()).collect();
+    let authorized: Vec<Value> = wanted
+        .iter()
+        .map(|a| {
+            let leading_keys = a
+                .context
+                .iter()
+                .find(|(key, _)| *key == "dynamodb:LeadingKeys")
+                .map(|(_, value)| value);
+            json!({"action": a.action, "resource": a.resource, "leadingKeys": leading_keys})
+        })
+        .collect();
     let line = json!({
         "event": if refusal.is_some() { "request_denied" } else { "request_allowed" },
         "service": "dynamodb",
@@ -421,6 +572,7 @@ fn audit(
         "request_id": request_id,
         "principal": principal,
         "resources": resources,
+        "authorizations": authorized,
         "code": refusal.map(|e| e.code),
         "reason": refusal.map(|e| e.message.as_str()),
     });
