@@ -4,7 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use podiam_gateway::dynamodb::{MAX_AUTHORIZATIONS, authorizations, operation_of};
+use std::collections::BTreeMap;
+
+use podiam_gateway::dynamodb::{
+    MAX_AUTHORIZATIONS, authorizations, operation_of, request_authorizations,
+};
+use podiam_gateway::items::{KeySchema, KeySchemas};
 use podiam_types::{AccountId, Arn};
 
 fn is_name(s: &str) -> bool {
@@ -44,6 +49,15 @@ fn sound(resource: &str) -> bool {
     }
 }
 
+/// Every table has the partition key `pk` and an index `ix` keyed by `ik`.
+struct AnyTable(KeySchema);
+
+impl KeySchemas for AnyTable {
+    fn key_schema(&self, _table: &str) -> Option<&KeySchema> {
+        Some(&self.0)
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let line = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     let (target, body) = data.split_at(line);
@@ -59,6 +73,19 @@ fuzz_target!(|data: &[u8]| {
         for a in &found {
             assert!(a.action.starts_with("dynamodb:"));
             assert!(sound(&a.resource), "{}", a.resource);
+        }
+    }
+    // With condition keys: the same resources, never a panic.
+    let schemas = AnyTable(KeySchema {
+        partition_key: "pk".to_owned(),
+        index_partition_keys: BTreeMap::from([("ix".to_owned(), "ik".to_owned())]),
+    });
+    if let Ok(found) = request_authorizations(target, body, &account, "eu-central-1", &schemas) {
+        assert!(known);
+        assert!(!found.is_empty() && found.len() <= MAX_AUTHORIZATIONS);
+        for a in &found {
+            assert!(sound(&a.resource), "{}", a.resource);
+            assert!(a.context.iter().all(|(k, _)| k.starts_with("dynamodb:")));
         }
     }
 });
