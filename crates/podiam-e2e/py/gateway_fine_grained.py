@@ -269,9 +269,10 @@ class Run:
             model[(me, "Tetris")] = new
         self.case(me, f"an item in {other}'s partition", "PutItem",
                   {**T, "Item": item(other, "Tetris", 1)}, "deny")
-        self.case(me, f"own item with UserId of {other} in another attribute", "PutItem",
-                  {**T, "Item": {**item(me, "Pong", 3), "Owner": S(other)}}, "allow")
-        model[(me, "Pong")] = {**item(me, "Pong", 3), "Owner": S(other)}
+        pong = {**item(me, "Pong", 3), "Owner": S(other)}
+        if self.case(me, f"own item naming {other} in another attribute", "PutItem",
+                     {**T, "Item": pong}, "allow") is not None:
+            model[(me, "Pong")] = pong
         update = {
             "UpdateExpression": "SET TopScore = :s",
             "ExpressionAttributeValues": {":s": N(500)},

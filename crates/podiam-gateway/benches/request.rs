@@ -66,13 +66,22 @@ fn benches(c: &mut Criterion) {
         let body = body.to_string().into_bytes();
         let target = format!("DynamoDB_20120810.{op}");
         group.throughput(Throughput::Bytes(body.len() as u64));
-        group.bench_function(format!("{op} ({} B): shape + authorizations", body.len()), |b| {
-            b.iter(|| {
-                check(Api::DynamoDb, op, black_box(&body)).expect("a valid body");
-                request_authorizations(&target, black_box(&body), &account, "us-east-1", &schemas)
+        group.bench_function(
+            format!("{op} ({} B): shape + authorizations", body.len()),
+            |b| {
+                b.iter(|| {
+                    check(Api::DynamoDb, op, black_box(&body)).expect("a valid body");
+                    request_authorizations(
+                        &target,
+                        black_box(&body),
+                        &account,
+                        "us-east-1",
+                        &schemas,
+                    )
                     .expect("authorizations")
-            });
-        });
+                });
+            },
+        );
     }
     let big = json!({"TableName": "GameScores", "Item": item(0, 16_000)})
         .to_string()

@@ -145,6 +145,13 @@ enum Kind {
         max: Option<u64>,
     },
     String,
+    /// A table, index or backup name: DynamoDB's pattern `[a-zA-Z0-9_.-]+` and length bounds,
+    /// the one string constraint checked here (a name ends up in an ARN and in other
+    /// upstreams' parsers; everything else DynamoDB validates itself).
+    Name {
+        min: u64,
+        max: u64,
+    },
     Blob,
     Boolean,
     Integer,
@@ -172,7 +179,12 @@ struct RawShape {
     key: Option<String>,
     value: Option<String>,
     max: Option<serde_json::Number>,
+    min: Option<serde_json::Number>,
+    pattern: Option<String>,
 }
+
+/// The pattern the model gives DynamoDB's names.
+const NAME_PATTERN: &str = "[a-zA-Z0-9_.-]+";
 
 impl Model {
     /// Parses a generated model, checking that every shape it refers to exists.
@@ -221,6 +233,10 @@ impl Model {
                         max: limit(name, shape.max.as_ref())?,
                     }
                 }
+                "string" if shape.pattern.as_deref() == Some(NAME_PATTERN) => Kind::Name {
+                    min: limit(name, shape.min.as_ref())?.unwrap_or(1),
+                    max: limit(name, shape.max.as_ref())?.unwrap_or(u64::MAX),
+                },
                 "string" => Kind::String,
                 "blob" => Kind::Blob,
                 "boolean" => Kind::Boolean,
@@ -597,9 +613,41 @@ impl<'de> Visitor<'de> for Value<'_, '_> {
         }
     }
 
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<bool, E> {
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<bool, E> {
         match self.shape()?.kind {
             Kind::String | Kind::Blob | Kind::Timestamp => Ok(true),
+            Kind::Name { min, max } => {
+                let len = u64::try_from(value.len()).unwrap_or(u64::MAX);
+                let rule = if !value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+                {
+                    Some(format!(
+                        "Member must satisfy regular expression pattern: {NAME_PATTERN}"
+                    ))
+                } else if len < min {
+                    Some(format!(
+                        "Member must have length greater than or equal to {min}"
+                    ))
+                } else if len > max {
+                    Some(format!(
+                        "Member must have length less than or equal to {max}"
+                    ))
+                } else {
+                    None
+                };
+                if let Some(rule) = rule {
+                    self.ctx.defer(|| {
+                        GatewayError::Validation(format!(
+                            "1 validation error detected: Value '{}' at '{}' failed to \
+                             satisfy constraint: {rule}",
+                            clip(value),
+                            self.path
+                        ))
+                    });
+                }
+                Ok(true)
+            }
             _ => Err(self.mismatch("a string")),
         }
     }
@@ -698,7 +746,7 @@ impl fmt::Display for Expected<'_> {
             Kind::Structure { .. } => write!(f, "structure {name} (an object)"),
             Kind::List { .. } => write!(f, "list {name} (an array)"),
             Kind::Map { .. } => write!(f, "map {name} (an object)"),
-            Kind::String => f.write_str("a string"),
+            Kind::String | Kind::Name { .. } => f.write_str("a string"),
             Kind::Blob => f.write_str("a blob (a base64 string)"),
             Kind::Boolean => f.write_str("a boolean"),
             Kind::Integer => f.write_str("an integer"),
@@ -897,7 +945,7 @@ mod tests {
         ddb("ListTables", " \n\t\r ").unwrap();
         ddb(
             "ListTables",
-            r#"{"Limit":10,"ExclusiveStartTableName":"a"}"#,
+            r#"{"Limit":10,"ExclusiveStartTableName":"abc"}"#,
         )
         .unwrap();
         ddb(
@@ -1514,5 +1562,32 @@ mod tests {
             bytes.truncate(at);
             let _ = check(Api::DynamoDb, op, &bytes);
         }
+    }
+
+    #[test]
+    fn names_follow_dynamodbs_pattern_and_length() {
+        for body in [
+            r#"{"ExclusiveStartTableName":"zzz&Action=Scan&"}"#,
+            r#"{"ExclusiveStartTableName":"ab"}"#,
+        ] {
+            assert!(
+                matches!(
+                    check(Api::DynamoDb, "ListTables", body.as_bytes()),
+                    Err(GatewayError::Validation(m)) if m.contains("exclusiveStartTableName")
+                ),
+                "{body}"
+            );
+        }
+        check(
+            Api::DynamoDb,
+            "ListTables",
+            br#"{"ExclusiveStartTableName":"my.table-1_x"}"#,
+        )
+        .unwrap();
+        let long = format!(r#"{{"TableName":"t","IndexName":"{}"}}"#, "i".repeat(256));
+        assert!(matches!(
+            check(Api::DynamoDb, "Query", long.as_bytes()),
+            Err(GatewayError::Validation(_))
+        ));
     }
 }

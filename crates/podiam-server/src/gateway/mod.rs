@@ -241,6 +241,10 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
             ) {
                 forget_key_schemas(&gateway);
             }
+            let body = match envelope::form_safe(&body) {
+                std::borrow::Cow::Borrowed(_) => body,
+                std::borrow::Cow::Owned(safe) => Bytes::from(safe),
+            };
             match upstream(&gateway, &target, body).await {
                 Ok(answer) => relay(answer),
                 Err(e) => {
