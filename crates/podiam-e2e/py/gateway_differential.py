@@ -9,7 +9,10 @@ raw SigV4-signed requests on one kept-alive connection. About 60% are valid (Get
 UpdateItem, DeleteItem, Query incl. on a GSI, Scan, BatchGetItem, BatchWriteItem,
 TransactGetItems/TransactWriteItems on moto only, ListTables, DescribeTable), on three tables
 with different key schemas (hash only, S; hash N + range S; hash S + range N with a GSI), with
-random partition keys. About 40% are hostile mutations of valid ones: a query string (or a
+random partition keys (some with "&Action=Scan&" in them), key conditions spelled in the ways
+DynamoDB accepts (spacing, parentheses, lower-case and/between, the sort-key term first), and
+bodies spelled differently (\\u escapes in names and values, whitespace between tokens, UTF-8 or
+escaped non-ASCII). About 40% are hostile mutations of valid ones: a query string (or a
 presigned signature), an extra X-Amz-Target, an Action header, trailing data, a duplicate key
 at some depth, an unknown member, a wrong content type, a stray member naming another table, a
 path other than /.
@@ -53,7 +56,8 @@ TABLES = {
     "dfgsi": (("pk", "S"), ("sk", "N"), {"bygpk": "gpk"}),
 }
 VALUES = {
-    "S": ["p0", "p1", "p2", "p3", "p4", "p5", "\u00fc-\u00f1", "a b", "x/y", "*", "A,B"],
+    "S": ["p0", "p1", "p2", "p3", "p4", "p5", "\u00fc-\u00f1", "a b", "x/y", "*", "A,B",
+          "k&Action=Scan&TableName=dfnum"],
     "N": ["0", "1", "2", "3", "17", "-5", "3.25", "100"],
 }
 SORT_VALUES = {"S": ["s0", "s1", "s2", "s3"], "N": ["1", "2", "3", "4"]}
@@ -182,8 +186,10 @@ class Raw:
             SigV4QueryAuth(creds, "dynamodb", REGION, expires=300).add_auth(request)
         else:
             SigV4Auth(creds, "dynamodb", REGION).add_auth(request)
-        parts = urllib.parse.urlsplit(request.url)
-        target = parts.path + ("?" + parts.query if parts.query else "")
+        # The request target exactly as given (a bare "?" included), plus what a presigning
+        # signer appended.
+        assert request.url.startswith(self.url)
+        target = request.url[len(self.url):]
         sent = list(request.headers.items()) + [("Content-Length", str(len(body)))]
         return target, sent
 
@@ -211,17 +217,53 @@ class RawKey(str):
     pass
 
 
-def encode(value, ensure_ascii=True):
+class Style:
+    """How a body is spelled: the same JSON value written differently (all of it valid JSON
+    that DynamoDB reads the same way)."""
+
+    def __init__(self, rng=None, ensure_ascii=True, escape=0.0, spaced=False):
+        self.rng = rng
+        self.ensure_ascii = ensure_ascii
+        self.escape = escape  # chance that a letter or digit of a string is written \u00XX
+        self.spaced = spaced  # whitespace around every token
+
+    def string(self, text):
+        out = json.dumps(text, ensure_ascii=self.ensure_ascii)
+        if not self.escape:
+            return out
+        chars, i = [], 0
+        while i < len(out):
+            ch = out[i]
+            if ch == "\\":  # an escape sequence: kept as it is
+                n = 6 if out[i + 1] == "u" else 2
+                chars.append(out[i:i + n])
+                i += n
+                continue
+            if 0 < i < len(out) - 1 and ch.isascii() and ch.isalnum() and self.rng.random() < self.escape:
+                ch = "\\u%04x" % ord(ch) if self.rng.random() < 0.5 else "\\u%04X" % ord(ch)
+            chars.append(ch)
+            i += 1
+        return "".join(chars)
+
+    def ws(self):
+        return self.rng.choice(["", " ", "\n", "\t", "  \r\n "]) if self.spaced else ""
+
+
+def encode(value, style=None):
+    style = style or Style()
+    w = style.ws
     if isinstance(value, (dict, Pairs)):
         items = value.items() if isinstance(value, dict) else value
         parts = []
         for k, v in items:
-            name = k if isinstance(k, RawKey) else json.dumps(k, ensure_ascii=ensure_ascii)
-            parts.append(f"{name}:{encode(v, ensure_ascii)}")
-        return "{" + ",".join(parts) + "}"
+            name = k if isinstance(k, RawKey) else style.string(k)
+            parts.append(f"{w()}{name}{w()}:{w()}{encode(v, style)}{w()}")
+        return "{" + ",".join(parts) + w() + "}"
     if isinstance(value, list):
-        return "[" + ",".join(encode(v, ensure_ascii) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=ensure_ascii)
+        return "[" + ",".join(w() + encode(v, style) + w() for v in value) + w() + "]"
+    if isinstance(value, str):
+        return style.string(value)
+    return json.dumps(value)
 
 
 def escaped_key(name, rng):
@@ -249,7 +291,7 @@ class Request:
         self.bytes = None
         self.presign = False
         self.trailing = b""
-        self.ascii = True
+        self.style = Style()
 
     def describe(self):
         text = self.bytes.decode("utf-8", "replace")
@@ -310,7 +352,12 @@ class Generator:
     def valid(self):
         op = self.rng.choices(self.ops, self.weights)[0]
         request = getattr(self, "gen_" + op)()
-        request.ascii = self.rng.random() < 0.5
+        request.style = Style(
+            self.rng,
+            ensure_ascii=self.rng.random() < 0.5,
+            escape=self.rng.choice([0.0, 0.0, 0.1, 0.5]),
+            spaced=self.rng.random() < 0.25,
+        )
         return request
 
     def gen_GetItem(self):
@@ -375,7 +422,7 @@ class Generator:
         if indexes and self.rng.random() < 0.4:
             index = sorted(indexes)[0]
             body["IndexName"] = index
-            body["KeyConditionExpression"] = "gpk = :g"
+            body["KeyConditionExpression"] = self.rng.choice(["gpk = :g", "(gpk = :g)", "gpk=:g"])
             body["ExpressionAttributeValues"] = {":g": {"S": self.rng.choice(GSI_VALUES)}}
         elif self.rng.random() < 0.2:
             body["KeyConditions"] = {
@@ -385,24 +432,37 @@ class Generator:
             names = {}
             if self.rng.random() < 0.5:
                 names["#p"] = pk
-                condition = "#p = :p"
+                part = "#p"
             else:
-                condition = f"{pk} = :p"
+                part = pk
+            # Spellings DynamoDB (and both upstreams) accept for the same condition.
+            part = self.rng.choice([
+                f"{part} = :p", f"{part}=:p", f"  {part}   =   :p ", f"({part} = :p)",
+            ])
             values = {":p": {pt: self.rng.choice(VALUES[pt])}}
+            condition = part
             if sort and self.rng.random() < 0.5:
                 sk, st = sort
                 names["#s"] = sk
                 r = self.rng.random()
                 if r < 0.4:
-                    condition += " AND #s BETWEEN :lo AND :hi"
+                    sort_term = self.rng.choice([
+                        "#s BETWEEN :lo AND :hi", "#s between :lo and :hi",
+                        "(#s BETWEEN :lo AND :hi)",
+                    ])
                     lo, hi = sorted(self.rng.sample(SORT_VALUES[st], 2), key=sort_key(st))
                     values[":lo"], values[":hi"] = {st: lo}, {st: hi}
                 elif r < 0.7 and st == "S":
-                    condition += " AND begins_with(#s, :b)"
+                    sort_term = "begins_with(#s, :b)"
                     values[":b"] = {"S": "s"}
                 else:
-                    condition += " AND #s >= :lo"
+                    sort_term = self.rng.choice(["#s >= :lo", "(#s >= :lo)"])
                     values[":lo"] = {st: self.rng.choice(SORT_VALUES[st])}
+                joiner = self.rng.choice([" AND ", " and ", " AND "])
+                if self.rng.random() < 0.25:
+                    condition = sort_term + joiner + part  # the sort-key term first
+                else:
+                    condition = part + joiner + sort_term
             body["KeyConditionExpression"] = condition
             body["ExpressionAttributeValues"] = values
             if names:
@@ -656,7 +716,8 @@ def upstream_leading_keys(line):
                 left, eq, right = term.partition("=")
                 if not eq or left.strip()[-1:] in "<>!":
                     continue
-                name, placeholder = left.strip(), right.strip()
+                name = left.replace("(", " ").replace(")", " ").strip()
+                placeholder = right.replace("(", " ").replace(")", " ").strip()
                 name = names.get(name, name)
                 if name in hashes and placeholder in values:
                     out[table].add(scalar(values[placeholder]))
@@ -674,7 +735,7 @@ def upstream_leading_keys(line):
 
 def split_and(expr):
     """The terms of a key condition joined by AND (BETWEEN's own AND kept)."""
-    words = expr.replace("(", " ( ").replace(")", " ) ").split(" ")
+    words = expr.replace("(", " ( ").replace(")", " ) ").split()
     terms, current, between = [], [], False
     for w in words:
         if not w:
@@ -777,7 +838,10 @@ class Run:
                 time.sleep(0.05)
         seed = Generator(random.Random(-1), self.moto)
         for name in TABLES:
+            # Seeded directly: moto reads a raw "&Action=" in a JSON body as a form parameter
+            # (the gateway escapes & in what it forwards), so no & in the seed.
             items = {json.dumps(seed.key(name), sort_keys=True): None for _ in range(40)}
+            items = {k: None for k in items if "&" not in k}
             writes = [{"PutRequest": {"Item": seed.item(name, json.loads(k))}} for k in items]
             for i in range(0, len(writes), 25):
                 u.batch_write_item(RequestItems={name: writes[i:i + 25]})
@@ -791,13 +855,19 @@ class Run:
             time.sleep(0.2)
         if status != 200:
             raise AssertionError(f"the admin cannot ListTables through the gateway: {status} {data!r}")
+        # The upstream logs a request once its answer is complete: wait for that line.
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if any(b'"ListTables"' in line for line in self.upstream_log.read()):
+                break
+            time.sleep(0.01)
         time.sleep(0.2)
         self.upstream_log.read()
         self.audit_log.read()
 
     def send(self, request):
         if request.bytes is None:
-            data = encode(request.body, ensure_ascii=request.ascii).encode()
+            data = encode(request.body, request.style).encode()
             request.bytes = data + request.trailing
         path, headers = self.raw.sign(self.creds, request.method, request.path, request.headers,
                                       request.bytes, request.presign)

@@ -335,7 +335,23 @@ fn forget_key_schemas(gateway: &Gateway) {
 
 /// `DescribeTable` on the upstream, as the gateway; `None` when the table does not exist.
 async fn describe_table(gateway: &Gateway, table: &str) -> Result<Option<KeySchema>, Refusal> {
-    let body = Bytes::from(json!({ "TableName": table }).to_string());
+    // A table named by its ARN is one of the upstream's only in the gateway's account and
+    // region; the upstream is asked by name (not every stand-in takes ARNs).
+    let name = match table.strip_prefix("arn:") {
+        None => table,
+        Some(_) => {
+            let own = format!(
+                "arn:aws:dynamodb:{}:{}:table/",
+                gateway.inner.config.region,
+                gateway.inner.account.as_str()
+            );
+            match table.strip_prefix(own.as_str()) {
+                Some(name) if !name.contains('/') => name,
+                _ => return Ok(None),
+            }
+        }
+    };
+    let body = Bytes::from(json!({ "TableName": name }).to_string());
     let answer = upstream(gateway, "DynamoDB_20120810.DescribeTable", body)
         .await
         .map_err(Refusal::from)?;
@@ -356,10 +372,12 @@ async fn describe_table(gateway: &Gateway, table: &str) -> Result<Option<KeySche
         .ok()
         .and_then(|v| v.get("__type").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_default();
-    if code.ends_with("ResourceNotFoundException") {
+    if status.is_client_error() {
+        // ResourceNotFoundException, or a name the upstream does not take: no such table.
+        tracing::debug!(%status, %code, "DescribeTable found no table");
         return Ok(None);
     }
-    tracing::warn!(%status, %code, "the upstream refused the gateway's DescribeTable");
+    tracing::warn!(%status, %code, "the upstream failed the gateway's DescribeTable");
     Err(Refusal::from(upstream_error()))
 }
 
