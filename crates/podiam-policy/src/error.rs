@@ -82,6 +82,10 @@ pub(crate) mod messages {
         "AssumeRole policy may only specify STS AssumeRole actions.";
     pub(crate) const SCP_TYPE: &str =
         "The provided policy document does not meet the requirements of the specified policy type.";
+    pub(crate) const NOT_PRINCIPAL_TRUST: &str = "Has prohibited field NotPrincipal";
+    pub(crate) const NOT_PRINCIPAL_ALLOW: &str =
+        "NotPrincipal is supported only with Effect Deny; use Principal with a Condition instead.";
+    pub(crate) const RCP_PRINCIPAL: &str = "Resource control policies must use \"Principal\": \"*\"; restrict principals with conditions.";
     pub(crate) const IAM_PATHS: &str = "IAM resource path must either be \"*\" or start with user/, federated-user/, role/, group/, instance-profile/, mfa/, server-certificate/, policy/, sms-mfa/, saml-provider/, oidc-provider/, report/, access-report/.";
 }
 

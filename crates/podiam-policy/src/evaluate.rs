@@ -1,9 +1,12 @@
 //! Evaluation: statements, single policies, and the full AWS decision over every policy type.
 //!
 //! The order follows AWS's documented policy evaluation logic:
-//! 1. an explicit `Deny` in any applicable policy decides;
-//! 2. resource control policies, then service control policies (when given) must allow, at
-//!    every level of the organization;
+//! 0. `sts:GetCallerIdentity` needs no permission and cannot be denied;
+//! 1. an explicit `Deny` in any applicable policy decides (a `NotPrincipal` deny always
+//!    applies to a principal with a permissions boundary);
+//! 2. service control policies (when given, and not for anonymous requests) must allow at
+//!    every level of the organization; resource control policies only deny, since AWS's
+//!    undetachable `RCPFullAWSAccess` allows at every level;
 //! 3. within one account, a resource-based policy that names the requester itself (a user, a
 //!    role session, a federated or service principal) allows on its own; one that names the
 //!    role, or `*`, allows subject to the permissions boundary and session policies; one that
@@ -27,6 +30,7 @@ use crate::trace::{
 fn statement_applies(
     statement: &Statement,
     request: &Request,
+    has_boundary: bool,
     mut trace: Option<&mut StatementTrace>,
 ) -> Option<Grant> {
     let explain = trace.is_some();
@@ -51,7 +55,14 @@ fn statement_applies(
     let grant = match &statement.principal {
         None => Some(Grant::Direct),
         Some(element) => {
-            let grant = element.matches(&request.principal);
+            // "NotPrincipal" page: a Deny with NotPrincipal always denies a principal that
+            // has a permissions boundary, whatever the element lists.
+            let grant = if element.is_negated() && has_boundary && statement.effect == Effect::Deny
+            {
+                Some(Grant::Wildcard)
+            } else {
+                element.matches(&request.principal)
+            };
             if let Some(t) = trace.as_deref_mut() {
                 let name = if element.is_negated() {
                     "NotPrincipal"
@@ -193,6 +204,7 @@ struct PolicyResult {
 fn evaluate_policy(
     policy: &Policy,
     request: &Request,
+    has_boundary: bool,
     trace: Option<&mut PolicyTrace>,
 ) -> PolicyResult {
     let mut allow: Option<Grant> = None;
@@ -200,7 +212,7 @@ fn evaluate_policy(
     match trace {
         None => {
             for statement in policy.statements() {
-                if let Some(grant) = statement_applies(statement, request, None) {
+                if let Some(grant) = statement_applies(statement, request, has_boundary, None) {
                     match statement.effect {
                         Effect::Deny => {
                             return PolicyResult {
@@ -231,7 +243,9 @@ fn evaluate_policy(
                     principal: None,
                     conditions: Vec::new(),
                 };
-                if let Some(grant) = statement_applies(statement, request, Some(&mut st)) {
+                if let Some(grant) =
+                    statement_applies(statement, request, has_boundary, Some(&mut st))
+                {
                     match statement.effect {
                         Effect::Deny => denied = true,
                         Effect::Allow => allow = allow.max(Some(grant)),
@@ -261,7 +275,7 @@ impl Policy {
     /// This is the whole decision for a role's trust policy, whose principal (a federated
     /// identity or a service) has no policies of its own.
     pub fn evaluate(&self, request: &Request) -> PolicyOutcome {
-        evaluate_policy(self, request, None).outcome
+        evaluate_policy(self, request, false, None).outcome
     }
 
     /// [`Policy::evaluate`] with a trace of every statement; `label` names the policy.
@@ -272,7 +286,7 @@ impl Policy {
             outcome: PolicyOutcome::NotApplicable,
             statements: Vec::new(),
         };
-        trace.outcome = evaluate_policy(self, request, Some(&mut trace)).outcome;
+        trace.outcome = evaluate_policy(self, request, false, Some(&mut trace)).outcome;
         trace
     }
 }
@@ -344,6 +358,8 @@ pub enum Rule {
     CrossAccountNoIdentity,
     /// Nothing allows.
     NothingAllows,
+    /// The action needs no permission (`sts:GetCallerIdentity`).
+    NoPermissionNeeded,
     /// The permissions boundary does not allow.
     Boundary,
     /// No session policy allows.
@@ -390,6 +406,9 @@ impl Rule {
             Self::NothingAllows => {
                 "no identity-based or resource-based policy allows the request".into()
             }
+            Self::NoPermissionNeeded => {
+                "sts:GetCallerIdentity needs no permission, and no policy can deny it".into()
+            }
             Self::Boundary => "the permissions boundary does not allow the request".into(),
             Self::Session => "no session policy allows the request".into(),
             Self::Allowed {
@@ -416,6 +435,7 @@ impl Rule {
 fn group<'p>(
     policies: impl IntoIterator<Item = &'p Policy>,
     request: &Request,
+    has_boundary: bool,
     traces: &mut Option<&mut Vec<PolicyTrace>>,
     label: &dyn Fn(usize) -> String,
 ) -> PolicyResult {
@@ -432,12 +452,12 @@ fn group<'p>(
                     outcome: PolicyOutcome::NotApplicable,
                     statements: Vec::new(),
                 };
-                let result = evaluate_policy(policy, request, Some(&mut trace));
+                let result = evaluate_policy(policy, request, has_boundary, Some(&mut trace));
                 trace.outcome = result.outcome;
                 traces.push(trace);
                 result
             }
-            None => evaluate_policy(policy, request, None),
+            None => evaluate_policy(policy, request, has_boundary, None),
         };
         match result.outcome {
             PolicyOutcome::Deny => combined.outcome = PolicyOutcome::Deny,
@@ -478,35 +498,47 @@ impl PolicySet<'_> {
         request: &Request,
         mut traces: Option<&mut Vec<PolicyTrace>>,
     ) -> (Decision, Rule) {
+        // "Policy evaluation logic": GetCallerIdentity needs no permission, and no policy
+        // (not even an explicit deny) can refuse it.
+        if request.action_lower == "sts:getcalleridentity" {
+            return (Decision::Allow, Rule::NoPermissionNeeded);
+        }
         let t = &mut traces;
-        let identity = group(self.identity.iter().copied(), request, t, &|i| {
+        let b = self.permissions_boundary.is_some();
+        let identity = group(self.identity.iter().copied(), request, b, t, &|i| {
             format!("identity[{i}]")
         });
-        let resource = group(self.resource, request, t, &|_| "resource".into());
+        let resource = group(self.resource, request, b, t, &|_| "resource".into());
         let boundary = self
             .permissions_boundary
-            .map(|p| group([p], request, t, &|_| "permissions_boundary".into()));
+            .map(|p| group([p], request, b, t, &|_| "permissions_boundary".into()));
         let session = (!self.session.is_empty()).then(|| {
-            group(self.session.iter().copied(), request, t, &|i| {
+            group(self.session.iter().copied(), request, b, t, &|i| {
                 format!("session[{i}]")
             })
         });
-        let scps: Vec<PolicyResult> = self
-            .service_control
-            .iter()
-            .enumerate()
-            .map(|(level, ps)| {
-                group(ps.iter().copied(), request, t, &|i| {
-                    format!("scp[{level}][{i}]")
+        // "Service control policies": SCPs restrict principals of the organization's
+        // accounts; a request made without a principal (anonymous) is not subject to them.
+        let anonymous = matches!(request.principal, crate::context::Principal::Anonymous);
+        let scps: Vec<PolicyResult> = if anonymous {
+            Vec::new()
+        } else {
+            self.service_control
+                .iter()
+                .enumerate()
+                .map(|(level, ps)| {
+                    group(ps.iter().copied(), request, b, t, &|i| {
+                        format!("scp[{level}][{i}]")
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        };
         let rcps: Vec<PolicyResult> = self
             .resource_control
             .iter()
             .enumerate()
             .map(|(level, ps)| {
-                group(ps.iter().copied(), request, t, &|i| {
+                group(ps.iter().copied(), request, b, t, &|i| {
                     format!("rcp[{level}][{i}]")
                 })
             })
@@ -527,9 +559,8 @@ impl PolicySet<'_> {
         if let Some((_, kind)) = deny_source {
             return (Decision::ExplicitDeny, Rule::Denied(kind));
         }
-        if let Some(level) = rcps.iter().position(|r| !allows(r)) {
-            return (Decision::ImplicitDeny, Rule::NoRcpAllow(level));
-        }
+        // "Resource control policies": AWS attaches RCPFullAWSAccess to every root, OU and
+        // account, and it cannot be detached, so every RCP level allows; only a deny counts.
         if let Some(level) = scps.iter().position(|r| !allows(r)) {
             return (Decision::ImplicitDeny, Rule::NoScpAllow(level));
         }

@@ -26,17 +26,20 @@ pub enum PolicyType {
     Session,
     /// An AWS Organizations service control policy.
     Scp,
+    /// An AWS Organizations resource control policy.
+    Rcp,
 }
 
 impl PolicyType {
     /// Every type, for listings.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Identity,
         Self::Resource,
         Self::Trust,
         Self::Boundary,
         Self::Session,
         Self::Scp,
+        Self::Rcp,
     ];
 
     /// The name used on the command line.
@@ -48,6 +51,7 @@ impl PolicyType {
             Self::Boundary => "boundary",
             Self::Session => "session",
             Self::Scp => "scp",
+            Self::Rcp => "rcp",
         }
     }
 
@@ -56,7 +60,7 @@ impl PolicyType {
         match self {
             Self::Identity | Self::Boundary => 6_144,
             Self::Trust | Self::Session => 2_048,
-            Self::Scp => 5_120,
+            Self::Scp | Self::Rcp => 5_120,
             Self::Resource => 20_480,
         }
     }
@@ -71,7 +75,7 @@ impl PolicyType {
             Self::Session => format!(
                 "Session policy exceeds the maximum size of {limit} characters (whitespace excluded)"
             ),
-            Self::Scp | Self::Resource => {
+            Self::Scp | Self::Rcp | Self::Resource => {
                 format!(
                     "Policy exceeds the maximum size of {limit} characters (whitespace excluded)"
                 )
@@ -100,7 +104,7 @@ impl FromStr for PolicyType {
             .find(|t| t.name() == s)
             .ok_or_else(|| {
                 PolicyError::InvalidRequest(format!(
-                    "unknown policy type {s:?}: expected identity, resource, trust, boundary, session or scp"
+                    "unknown policy type {s:?}: expected identity, resource, trust, boundary, session, scp or rcp"
                 ))
             })
     }
@@ -181,8 +185,33 @@ fn check_statement(
             format!("{path}.{name}")
         }
     };
-    // Principal.
+    // Principal. "AWS JSON policy elements: NotPrincipal": only resource-based policies may
+    // use NotPrincipal, and only to deny; trust policies, identity policies, boundaries, session
+    // policies, SCPs and RCPs may not.
     match (statement.principal(), kind) {
+        (Some(p), PolicyType::Trust) if p.is_negated() => {
+            problems.push(Problem::new(
+                element(true, "Principal"),
+                messages::NOT_PRINCIPAL_TRUST,
+            ));
+        }
+        (Some(p), PolicyType::Resource)
+            if p.is_negated() && statement.effect() == crate::document::Effect::Allow =>
+        {
+            problems.push(Problem::new(
+                element(true, "Principal"),
+                messages::NOT_PRINCIPAL_ALLOW,
+            ));
+        }
+        (Some(p), PolicyType::Rcp) if p.is_negated() || !names_everyone(p) => {
+            problems.push(Problem::new(
+                element(p.is_negated(), "Principal"),
+                messages::RCP_PRINCIPAL,
+            ));
+        }
+        (None, PolicyType::Rcp) => {
+            problems.push(Problem::new(path, messages::MISSING_PRINCIPAL));
+        }
         (Some(p), k) if k.is_identity_like() => {
             problems.push(Problem::new(
                 element(p.is_negated(), "Principal"),
@@ -267,7 +296,7 @@ fn check_statement(
                 }
             }
         }
-        (None, PolicyType::Trust | PolicyType::Scp) => {}
+        (None, PolicyType::Trust | PolicyType::Scp | PolicyType::Rcp) => {}
         (None, _) => problems.push(Problem::new(path, messages::NO_RESOURCES)),
     }
 
@@ -304,6 +333,15 @@ fn check_statement(
             )));
         }
     }
+}
+
+/// `"Principal": "*"` or `{"AWS": "*"}`, which AWS documents as the same.
+fn names_everyone(principal: &crate::principal::PrincipalElement) -> bool {
+    principal.is_everyone()
+        || (!principal.entries().is_empty()
+            && principal.entries().iter().all(|entry| {
+                entry.kind() == PrincipalType::Aws && entry.values().iter().all(|v| v == "*")
+            }))
 }
 
 fn check_action(action: &str, at: &str) -> Option<Problem> {

@@ -447,14 +447,16 @@ fn resource_control_policies_by_level() {
     assert_eq!(decide(&set, &r), Decision::ExplicitDeny);
     r.context_mut().insert("aws:PrincipalOrgID", "o-abc");
     assert_eq!(decide(&set, &r), Decision::Allow);
+    // A level whose own RCPs allow nothing of the request still has AWS's undetachable
+    // RCPFullAWSAccess: RCPs only ever deny.
     let none =
         policy(json!([{"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*"}]));
     let set = PolicySet {
         identity: vec![&a],
-        resource_control: vec![vec![&none]],
+        resource_control: vec![vec![&none], vec![]],
         ..Default::default()
     };
-    assert_eq!(decide(&set, &r), Decision::ImplicitDeny);
+    assert_eq!(decide(&set, &r), Decision::Allow);
 }
 
 #[test]

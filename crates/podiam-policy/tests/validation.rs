@@ -384,3 +384,67 @@ fn policy_types_parse_from_their_names() {
     }
     assert!("managed".parse::<PolicyType>().is_err());
 }
+
+/// "AWS JSON policy elements: NotPrincipal": NotPrincipal only in resource-based policies, and
+/// only with `"Effect": "Deny"`. The fail-open case of issue 16: a trust policy that allows
+/// everyone but bob is refused, so bob can never be the one principal it names and lets in.
+#[test]
+fn not_principal_only_in_resource_policies_and_only_to_deny() {
+    let bob = "arn:aws:iam::111122223333:user/bob";
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "NotPrincipal": {"AWS": bob}, "Action": "sts:AssumeRole"}]});
+    assert_eq!(
+        check(trust, PolicyType::Trust),
+        ["Has prohibited field NotPrincipal"]
+    );
+    let deny_trust = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": "sts:AssumeRole"},
+        {"Effect": "Deny", "NotPrincipal": {"AWS": bob}, "Action": "sts:AssumeRole"}]});
+    assert_eq!(
+        check(deny_trust, PolicyType::Trust),
+        ["Has prohibited field NotPrincipal"]
+    );
+    let allow = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "NotPrincipal": {"AWS": bob}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]});
+    assert_eq!(
+        check(allow, PolicyType::Resource),
+        [
+            "NotPrincipal is supported only with Effect Deny; use Principal with a Condition instead."
+        ]
+    );
+    let deny = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+        "NotPrincipal": {"AWS": bob}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]});
+    assert!(check(deny.clone(), PolicyType::Resource).is_empty());
+    for kind in [
+        PolicyType::Identity,
+        PolicyType::Boundary,
+        PolicyType::Session,
+        PolicyType::Scp,
+        PolicyType::Rcp,
+    ] {
+        assert!(
+            !check(deny.clone(), kind).is_empty(),
+            "NotPrincipal accepted in a {kind} policy"
+        );
+    }
+}
+
+/// "Resource control policies": an RCP names every principal (`"Principal": "*"`) and
+/// narrows with conditions.
+#[test]
+fn rcps_name_every_principal() {
+    let rcp = |principal: Value| {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": principal,
+            "Action": "s3:*", "Resource": "*",
+            "Condition": {"StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-abc"}}}]})
+    };
+    assert!(check(rcp(json!("*")), PolicyType::Rcp).is_empty());
+    assert!(check(rcp(json!({"AWS": "*"})), PolicyType::Rcp).is_empty());
+    assert!(!check(rcp(json!({"AWS": "111122223333"})), PolicyType::Rcp).is_empty());
+    let none = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+        "Action": "s3:*", "Resource": "*"}]});
+    assert_eq!(
+        check(none, PolicyType::Rcp),
+        ["Missing required field Principal"]
+    );
+}

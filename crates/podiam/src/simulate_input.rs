@@ -149,17 +149,40 @@ fn context_value(key: &str, value: serde_json::Value) -> anyhow::Result<ContextV
 impl SimulateInput {
     pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         let raw: RawInput<'_> = serde_json::from_str(text).context("the input is not valid")?;
-        let mut warnings = Vec::new();
-        let mut load =
+        let warnings = Vec::new();
+        // A policy AWS would refuse where it is used is invalid input, as it is on the wire
+        // (MalformedPolicyDocument): evaluating it anyway could allow what AWS never would.
+        let load =
             |what: String, raw: &RawValue, kind: Option<PolicyType>| -> anyhow::Result<Policy> {
                 let policy = parse_policy(&what, &policy_text(&what, raw)?)?;
                 if let Some(kind) = kind {
-                    for problem in validate(&policy, kind) {
-                        warnings.push(format!("{what} is not a valid {kind} policy: {problem}"));
+                    let problems: Vec<String> = validate(&policy, kind)
+                        .into_iter()
+                        .map(|p| p.to_string())
+                        .collect();
+                    if !problems.is_empty() {
+                        bail!(
+                            "{what} is not a valid {kind} policy (MalformedPolicyDocument): {}",
+                            problems.join("; ")
+                        );
                     }
                 }
                 Ok(policy)
             };
+        // The resource-based policy of an STS assume action is the role's trust policy.
+        let resource_kind = {
+            let action = raw.request.action.to_ascii_lowercase();
+            if action.starts_with("sts:assumerole")
+                || matches!(
+                    action.as_str(),
+                    "sts:tagsession" | "sts:setsourceidentity" | "sts:setcontext"
+                )
+            {
+                PolicyType::Trust
+            } else {
+                PolicyType::Resource
+            }
+        };
         let identity = raw
             .identity_policies
             .unwrap_or_default()
@@ -175,7 +198,7 @@ impl SimulateInput {
             .collect::<anyhow::Result<_>>()?;
         let resource = raw
             .resource_policy
-            .map(|p| load("resource_policy".into(), p, None))
+            .map(|p| load("resource_policy".into(), p, Some(resource_kind)))
             .transpose()?;
         let boundary = raw
             .permissions_boundary
@@ -185,7 +208,7 @@ impl SimulateInput {
             .session_policy
             .map(|p| load("session_policy".into(), p, Some(PolicyType::Session)))
             .transpose()?;
-        let mut load_levels = |what: &str,
+        let load_levels = |what: &str,
                                raw: Option<&RawValue>,
                                kind: Option<PolicyType>|
          -> anyhow::Result<Vec<Vec<Policy>>> {
@@ -212,7 +235,7 @@ impl SimulateInput {
         let rcp_levels = load_levels(
             "resource_control_policies",
             raw.resource_control_policies,
-            None,
+            Some(PolicyType::Rcp),
         )?;
 
         let request = raw.request;

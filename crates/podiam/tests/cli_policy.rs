@@ -252,16 +252,29 @@ fn simulate_rejects_bad_input_with_exit_2() {
 }
 
 #[test]
-fn simulate_warns_about_invalid_policies_but_evaluates_them() {
+fn simulate_refuses_policies_aws_refuses_with_exit_2() {
     let input = json!({
         "identity_policies": [{"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}],
         "request": {"action": "s3:GetObject"}
     });
-    let (code, out, stderr) = simulate(&input);
-    assert_eq!(code, 0);
-    assert_eq!(out["decision"], "Allow");
+    let (code, _, stderr) = simulate(&input);
+    assert_eq!(code, 2);
     assert!(
-        stderr.contains("warning: identity_policies[0] is not a valid identity policy"),
+        stderr.contains("identity_policies[0] is not a valid identity policy"),
+        "{stderr}"
+    );
+    // The fail-open trust policy of issue 16: refused, never evaluated.
+    let bob = "arn:aws:iam::111122223333:user/bob";
+    let input = json!({
+        "resource_policy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "NotPrincipal": {"AWS": bob}, "Action": "sts:AssumeRole"}]},
+        "request": {"action": "sts:AssumeRole", "principal": {"AWS": bob},
+                    "resource": "arn:aws:iam::111122223333:role/open"}
+    });
+    let (code, _, stderr) = simulate(&input);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Has prohibited field NotPrincipal"),
         "{stderr}"
     );
 }
