@@ -16,7 +16,11 @@ pub(crate) enum PolicyCommand {
     /// Check a policy document against IAM's rules for one policy type.
     ///
     /// Exits 0 when the document is valid. Otherwise exits 1 and prints one line per problem,
-    /// `<where>: <IAM's MalformedPolicyDocument message> (<detail>)`.
+    /// `<where>: <IAM's MalformedPolicyDocument message> (<detail>)`. The types: identity,
+    /// resource, trust, boundary, session, scp, rcp. Among the rules: a resource or trust
+    /// policy needs a Principal and an identity policy (boundary, session) has none;
+    /// NotPrincipal only in resource policies and only with Deny; an RCP names "*"; trust
+    /// policies grant only STS assume actions and have no Resource; size quotas per type.
     Validate(ValidateArgs),
     /// Decide one request against a set of policies with AWS's evaluation logic.
     ///
@@ -73,11 +77,21 @@ const SIMULATE_INPUT_HELP: &str = r#"Input:
   }
 
 Every field but request.action is optional. POLICY is a policy object or a string holding one.
-A list of lists of SCPs/RCPs gives the organization's levels (root, OUs, account); each level
-needs a policy that allows. "principal" is an ARN, an account id, a service principal such as
+A list of lists of SCPs/RCPs gives the organization's levels (root, OUs, account). Each SCP
+level needs a policy that allows; RCP levels only deny, as AWS's RCPFullAWSAccess, which
+cannot be detached, allows at every level. "principal" is an ARN, an account id, a service principal such as
 "pods.eks.amazonaws.com", or an object such as {"Federated": "arn:aws:iam::…:oidc-provider/…"};
 no principal means an anonymous request. "resource_account" defaults to the account in the
 resource ARN.
+
+Rules enforced (AWS's "Policy evaluation logic" pages): an explicit deny anywhere wins; SCPs
+(not for anonymous requests) and RCPs; in one account, a resource policy naming the user or
+role session allows even past an implicit deny of the boundary or session policy, while one
+naming the role or the account does not; across accounts both sides must allow;
+sts:GetCallerIdentity needs no permission. Every policy is first checked as AWS checks it where
+it is used (NotPrincipal only in resource policies and only to deny; the resource policy of an
+sts:AssumeRole* action is a trust policy): one AWS would refuse makes the input invalid (exit
+2). Where AWS's documentation is silent, podiam denies (docs/design.md lists each choice).
 
 Example:
   podiam policy simulate --input examples/policies/irsa-carts.json"#;

@@ -209,8 +209,8 @@ impl SimulateInput {
             .map(|p| load("session_policy".into(), p, Some(PolicyType::Session)))
             .transpose()?;
         let load_levels = |what: &str,
-                               raw: Option<&RawValue>,
-                               kind: Option<PolicyType>|
+                           raw: Option<&RawValue>,
+                           kind: Option<PolicyType>|
          -> anyhow::Result<Vec<Vec<Policy>>> {
             let Some(raw) = raw else {
                 return Ok(Vec::new());
