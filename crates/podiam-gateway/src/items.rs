@@ -436,6 +436,7 @@ fn read_select(given: Option<&str>, projected: bool, on_index: bool) -> String {
 #[derive(Default)]
 struct Facts {
     leading_keys: BTreeSet<String>,
+    leading_keys_unknown: bool,
     attributes: BTreeSet<String>,
     single: Vec<(&'static str, String)>,
 }
@@ -449,25 +450,23 @@ impl Facts {
         self.attributes.extend(names);
     }
 
-    /// An item or key: its attribute names, and its partition-key value.
+    /// An item or key: its attribute names, and its partition-key value. A key without a
+    /// usable partition-key value (missing, not a scalar, too long) is one DynamoDB refuses
+    /// once IAM has allowed the request; its `dynamodb:LeadingKeys` is unknown, so a policy
+    /// that reads that key refuses it first, and no other policy depends on it.
     fn key(
         &mut self,
         partition_key: &str,
         item: &BTreeMap<String, Scalar>,
-        member: &str,
+        _member: &str,
     ) -> Result<(), GatewayError> {
         self.attributes.extend(item.keys().cloned());
-        let value = item
-            .get(partition_key)
-            .and_then(|v| v.0.clone())
-            .ok_or_else(|| {
-                validation(format!(
-                    "One or more parameter values were invalid: Missing the key {} in the \
-                     item (at '{member}')",
-                    crate::dynamodb::clip(partition_key)
-                ))
-            })?;
-        self.leading_keys.insert(value);
+        match item.get(partition_key).and_then(|v| v.0.clone()) {
+            Some(value) => {
+                self.leading_keys.insert(value);
+            }
+            None => self.leading_keys_unknown = true,
+        }
         Ok(())
     }
 
@@ -556,7 +555,10 @@ impl Facts {
 
     fn into_authorization(self, action: &str, resource: String) -> Authorization {
         let mut context = Vec::new();
-        if !self.leading_keys.is_empty() {
+        let mut unknown = Vec::new();
+        if self.leading_keys_unknown {
+            unknown.push("dynamodb:LeadingKeys");
+        } else if !self.leading_keys.is_empty() {
             context.push((
                 "dynamodb:LeadingKeys",
                 ConditionValue::Set(self.leading_keys.into_iter().collect()),
@@ -573,7 +575,7 @@ impl Facts {
             action: format!("dynamodb:{action}"),
             resource,
             context,
-            unknown: Vec::new(),
+            unknown,
         }
     }
 }
@@ -970,13 +972,14 @@ mod tests {
             write[0].2["dynamodb:Attributes"],
             json!(["GameTitle", "UserId", "W"])
         );
-        assert!(matches!(
-            run(
-                "BatchWriteItem",
-                &json!({"RequestItems": {"GameScores": [{"PutRequest": {"Item": {"GameTitle": {"S": "x"}}}}]}})
-            ),
-            Err(GatewayError::Validation(_))
-        ));
+        let partial = run(
+            "BatchWriteItem",
+            &json!({"RequestItems": {"GameScores": [
+                {"PutRequest": {"Item": {"UserId": {"S": "a"}}}},
+                {"PutRequest": {"Item": {"GameTitle": {"S": "x"}}}}]}}),
+        )
+        .unwrap();
+        assert_eq!(partial[0].unknown, ["dynamodb:LeadingKeys"]);
     }
 
     #[test]
@@ -1015,16 +1018,21 @@ mod tests {
 
     #[test]
     fn what_cannot_be_attributed_is_refused_or_marked_unknown() {
-        // A key without its partition key, or one too long to be a key.
+        // A key without its partition key, or one too long to be a key: DynamoDB refuses it
+        // once IAM allows; its leading keys are unknown, never absent.
         for key in [
             json!({"GameTitle": {"S": "x"}}),
             json!({"UserId": {"S": "x".repeat(MAX_KEY_VALUE_BYTES + 1)}}),
             json!({"UserId": {"SS": ["a"]}}),
         ] {
-            assert!(matches!(
-                run("GetItem", &json!({"TableName": "GameScores", "Key": key})),
-                Err(GatewayError::Validation(_))
-            ));
+            let found = run("GetItem", &json!({"TableName": "GameScores", "Key": key})).unwrap();
+            assert_eq!(found[0].unknown, ["dynamodb:LeadingKeys"]);
+            assert!(
+                found[0]
+                    .context
+                    .iter()
+                    .all(|(k, _)| *k != "dynamodb:LeadingKeys")
+            );
         }
         assert!(matches!(
             run(
