@@ -103,6 +103,15 @@ impl ActionElement {
     }
 }
 
+/// Whether `${` comes before the fifth colon of `pattern`.
+fn variable_before_fifth_colon(pattern: &str) -> bool {
+    pattern.find("${").is_some_and(|at| {
+        pattern
+            .get(..at)
+            .is_some_and(|head| head.matches(':').count() < 5)
+    })
+}
+
 /// `Resource` or `NotResource`: ARN patterns, matched part by part, case-sensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceElement {
@@ -113,9 +122,11 @@ pub struct ResourceElement {
 
 impl ResourceElement {
     fn new(negated: bool, patterns: Vec<String>, variables: bool) -> Self {
+        // "IAM policy elements: Variables": a variable cannot replace the parts of an ARN
+        // before the fifth colon (partition, service, region, account); there it is text.
         let compiled = patterns
             .iter()
-            .map(|p| ArnPattern::compile(p, variables))
+            .map(|p| ArnPattern::compile(p, variables && !variable_before_fifth_colon(p)))
             .collect();
         Self {
             negated,

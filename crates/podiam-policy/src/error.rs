@@ -86,6 +86,8 @@ pub(crate) mod messages {
     pub(crate) const NOT_PRINCIPAL_ALLOW: &str =
         "NotPrincipal is supported only with Effect Deny; use Principal with a Condition instead.";
     pub(crate) const RCP_PRINCIPAL: &str = "Resource control policies must use \"Principal\": \"*\"; restrict principals with conditions.";
+    pub(crate) const RCP_ALLOW: &str = "Resource control policies support Allow only as in RCPFullAWSAccess (Action \"*\" on Resource \"*\", without conditions); use Deny.";
+    pub(crate) const RCP_NOT_ACTION: &str = "Resource control policies do not support NotAction.";
     pub(crate) const IAM_PATHS: &str = "IAM resource path must either be \"*\" or start with user/, federated-user/, role/, group/, instance-profile/, mfa/, server-certificate/, policy/, sms-mfa/, saml-provider/, oidc-provider/, report/, access-report/.";
 }
 

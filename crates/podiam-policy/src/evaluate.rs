@@ -89,7 +89,11 @@ fn statement_applies(
 
     let mut condition_traces = trace.as_deref_mut().map(|t| &mut t.conditions);
     for condition in &statement.conditions {
-        let ok = condition.evaluate(&request.context, condition_traces.as_deref_mut());
+        let ok = condition.evaluate(
+            &request.context,
+            statement.effect == Effect::Deny,
+            condition_traces.as_deref_mut(),
+        );
         applies &= ok;
         if !ok && !explain {
             return None;
@@ -98,7 +102,38 @@ fn statement_applies(
     if let Some(t) = trace {
         t.applies = applies;
     }
-    if applies { grant } else { None }
+    if !applies {
+        return None;
+    }
+    // "Policy evaluation logic" (IAM role principals): permissions boundaries and session
+    // policies do not limit what a resource policy grants to "*" with an aws:PrincipalArn
+    // condition, as for a grant by name.
+    if grant == Some(Grant::Wildcard)
+        && statement
+            .principal
+            .as_ref()
+            .is_some_and(|p| !p.is_negated())
+        && statement.conditions.iter().any(|c| {
+            c.key().eq_ignore_ascii_case("aws:PrincipalArn") && !c.operator().kind.is_negated()
+        })
+    {
+        return Some(Grant::Direct);
+    }
+    grant
+}
+
+/// The STS actions a role's trust policy must allow itself ("Policy evaluation logic": trust
+/// policies "must explicitly allow access for principals").
+fn needs_trust_policy(action_lower: &str) -> bool {
+    matches!(
+        action_lower,
+        "sts:assumerole"
+            | "sts:assumerolewithwebidentity"
+            | "sts:assumerolewithsaml"
+            | "sts:tagsession"
+            | "sts:setsourceidentity"
+            | "sts:setcontext"
+    )
 }
 
 fn grant_name(grant: Grant) -> &'static str {
@@ -163,11 +198,20 @@ fn resource_matches(statement: &Statement, request: &Request, explain: bool) -> 
         }
     }
     if let (true, None, Some(key)) = (element.is_negated(), hit, &unresolved) {
+        // A NotResource whose variable cannot be resolved: an Allow does not apply, and a
+        // Deny excludes nothing (the reading that refuses, where AWS says only that the
+        // statement "might be invalid").
+        let deny = statement.effect == Effect::Deny;
         return ElementTrace {
-            matched: false,
+            matched: deny,
             reason: if explain {
                 format!(
-                    "policy variable ${{{key}}} in NotResource cannot be resolved from the request"
+                    "policy variable ${{{key}}} in NotResource cannot be resolved from the request; {}",
+                    if deny {
+                        "the Deny excludes nothing"
+                    } else {
+                        "the Allow does not apply"
+                    }
                 )
             } else {
                 String::new()
@@ -360,6 +404,8 @@ pub enum Rule {
     NothingAllows,
     /// The action needs no permission (`sts:GetCallerIdentity`).
     NoPermissionNeeded,
+    /// A role's trust policy must allow an STS assume action itself, and does not.
+    TrustPolicy,
     /// The permissions boundary does not allow.
     Boundary,
     /// No session policy allows.
@@ -385,7 +431,11 @@ impl Rule {
     fn describe(&self) -> String {
         match self {
             Self::Denied(kind) => {
-                let article = if *kind == PolicyKind::Resource || *kind == PolicyKind::Boundary { "the" } else { "a" };
+                let article = match kind {
+                    PolicyKind::Resource | PolicyKind::Boundary => "the",
+                    PolicyKind::Identity => "an",
+                    _ => "a",
+                };
                 format!("an explicit Deny in {article} {} applies", kind.aws_name())
             }
             Self::NoRcpAllow(level) => {
@@ -405,6 +455,9 @@ impl Rule {
             }
             Self::NothingAllows => {
                 "no identity-based or resource-based policy allows the request".into()
+            }
+            Self::TrustPolicy => {
+                "the role's trust policy must allow the request itself, and it does not".into()
             }
             Self::NoPermissionNeeded => {
                 "sts:GetCallerIdentity needs no permission, and no policy can deny it".into()
@@ -565,8 +618,17 @@ impl PolicySet<'_> {
             return (Decision::ImplicitDeny, Rule::NoScpAllow(level));
         }
 
+        if needs_trust_policy(&request.action_lower) && !allows(&resource) {
+            return (Decision::ImplicitDeny, Rule::TrustPolicy);
+        }
         let grant = resource.grant.filter(|_| allows(&resource));
-        let identity_allows = allows(&identity);
+        // "Policy evaluation logic": the account root user has full access in its account,
+        // limited only by explicit denies, SCPs and RCPs (checked above).
+        let root = matches!(
+            &request.principal,
+            crate::context::Principal::Aws(p) if matches!(p.kind(), crate::context::AwsPrincipalKind::Root)
+        );
+        let identity_allows = allows(&identity) || root;
         let cross_account = match (request.principal.account(), request.owning_account()) {
             (Some(p), Some(r)) => p != r,
             _ => false,
@@ -591,6 +653,16 @@ impl PolicySet<'_> {
             return (Decision::ImplicitDeny, Rule::Boundary);
         }
         if session.as_ref().is_some_and(|s| !allows(s)) {
+            return (Decision::ImplicitDeny, Rule::Session);
+        }
+        // GetFederationToken: "If you do not pass a policy to this operation, the resulting
+        // federated user session has no permissions" (outside what a resource policy grants
+        // it by name, handled above).
+        let federated_user = matches!(
+            &request.principal,
+            crate::context::Principal::Aws(p) if matches!(p.kind(), crate::context::AwsPrincipalKind::FederatedUser)
+        );
+        if federated_user && session.is_none() {
             return (Decision::ImplicitDeny, Rule::Session);
         }
         (

@@ -246,6 +246,27 @@ fn check_statement(
         (None, _) => {}
     }
 
+    // "RCP syntax": Allow only in AWS's RCPFullAWSAccess (everything, for everyone, with no
+    // condition), and no NotAction.
+    if kind == PolicyType::Rcp {
+        if statement.action().is_some_and(|a| a.is_negated()) {
+            problems.push(Problem::new(
+                element(true, "Action"),
+                messages::RCP_NOT_ACTION,
+            ));
+        }
+        let full_access = statement
+            .action()
+            .is_some_and(|a| !a.is_negated() && a.patterns().iter().all(|p| p == "*"))
+            && statement
+                .resource()
+                .is_some_and(|r| !r.is_negated() && r.patterns().iter().all(|p| p == "*"))
+            && statement.conditions().is_empty();
+        if statement.effect() == crate::document::Effect::Allow && !full_access {
+            problems.push(Problem::new(path, messages::RCP_ALLOW));
+        }
+    }
+
     // Action.
     match statement.action() {
         None => problems.push(Problem::new(path, messages::NO_ACTIONS)),

@@ -505,9 +505,20 @@ fn for_all_values() {
 
 #[test]
 fn single_value_operators_on_sets() {
+    // AWS documents no result for a single-valued operator over several values ("Single-valued
+    // vs. multivalued context keys" says only that they need a set operator). In an Allow
+    // (what `multi` evaluates) every value must satisfy the operator; a Deny takes any one
+    // (tests/documented_rules.rs).
     let k = "aws:TagKeys";
-    assert!(multi("StringEquals", k, json!("env"), &["team", "env"]));
+    assert!(!multi("StringEquals", k, json!("env"), &["team", "env"]));
+    assert!(multi(
+        "StringEquals",
+        k,
+        json!(["env", "team"]),
+        &["team", "env"]
+    ));
     assert!(!multi("StringNotEquals", k, json!("env"), &["team", "env"]));
+    assert!(multi("StringNotEquals", k, json!("x"), &["team", "env"]));
 }
 
 #[test]

@@ -126,13 +126,17 @@ impl Condition {
     }
 
     /// Evaluates the condition; fills `trace` when given.
+    /// `deny` says the statement is a `Deny`: where AWS's documentation leaves a result open
+    /// (an unresolvable variable, a single-valued operator over several values), the reading
+    /// that refuses is taken, which for a `Deny` is the one that applies it.
     pub(crate) fn evaluate(
         &self,
         context: &Context,
+        deny: bool,
         trace: Option<&mut Vec<ConditionTrace>>,
     ) -> bool {
         let present = context.get_lower(&self.key_lower);
-        let (result, reason) = self.decide(present, context, trace.is_some());
+        let (result, reason) = self.decide(present, context, deny, trace.is_some());
         if let Some(trace) = trace {
             trace.push(ConditionTrace {
                 operator: self.operator.to_string(),
@@ -151,11 +155,15 @@ impl Condition {
         &self,
         present: Option<&ContextValue>,
         context: &Context,
+        deny: bool,
         explain: bool,
     ) -> (bool, Option<String>) {
         let why = |text: &dyn Fn() -> String| explain.then(text);
         if self.operator.kind == OperatorKind::Null {
-            let absent = present.is_none_or(|v| v.values().is_empty());
+            // "Condition operator to check existence of condition keys" and "Creating a
+            // condition with multiple keys or values": a key whose values are empty strings
+            // resolves to an empty (null) data set.
+            let absent = present.is_none_or(|v| v.values().iter().all(String::is_empty));
             let Compiled::Bools(wanted) = &self.compiled else {
                 return (false, None);
             };
@@ -176,17 +184,22 @@ impl Condition {
             .flatten()
         {
             return (
-                false,
+                deny,
                 why(&|| {
                     format!(
-                        "policy variable ${{{}}} cannot be resolved from the request, so the condition cannot be evaluated",
-                        unresolved.key
+                        "policy variable ${{{}}} cannot be resolved from the request; the statement is a{}, so the condition is taken as {}",
+                        unresolved.key,
+                        if deny { " Deny" } else { "n Allow" },
+                        if deny { "met" } else { "not met" }
                     )
                 }),
             );
         }
         let negated = self.operator.kind.is_negated();
         let values: &[String] = present.map_or(&[], ContextValue::values);
+        // Set operators: empty strings are no values ("Creating a condition with multiple
+        // keys or values": an empty string resolves to an empty data set).
+        let non_empty: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
         match self.operator.qualifier {
             None => {
                 if present.is_none() {
@@ -205,6 +218,27 @@ impl Condition {
                         }),
                     );
                 }
+                if values.len() > 1 {
+                    // A single-valued operator over a multivalued key: AWS documents no result.
+                    // An Allow needs every value to satisfy the operator, a Deny any one.
+                    let satisfies = |v: &&String| self.matches_any(v, context) != negated;
+                    let result = if deny {
+                        values.iter().any(|v| satisfies(&v))
+                    } else {
+                        values.iter().all(|v| satisfies(&v))
+                    };
+                    return (
+                        result,
+                        why(&|| {
+                            format!(
+                                "a single-valued operator over {} values: {} satisfy it ({})",
+                                values.len(),
+                                if deny { "any may" } else { "all must" },
+                                if result { "they do" } else { "they do not" }
+                            )
+                        }),
+                    );
+                }
                 let hit = values.iter().find(|v| self.matches_any(v, context));
                 let result = hit.is_some() != negated;
                 (
@@ -216,7 +250,7 @@ impl Condition {
                 )
             }
             Some(SetQualifier::ForAnyValue) => {
-                if values.is_empty() {
+                if non_empty.is_empty() {
                     return (
                         self.operator.if_exists,
                         why(&|| {
@@ -225,7 +259,7 @@ impl Condition {
                         }),
                     );
                 }
-                let hit = values
+                let hit = non_empty
                     .iter()
                     .find(|v| self.matches_any(v, context) != negated);
                 (
@@ -239,7 +273,7 @@ impl Condition {
                 )
             }
             Some(SetQualifier::ForAllValues) => {
-                if values.is_empty() {
+                if non_empty.is_empty() {
                     return (
                         true,
                         why(&|| {
@@ -248,7 +282,7 @@ impl Condition {
                         }),
                     );
                 }
-                let miss = values
+                let miss = non_empty
                     .iter()
                     .find(|v| self.matches_any(v, context) == negated);
                 (
