@@ -94,4 +94,44 @@ fn invalid_policies_are_refused_on_the_wire() {
         &with_principal,
     ])
     .fails_with("MalformedPolicyDocument");
+    let valid = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "s3:GetObject", "Resource": "*"}]})
+    .to_string();
+    let created = root
+        .aws(&[
+            "iam",
+            "create-policy",
+            "--policy-name",
+            "p",
+            "--policy-document",
+            &valid,
+        ])
+        .json();
+    let arn = created["Policy"]["Arn"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    root.aws(&[
+        "iam",
+        "create-policy-version",
+        "--policy-arn",
+        &arn,
+        "--policy-document",
+        &with_principal,
+    ])
+    .fails_with("MalformedPolicyDocument");
+
+    // A session policy with NotPrincipal, passed to AssumeRole.
+    let role = format!("arn:aws:iam::{account}:role/app");
+    root.aws(&[
+        "sts",
+        "assume-role",
+        "--role-arn",
+        &role,
+        "--role-session-name",
+        "grammar",
+        "--policy",
+        &with_principal,
+    ])
+    .fails_with("MalformedPolicyDocument");
 }

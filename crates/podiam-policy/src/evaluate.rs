@@ -351,6 +351,10 @@ pub struct PolicySet<'a> {
     pub service_control: Vec<Vec<&'a Policy>>,
     /// Resource control policies, one list per level.
     pub resource_control: Vec<Vec<&'a Policy>>,
+    /// Evaluate only the policies given, as IAM's policy simulator does
+    /// (`SimulatePrincipalPolicy`, `SimulateCustomPolicy`): without a resource policy, an STS
+    /// assume action is not refused for want of a trust policy.
+    pub simulator: bool,
 }
 
 /// Which kind of policy a [`Rule`] names.
@@ -618,7 +622,8 @@ impl PolicySet<'_> {
             return (Decision::ImplicitDeny, Rule::NoScpAllow(level));
         }
 
-        if needs_trust_policy(&request.action_lower) && !allows(&resource) {
+        let trust_in_play = !(self.simulator && self.resource.is_none());
+        if needs_trust_policy(&request.action_lower) && trust_in_play && !allows(&resource) {
             return (Decision::ImplicitDeny, Rule::TrustPolicy);
         }
         let grant = resource.grant.filter(|_| allows(&resource));

@@ -626,7 +626,7 @@ proptest! {
             permissions_boundary: boundary.as_ref(),
             session: session.iter().collect(),
             service_control: scps.iter().map(|l| l.iter().collect()).collect(),
-            resource_control: Vec::new(),
+            ..Default::default()
         };
         let explained = set.explain(&request);
         prop_assert_eq!(set.evaluate(&request), explained.decision);

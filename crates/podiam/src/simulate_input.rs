@@ -290,6 +290,8 @@ impl SimulateInput {
             session: self.session.iter().collect(),
             service_control: self.scp_levels.iter().map(|l| l.iter().collect()).collect(),
             resource_control: self.rcp_levels.iter().map(|l| l.iter().collect()).collect(),
+            // The decision AWS makes, not its policy simulator's: a missing trust policy denies.
+            simulator: false,
         }
     }
 }

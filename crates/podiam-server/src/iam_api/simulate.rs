@@ -131,6 +131,7 @@ fn simulate(
         identity: identity.iter().map(|n| n.policy.as_ref()).collect(),
         resource: resource_policy.map(|n| n.policy.as_ref()),
         permissions_boundary: boundary.first().map(|n| n.policy.as_ref()),
+        simulator: true,
         ..PolicySet::default()
     };
     let label = |policy_label: &str| -> Option<&Named> {
