@@ -199,7 +199,7 @@ impl Condition {
         let values: &[String] = present.map_or(&[], ContextValue::values);
         // Set operators: empty strings are no values ("Creating a condition with multiple
         // keys or values": an empty string resolves to an empty data set).
-        let non_empty: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+        let non_empty = || values.iter().filter(|v| !v.is_empty());
         match self.operator.qualifier {
             None => {
                 if present.is_none() {
@@ -250,7 +250,7 @@ impl Condition {
                 )
             }
             Some(SetQualifier::ForAnyValue) => {
-                if non_empty.is_empty() {
+                if non_empty().next().is_none() {
                     return (
                         self.operator.if_exists,
                         why(&|| {
@@ -259,9 +259,7 @@ impl Condition {
                         }),
                     );
                 }
-                let hit = non_empty
-                    .iter()
-                    .find(|v| self.matches_any(v, context) != negated);
+                let hit = non_empty().find(|v| self.matches_any(v, context) != negated);
                 (
                     hit.is_some(),
                     why(&|| match hit {
@@ -273,7 +271,7 @@ impl Condition {
                 )
             }
             Some(SetQualifier::ForAllValues) => {
-                if non_empty.is_empty() {
+                if non_empty().next().is_none() {
                     return (
                         true,
                         why(&|| {
@@ -282,9 +280,7 @@ impl Condition {
                         }),
                     );
                 }
-                let miss = non_empty
-                    .iter()
-                    .find(|v| self.matches_any(v, context) == negated);
+                let miss = non_empty().find(|v| self.matches_any(v, context) == negated);
                 (
                     miss.is_none(),
                     why(&|| match miss {
