@@ -29,25 +29,18 @@ happened:
 The only other upstream lines allowed are the gateway's own DescribeTable reads of key schemas.
 """
 
-import argparse
 import collections
-import http.client
 import json
-import os
 import random
 import sys
 import time
-import urllib.parse
 
 import boto3
 import botocore.exceptions
-from botocore.auth import SigV4Auth, SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-REGION = "us-east-1"
-PREFIX = "DynamoDB_20120810."
-JSON10 = "application/x-amz-json-1.0"
+import gateway_common
+from gateway_common import JSON10, PREFIX, REGION, Tail, audit_event
 
 # name -> (partition key (name, type), sort key or None, {index: partition key name})
 TABLES = {
@@ -82,12 +75,7 @@ AV_TYPES = {"S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "M", "L"}
 
 
 def parse_args():
-    p = argparse.ArgumentParser()
-    p.add_argument("--gateway", required=True)
-    p.add_argument("--upstream", required=True)
-    p.add_argument("--upstream-log", required=True)
-    p.add_argument("--audit-log", required=True)
-    p.add_argument("--upstream-kind", required=True, choices=["moto", "dynalite"])
+    p = gateway_common.arguments()
     p.add_argument("--requests", type=int, default=500)
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args()
@@ -97,101 +85,16 @@ def parse_args():
 # Logs
 
 
-class Tail:
-    """The complete lines appended to a file since the last read."""
-
-    def __init__(self, path):
-        self.path = path
-        self.partial = b""
-        try:
-            self.offset = os.path.getsize(path)
-        except FileNotFoundError:
-            self.offset = 0
-
-    def read(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        *lines, self.partial = data.split(b"\n")
-        return [line for line in lines if line.strip()]
-
-
-def audit_event(line):
-    """The audit object of a gateway log line (target `audit`), or None."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("target") != "audit":
-        return None
-    fields = record.get("fields") if isinstance(record.get("fields"), dict) else {}
-    message = fields.get("message", record.get("message"))
-    if isinstance(message, str):
-        try:
-            message = json.loads(message)
-        except ValueError:
-            return None
-    return message if isinstance(message, dict) else None
-
-
 # ------------------------------------------------------------------------------------------
 # Raw signed requests on one connection
 
 
-class Raw:
-    def __init__(self, url):
-        parts = urllib.parse.urlsplit(url)
-        self.url = url.rstrip("/")
-        self.netloc = parts.netloc
-        self.host = parts.hostname
-        self.port = parts.port
-        self.conn = None
-        self.reconnects = 0
+class Raw(gateway_common.Raw):
+    """Raw requests answered as (status, body)."""
 
     def send(self, method, path, headers, body):
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
-                self.reconnects += 1
-            try:
-                self.conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers:
-                    self.conn.putheader(name, value)
-                self.conn.endheaders(body)
-                response = self.conn.getresponse()
-                data = response.read()
-                if response.will_close:
-                    self.conn.close()
-                    self.conn = None
-                return response.status, data
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # The gateway closed the kept-alive connection (after a refusal whose body it
-                # did not read): nothing was processed; send again on a new connection.
-                self.conn.close()
-                self.conn = None
-                if attempt:
-                    raise
-
-    def sign(self, creds, method, path, headers, body, presign=False):
-        request = AWSRequest(method=method, url=self.url + path, data=body)
-        request.headers["Host"] = self.netloc
-        for name, value in headers:
-            request.headers[name] = value  # appends: duplicate headers are kept and signed
-        if presign:
-            SigV4QueryAuth(creds, "dynamodb", REGION, expires=300).add_auth(request)
-        else:
-            SigV4Auth(creds, "dynamodb", REGION).add_auth(request)
-        # The request target exactly as given (a bare "?" included), plus what a presigning
-        # signer appended.
-        assert request.url.startswith(self.url)
-        target = request.url[len(self.url):]
-        sent = list(request.headers.items()) + [("Content-Length", str(len(body)))]
-        return target, sent
+        status, _, data = self.exchange(method, path, headers, body)
+        return status, data
 
 
 def error_code(data):

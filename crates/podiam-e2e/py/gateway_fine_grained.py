@@ -22,9 +22,7 @@ AccessDeniedException with nothing in the upstream's log (but the gateway's own 
 GameScores). The table's contents are checked directly on the upstream at the end.
 """
 
-import argparse
 import json
-import os
 import sys
 import time
 
@@ -33,44 +31,18 @@ import botocore.exceptions
 from botocore import xform_name
 from botocore.config import Config
 
-REGION = "us-east-1"
-PREFIX = "DynamoDB_20120810."
+import gateway_common
+from gateway_common import PREFIX, REGION
+
 TABLE = "GameScores"
 SETTLE = 0.1
 
 
-def parse_args():
-    p = argparse.ArgumentParser()
-    p.add_argument("--gateway", required=True)
-    p.add_argument("--upstream", required=True)
-    p.add_argument("--upstream-log", required=True)
-    p.add_argument("--audit-log", required=True)
-    p.add_argument("--upstream-kind", required=True, choices=["moto", "dynalite"])
-    return p.parse_args()
-
-
-class Tail:
-    """The complete lines appended to a file since the last read."""
-
-    def __init__(self, path):
-        self.path = path
-        self.partial = b""
-        try:
-            self.offset = os.path.getsize(path)
-        except FileNotFoundError:
-            self.offset = 0
+class Tail(gateway_common.Tail):
+    """The upstream log's new lines, as JSON."""
 
     def read(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        *lines, self.partial = data.split(b"\n")
-        return [json.loads(line) for line in lines if line.strip()]
+        return [json.loads(line) for line in super().read()]
 
 
 def is_schema_lookup(line):
@@ -566,7 +538,7 @@ def only_allowed_attrs(allowed):
 
 
 def main():
-    args = parse_args()
+    args = gateway_common.arguments().parse_args()
     run = Run(args)
     run.setup()
     print(f"fine-grained access examples against {args.upstream_kind} (account {run.account})")

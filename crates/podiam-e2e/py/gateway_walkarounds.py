@@ -22,23 +22,16 @@ that action on that table (and key). The transaction and PartiQL rows run on bot
 the gateway must refuse them itself, whatever the upstream implements.
 """
 
-import argparse
-import http.client
 import json
-import os
 import sys
 import time
-import urllib.parse
 
 import boto3
 import botocore.exceptions
-from botocore.auth import SigV4Auth, SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-REGION = "us-east-1"
-PREFIX = "DynamoDB_20120810."
-JSON10 = "application/x-amz-json-1.0"
+import gateway_common
+from gateway_common import JSON10, PREFIX, REGION, Tail, audit_event
 SETTLE = 0.25  # seconds a refused request is given to show up upstream anyway
 
 SECRET_ITEM = {
@@ -53,60 +46,8 @@ class CheckFailed(Exception):
     pass
 
 
-def parse_args():
-    p = argparse.ArgumentParser()
-    p.add_argument("--gateway", required=True)
-    p.add_argument("--upstream", required=True)
-    p.add_argument("--upstream-log", required=True)
-    p.add_argument("--audit-log", required=True)
-    p.add_argument("--upstream-kind", required=True, choices=["moto", "dynalite"])
-    return p.parse_args()
-
-
 # ------------------------------------------------------------------------------------------
 # Logs
-
-
-class Tail:
-    """The complete lines appended to a file since the last read."""
-
-    def __init__(self, path):
-        self.path = path
-        self.partial = b""
-        try:
-            self.offset = os.path.getsize(path)
-        except FileNotFoundError:
-            self.offset = 0
-
-    def read(self):
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        *lines, self.partial = data.split(b"\n")
-        return [line for line in lines if line.strip()]
-
-
-def audit_event(line):
-    """The audit object of a gateway log line (target `audit`), or None."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("target") != "audit":
-        return None
-    fields = record.get("fields") if isinstance(record.get("fields"), dict) else {}
-    message = fields.get("message", record.get("message"))
-    if isinstance(message, str):
-        try:
-            message = json.loads(message)
-        except ValueError:
-            return None
-    return message if isinstance(message, dict) else None
 
 
 class Logs:
@@ -169,59 +110,15 @@ class Response:
         return f"HTTP {self.status} {self.body[:300]!r}"
 
 
-class Raw:
-    """One kept-alive HTTP connection to the gateway, sending exactly what it is given."""
-
-    def __init__(self, url):
-        parts = urllib.parse.urlsplit(url)
-        self.url = url.rstrip("/")
-        self.netloc = parts.netloc
-        self.host = parts.hostname
-        self.port = parts.port
-        self.conn = None
+class Raw(gateway_common.Raw):
+    """Raw requests whose answers are [`Response`]s."""
 
     def send(self, method, path, headers, body):
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
-            try:
-                self.conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers:
-                    self.conn.putheader(name, value)
-                self.conn.endheaders(body)
-                response = self.conn.getresponse()
-                data = response.read()
-                if response.will_close:
-                    self.conn.close()
-                    self.conn = None
-                return Response(response.status, response.getheaders(), data)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                # The gateway closed the kept-alive connection (e.g. after a refusal it did
-                # not read the body of): nothing was processed, send again on a new one.
-                self.conn.close()
-                self.conn = None
-                if attempt:
-                    raise
+        return Response(*self.exchange(method, path, headers, body))
 
     def signed(self, creds, method, path, headers, body, presign=False, length=True):
-        """Signs (method, gateway URL + path, headers in order, body) with `creds` and returns
-        (path with query, headers to send, body to send)."""
-        request = AWSRequest(method=method, url=self.url + path, data=body)
-        request.headers["Host"] = self.netloc
-        for name, value in headers:
-            request.headers[name] = value  # HTTPHeaders appends: duplicates are kept
-        if presign:
-            SigV4QueryAuth(creds, "dynamodb", REGION, expires=300).add_auth(request)
-        else:
-            SigV4Auth(creds, "dynamodb", REGION).add_auth(request)
-        # The request target exactly as given (a bare "?" included), plus what a presigning
-        # signer appended.
-        assert request.url.startswith(self.url)
-        target = request.url[len(self.url):]
-        sent = list(request.headers.items())
-        if length:
-            sent.append(("Content-Length", str(len(body))))
-        return target, sent, body
+        """(path with query, headers to send, body to send), signed with `creds`."""
+        return (*self.sign(creds, method, path, headers, body, presign, length), body)
 
     def call(self, creds, method, path, headers, body, presign=False):
         return self.send(*([method] + list(self.signed(creds, method, path, headers, body, presign))))
@@ -729,7 +626,7 @@ class Run:
 
 
 def main():
-    args = parse_args()
+    args = gateway_common.arguments().parse_args()
     run = Run(args)
     run.setup()
     print(f"gateway walk-arounds against {args.upstream_kind} (account {run.account})")

@@ -204,7 +204,7 @@ pub(crate) fn item_authorizations(
                 let schema = schema_of(schemas, &name)?;
                 let mut facts = Facts::default();
                 for key in entry.keys.unwrap_or_default() {
-                    facts.key(&schema.partition_key, &key, "requestItems.member.keys")?;
+                    facts.key(&schema.partition_key, &key);
                 }
                 let names = entry.expression_attribute_names.unwrap_or_default();
                 let projected = facts.projection(
@@ -225,16 +225,12 @@ pub(crate) fn item_authorizations(
                 let mut facts = Facts::default();
                 for write in writes {
                     match (write.put_request, write.delete_request) {
-                        (Some(put), None) => facts.key(
-                            &schema.partition_key,
-                            &put.item.unwrap_or_default(),
-                            "requestItems.member.putRequest.item",
-                        )?,
-                        (None, Some(delete)) => facts.key(
-                            &schema.partition_key,
-                            &delete.key.unwrap_or_default(),
-                            "requestItems.member.deleteRequest.key",
-                        )?,
+                        (Some(put), None) => {
+                            facts.key(&schema.partition_key, &put.item.unwrap_or_default());
+                        }
+                        (None, Some(delete)) => {
+                            facts.key(&schema.partition_key, &delete.key.unwrap_or_default());
+                        }
                         _ => {
                             return Err(validation(
                                 "Supplied WriteRequest must contain exactly one of \
@@ -348,10 +344,10 @@ fn single(
                     None,
                     "GetItem" | "DeleteItem" | "UpdateItem" | "ConditionCheckItem",
                 ) => {
-                    facts.key(&schema.partition_key, key, "key")?;
+                    facts.key(&schema.partition_key, key);
                 }
                 (None, Some(item), "PutItem") => {
-                    facts.key(&schema.partition_key, item, "item")?;
+                    facts.key(&schema.partition_key, item);
                 }
                 (None, None, "PutItem") => return Err(not_null("item")),
                 (None, None, _) => return Err(not_null("key")),
@@ -454,12 +450,7 @@ impl Facts {
     /// usable partition-key value (missing, not a scalar, too long) is one DynamoDB refuses
     /// once IAM has allowed the request; its `dynamodb:LeadingKeys` is unknown, so a policy
     /// that reads that key refuses it first, and no other policy depends on it.
-    fn key(
-        &mut self,
-        partition_key: &str,
-        item: &BTreeMap<String, Scalar>,
-        _member: &str,
-    ) -> Result<(), GatewayError> {
+    fn key(&mut self, partition_key: &str, item: &BTreeMap<String, Scalar>) {
         self.attributes.extend(item.keys().cloned());
         match item.get(partition_key).and_then(|v| v.0.clone()) {
             Some(value) => {
@@ -467,7 +458,6 @@ impl Facts {
             }
             None => self.leading_keys_unknown = true,
         }
-        Ok(())
     }
 
     /// A projection: its attribute names; whether there was one.

@@ -93,7 +93,7 @@ impl SecretLookup for Fixed {
 fn cases(dir: &Path, out: &mut Vec<PathBuf>) {
     let entries = fs::read_dir(dir).unwrap_or_else(|e| {
         panic!(
-            "cannot read the SigV4 test suite at {} (the repository's ../shared/testdata): {e}",
+            "cannot read the SigV4 test suite at {} (tests/data/aws4_testsuite in this crate): {e}",
             dir.display()
         )
     });
