@@ -515,6 +515,7 @@ impl Eks {
         if let Some(policy) = &new.policy {
             validate::session_policy(policy)?;
         }
+        validate::policy_needs_untagged_sessions(new.policy.as_deref(), new.disable_session_tags)?;
         if self.state().association_count(&new.cluster) >= MAX_ASSOCIATIONS_PER_CLUSTER {
             return Err(EksError::LimitExceeded(format!(
                 "A cluster has at most {MAX_ASSOCIATIONS_PER_CLUSTER} pod identity associations."
@@ -641,6 +642,10 @@ impl Eks {
             if let Some(policy) = &update.policy {
                 record.policy = (!policy.is_empty()).then(|| policy.clone());
             }
+            validate::policy_needs_untagged_sessions(
+                record.policy.as_deref(),
+                record.disable_session_tags,
+            )?;
             record.modified = self.now().unix_timestamp();
             let compares = [Compare::ModRevision(key.clone(), entry.mod_revision)];
             let ops = [Op::Put(key.clone(), encode(&record)?)];

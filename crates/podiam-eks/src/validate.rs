@@ -98,14 +98,29 @@ pub(crate) fn issuer_url(url: &str) -> Result<podiam_types::IssuerUrl, EksError>
 
 /// A session policy: valid JSON of at most 2,048 characters (IAM checks the rest).
 pub(crate) fn session_policy(policy: &str) -> Result<(), EksError> {
-    if policy.chars().count() > 2048 {
+    podiam_policy::parse_as(policy, podiam_policy::PolicyType::Session)
+        .map(|_| ())
+        .map_err(|e| {
+            invalid(format!(
+                "The policy is not a valid session policy: {}",
+                e.iam_message()
+            ))
+        })
+}
+
+/// EKS applies a session policy only to sessions without tags: "When using this policy,
+/// `disableSessionTags` must be set to true" (CreatePodIdentityAssociation).
+pub(crate) fn policy_needs_untagged_sessions(
+    policy: Option<&str>,
+    disable_session_tags: bool,
+) -> Result<(), EksError> {
+    if policy.is_some() && !disable_session_tags {
         return Err(invalid(
-            "The policy is longer than 2048 characters.".to_owned(),
+            "A pod identity association with a policy must set disableSessionTags to true."
+                .to_owned(),
         ));
     }
-    serde_json::from_str::<serde_json::Value>(policy)
-        .map(|_| ())
-        .map_err(|e| invalid(format!("The policy is not JSON: {e}")))
+    Ok(())
 }
 
 /// `len` upper-case hexadecimal digits.

@@ -572,3 +572,66 @@ async fn trust_policies_and_options_of_the_association_apply() {
         "chained sessions last an hour"
     );
 }
+
+/// CreatePodIdentityAssociation's `policy` is a session policy: IAM's grammar applies when the
+/// association is made (not when a pod first asks), and EKS requires `disableSessionTags`.
+#[tokio::test]
+async fn association_policies_are_session_policies() {
+    let w = world().await;
+    w.eks
+        .create_cluster(hosted("c1", None))
+        .await
+        .expect("cluster");
+    let new = |policy: &str, disable_session_tags: bool| NewAssociation {
+        cluster: "c1".into(),
+        namespace: "carts".into(),
+        service_account: "carts".into(),
+        role_arn: format!("arn:aws:iam::{ACCOUNT}:role/carts"),
+        policy: Some(policy.to_owned()),
+        disable_session_tags,
+        ..NewAssociation::default()
+    };
+    let with_principal = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}}"#;
+    let refused = w.eks.create_association(new(with_principal, true)).await;
+    assert!(
+        matches!(&refused, Err(EksError::InvalidParameter(m)) if m.contains("Policy document should not specify a principal.")),
+        "{refused:?}"
+    );
+    let valid = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"dynamodb:GetItem","Resource":"*"}}"#;
+    let tagged = w.eks.create_association(new(valid, false)).await;
+    assert!(
+        matches!(&tagged, Err(EksError::InvalidParameter(m)) if m.contains("disableSessionTags")),
+        "{tagged:?}"
+    );
+    let created = w
+        .eks
+        .create_association(new(valid, true))
+        .await
+        .expect("a valid policy without session tags");
+    let id = created.record.id.clone();
+    // An update may not bring session tags back while the policy stays, nor add a bad policy.
+    let update = |policy: Option<&str>, disable: Option<bool>| AssociationUpdate {
+        policy: policy.map(str::to_owned),
+        disable_session_tags: disable,
+        ..AssociationUpdate::default()
+    };
+    assert!(matches!(
+        w.eks
+            .update_association("c1", &id, update(None, Some(false)))
+            .await,
+        Err(EksError::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        w.eks
+            .update_association("c1", &id, update(Some(with_principal), None))
+            .await,
+        Err(EksError::InvalidParameter(_))
+    ));
+    // Removing the policy (an empty string) and enabling tags together is fine.
+    let updated = w
+        .eks
+        .update_association("c1", &id, update(Some(""), Some(false)))
+        .await
+        .expect("no policy, tags again");
+    assert!(updated.record.policy.is_none() && !updated.record.disable_session_tags);
+}

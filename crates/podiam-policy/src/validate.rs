@@ -328,6 +328,19 @@ fn check_statement(
             condition.operator(),
             condition.key()
         );
+        // "IAM JSON policy elements: Condition": a key is `vendor:name` (an OIDC provider's
+        // keys use its URL as the vendor, and a tag key may hold more colons). IAM refuses a
+        // key without its vendor with the message it uses for actions.
+        let key = condition.key();
+        if !key
+            .split_once(':')
+            .is_some_and(|(vendor, name)| !vendor.is_empty() && !name.is_empty())
+        {
+            problems.push(
+                Problem::new(&at, messages::VENDOR_PREFIX)
+                    .detail(format!("the condition key {key:?} has no service prefix")),
+            );
+        }
         let bad = condition.unparsable_values();
         if bad.is_empty() {
             continue;

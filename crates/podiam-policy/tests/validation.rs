@@ -448,3 +448,30 @@ fn rcps_name_every_principal() {
         ["Missing required field Principal"]
     );
 }
+
+/// "IAM JSON policy elements: Condition": keys are `vendor:name`; IAM refuses one without its
+/// vendor. An OIDC provider's keys (`host/path:sub`) and tag keys with colons are valid.
+#[test]
+fn condition_keys_need_a_vendor() {
+    let with = |key: &str| {
+        check(
+            identity(json!({"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+                "Condition": {"StringEquals": {key: "x"}}})),
+            PolicyType::Identity,
+        )
+    };
+    for bad in ["username", ":username", "aws:", "PrincipalTag/team"] {
+        assert_eq!(
+            with(bad),
+            ["Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc."],
+            "{bad}"
+        );
+    }
+    for good in [
+        "aws:username",
+        "aws:ResourceTag/aws:cloudformation:stack-name",
+        "oidc.example.com/id/ABC:sub",
+    ] {
+        assert!(with(good).is_empty(), "{good}");
+    }
+}

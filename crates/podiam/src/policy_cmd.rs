@@ -20,7 +20,10 @@ pub(crate) enum PolicyCommand {
     /// resource, trust, boundary, session, scp, rcp. Among the rules: a resource or trust
     /// policy needs a Principal and an identity policy (boundary, session) has none;
     /// NotPrincipal only in resource policies and only with Deny; an RCP names "*"; trust
-    /// policies grant only STS assume actions and have no Resource; size quotas per type.
+    /// policies grant only STS assume actions and have no Resource; actions and condition keys
+    /// name their service; Sids are unique (and alphanumeric in identity policies); size quotas
+    /// per type. Where IAM's wording for a refusal is not known, the message is IAM's generic
+    /// "Syntax errors in policy." and the detail says why; docs/design.md lists each choice.
     Validate(ValidateArgs),
     /// Decide one request against a set of policies with AWS's evaluation logic.
     ///
