@@ -138,6 +138,17 @@ impl EtcdCluster {
         }
     }
 
+    /// Stops member `index` with SIGSTOP (it keeps its sockets but answers nothing: a hung
+    /// member) or lets it go on with SIGCONT.
+    pub fn pause(&self, index: usize, paused: bool) {
+        if let Some(Some(child)) = self.children.get(index) {
+            let signal = if paused { "-STOP" } else { "-CONT" };
+            let _ = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// Starts member `index` again over its data directory.
     pub fn restart(&mut self, index: usize) {
         self.kill(index);
@@ -314,6 +325,9 @@ fn healthy(addr: &str) -> bool {
 
 impl Drop for EtcdCluster {
     fn drop(&mut self) {
+        for index in 0..self.children.len() {
+            self.pause(index, false);
+        }
         for child in self.children.iter_mut().filter_map(Option::as_mut) {
             crate::stop_gracefully(child, false);
         }

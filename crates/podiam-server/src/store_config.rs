@@ -158,8 +158,7 @@ async fn open_etcd(config: &EtcdConfig) -> Result<Arc<dyn Store>, BootError> {
         ca_pem: config.ca_file.as_ref().map(read).transpose()?,
         client_cert_pem,
         user,
-        connect_timeout: None,
-        request_timeout: None,
+        ..podiam_store::EtcdOptions::default()
     };
     let store = podiam_store::EtcdStore::connect(&endpoints, options)
         .await
@@ -169,7 +168,8 @@ async fn open_etcd(config: &EtcdConfig) -> Result<Arc<dyn Store>, BootError> {
                 config.endpoints.join(",")
             ))
         })?;
-    // Fail at start, not at the first request, when no member answers.
+    // Fail at start, not at the first request, when no member answers (any majority does:
+    // the store fails over between members within its deadline).
     store.revision().await.map_err(|e| {
         BootError::Config(format!(
             "etcd at {} does not answer: {e}",

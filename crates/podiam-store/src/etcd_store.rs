@@ -5,15 +5,25 @@
 //! Every key lives under a namespace (`/podiam/` by default), so several podiam installations,
 //! or test runs, can share one etcd. Several podiam servers over the same namespace share
 //! everything: each one's caches follow the others' writes through the watch.
+//!
+//! Calls fail over between members inside the store ([`crate::etcd_members`]): a minority of
+//! members down, hung or in an election costs a call time within its deadline, not an error. A
+//! transaction whose answer was lost is tried again; when the retry finds its comparison no
+//! longer holds, the store reads whether the first try's writes are there, so a committed
+//! write is reported committed, once.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use etcd_client::{
-    Certificate, Client, Compare as EtcdCompare, CompareOp, ConnectOptions, EventType, GetOptions,
+    Certificate, Compare as EtcdCompare, CompareOp, ConnectOptions, EventType, GetOptions,
     Identity, TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use tokio::sync::mpsc;
+
+use crate::etcd_members::Members;
 
 use crate::types::{Watch, validate_ops};
 use crate::{
@@ -32,10 +42,12 @@ pub struct EtcdOptions {
     pub client_cert_pem: Option<(Vec<u8>, Vec<u8>)>,
     /// User name and password, for etcd's role-based access control.
     pub user: Option<(String, String)>,
-    /// Connecting to a member.
+    /// Connecting to a member (default 1 s).
     pub connect_timeout: Option<Duration>,
-    /// One request.
+    /// One try at one member (default 1.5 s): what a hung member costs a call.
     pub request_timeout: Option<Duration>,
+    /// A call's whole budget, failovers and an election included (default 5 s).
+    pub deadline: Option<Duration>,
 }
 
 impl std::fmt::Debug for EtcdOptions {
@@ -52,7 +64,7 @@ impl std::fmt::Debug for EtcdOptions {
 /// The store over an etcd cluster.
 #[derive(Clone)]
 pub struct EtcdStore {
-    client: Client,
+    members: Arc<Members>,
     namespace: String,
 }
 
@@ -92,17 +104,21 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 impl EtcdStore {
-    /// Connects to the members at `endpoints` (`host:port` or `http(s)://host:port`).
+    /// Prepares clients of the members at `endpoints` (`host:port` or `http(s)://host:port`).
+    /// Nothing is dialled yet: a replica starts while any member is down.
     pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<Self, StoreError> {
         if endpoints.is_empty() {
             return Err(StoreError::InvalidArgument(
                 "no etcd endpoint given".to_owned(),
             ));
         }
+        let attempt = options
+            .request_timeout
+            .unwrap_or(Duration::from_millis(1_500));
         let mut connect = ConnectOptions::new()
-            .with_connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(3)))
-            .with_timeout(options.request_timeout.unwrap_or(Duration::from_secs(5)))
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(1)))
+            .with_timeout(attempt)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
             .with_require_leader(true);
         if let Some(ca) = &options.ca_pem {
             let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
@@ -114,15 +130,49 @@ impl EtcdStore {
         if let Some((user, password)) = &options.user {
             connect = connect.with_user(user.clone(), password.clone());
         }
-        let client = Client::connect(endpoints, Some(connect))
-            .await
-            .map_err(backend)?;
+        let members = Members::new(
+            endpoints,
+            connect,
+            options.deadline.unwrap_or(Duration::from_secs(5)),
+            attempt,
+        );
         let namespace = if options.namespace.is_empty() {
             "/podiam/".to_owned()
         } else {
             options.namespace
         };
-        Ok(Self { client, namespace })
+        Ok(Self {
+            members: Arc::new(members),
+            namespace,
+        })
+    }
+
+    /// After a transaction whose first try may have committed failed its comparison on a
+    /// retry: whether every write of `ops` is in place, and at which revision.
+    async fn landed(&self, ops: &[Op]) -> Result<Option<Revision>, StoreError> {
+        let mut revision = None;
+        for op in ops {
+            let key = match op {
+                Op::Put(key, _) | Op::Delete(key) => self.full(key),
+            };
+            let (response, _) = self
+                .members
+                .call("get", |client| {
+                    let key = key.clone();
+                    async move { client.kv_client().get(key, None).await }
+                })
+                .await?;
+            let current = response.kvs().first();
+            let header = response.header().map(|h| from_etcd(h.revision()));
+            match (op, current) {
+                (Op::Put(_, value), Some(kv)) if kv.value() == value.as_slice() => {
+                    revision = Some(from_etcd(kv.mod_revision()));
+                }
+                (Op::Delete(_), None) => revision = revision.or(header),
+                _ => return Ok(None),
+            }
+        }
+        Ok(revision)
     }
 
     fn full(&self, key: &str) -> String {
@@ -152,8 +202,14 @@ impl EtcdStore {
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         validate_key(key)?;
-        let mut kv = self.client.kv_client();
-        let response = kv.get(self.full(key), None).await.map_err(backend)?;
+        let full = self.full(key);
+        let (response, _) = self
+            .members
+            .call("get", |client| {
+                let full = full.clone();
+                async move { client.kv_client().get(full, None).await }
+            })
+            .await?;
         response.kvs().first().map(|e| self.entry(e)).transpose()
     }
 
@@ -179,12 +235,24 @@ impl Store for EtcdStore {
                 Op::Delete(key) => TxnOp::delete(self.full(key), None),
             })
             .collect();
-        let mut kv = self.client.kv_client();
-        let response = kv
-            .txn(Txn::new().when(conditions).and_then(operations))
-            .await
-            .map_err(backend)?;
+        let txn = Txn::new().when(conditions).and_then(operations);
+        let (response, tries) = self
+            .members
+            .call("txn", |client| {
+                let txn = txn.clone();
+                async move { client.kv_client().txn(txn).await }
+            })
+            .await?;
         if !response.succeeded() {
+            // The first try may have committed and lost its answer: then the comparison fails
+            // on the retry because of our own write. Report that commit, not a conflict.
+            if tries.ambiguous
+                && !ops.is_empty()
+                && let Some(revision) = self.landed(ops).await?
+            {
+                tracing::info!("an etcd transaction committed on a try whose answer was lost");
+                return Ok(TxnOutcome::Committed(revision));
+            }
             return Ok(TxnOutcome::Failed);
         }
         let revision = response
@@ -212,14 +280,21 @@ impl Store for EtcdStore {
             None => full_prefix.into_bytes(),
         };
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
-        let mut kv = self.client.kv_client();
-        let response = kv
-            .get(
-                start,
-                Some(GetOptions::new().with_range(end).with_limit(limit)),
-            )
-            .await
-            .map_err(backend)?;
+        let (response, _) = self
+            .members
+            .call("list", |client| {
+                let (start, end) = (start.clone(), end.clone());
+                async move {
+                    client
+                        .kv_client()
+                        .get(
+                            start,
+                            Some(GetOptions::new().with_range(end).with_limit(limit)),
+                        )
+                        .await
+                }
+            })
+            .await?;
         let entries = response
             .kvs()
             .iter()
@@ -238,14 +313,22 @@ impl Store for EtcdStore {
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<Watch, StoreError> {
         let start = to_etcd(after.saturating_add(1))?;
-        let mut client = self.client.watch_client();
-        let mut stream = client
-            .watch(
-                self.full(prefix),
-                Some(WatchOptions::new().with_prefix().with_start_revision(start)),
-            )
-            .await
-            .map_err(backend)?;
+        let full = self.full(prefix);
+        let (mut stream, _) = self
+            .members
+            .call("watch", |client| {
+                let full = full.clone();
+                async move {
+                    client
+                        .watch_client()
+                        .watch(
+                            full,
+                            Some(WatchOptions::new().with_prefix().with_start_revision(start)),
+                        )
+                        .await
+                }
+            })
+            .await?;
         let (tx, rx) = mpsc::channel(1024);
         let store = self.clone();
         tokio::spawn(async move {
@@ -306,15 +389,20 @@ impl Store for EtcdStore {
     }
 
     async fn revision(&self) -> Result<Revision, StoreError> {
-        let mut kv = self.client.kv_client();
         // The cheapest read that carries the header: count keys under a key that never exists.
-        let response = kv
-            .get(
-                format!("{}\u{0}revision", self.namespace),
-                Some(GetOptions::new().with_count_only()),
-            )
-            .await
-            .map_err(backend)?;
+        let key = format!("{}\u{0}revision", self.namespace);
+        let (response, _) = self
+            .members
+            .call("revision", |client| {
+                let key = key.clone();
+                async move {
+                    client
+                        .kv_client()
+                        .get(key, Some(GetOptions::new().with_count_only()))
+                        .await
+                }
+            })
+            .await?;
         response
             .header()
             .map(|h| from_etcd(h.revision()))

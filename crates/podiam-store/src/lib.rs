@@ -13,6 +13,8 @@ mod authenticated;
 mod copy;
 mod error;
 #[cfg(feature = "etcd")]
+mod etcd_members;
+#[cfg(feature = "etcd")]
 mod etcd_store;
 mod hub;
 mod memory;
