@@ -14,14 +14,20 @@
 //!   requests together never exceed it, and a request that would is answered at once as
 //!   throttled instead of being buffered.
 //!
+//! * **Load shedding.** An [`Admission`] answers at once with the protocol's throttling error
+//!   the requests over its in-flight limit, and all new ones while the runtime is behind by
+//!   more than the queue-delay limit; there is no queue (health and metrics are always served).
+//!
 //! A [`PeerFilter`] can refuse connections by source address (IMDS serves the node only), and
 //! [`addressed_host`] reads the one `Host` a request was addressed to.
 
+mod admission;
 mod body;
 mod guard;
 mod host;
 mod serve;
 
+pub use admission::{Admission, Shed};
 pub use body::{BodyBudget, BodyError, BudgetPermit, read_body};
 pub use host::addressed_host;
 pub use serve::{Handshake, PeerFilter, serve, serve_with};
@@ -45,11 +51,19 @@ pub struct Limits {
     pub max_head_bytes: usize,
     /// In-flight requests get this long to finish at shutdown.
     pub drain_timeout: Duration,
+    /// Requests in the handlers at once; more are shed with the protocol's throttling answer
+    /// (applied by the service, which knows that answer: see [`Admission`]).
+    pub max_in_flight: usize,
+    /// While the runtime is this far behind, new requests are shed too (see [`Admission`]).
+    pub max_queue_delay: Option<Duration>,
 }
 
 impl Default for Limits {
     /// 10 s for headers, 60 s idle, 30 s for a body, 4,096 connections, 32 KiB of headers
-    /// (a SigV4 request with the longest session token needs about 10).
+    /// (a SigV4 request with the longest session token needs about 10), 128 requests in
+    /// flight (a request takes well under a millisecond of CPU, so 128 queued on two cores
+    /// keep an admitted request's wait in tens of milliseconds), shedding while the runtime
+    /// is more than 20 ms behind.
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
@@ -58,6 +72,8 @@ impl Default for Limits {
             max_connections: 4096,
             max_head_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(10),
+            max_in_flight: 128,
+            max_queue_delay: Some(Duration::from_millis(20)),
         }
     }
 }

@@ -22,6 +22,7 @@ fn limits() -> Limits {
         max_connections: 8,
         max_head_bytes: 16 * 1024,
         drain_timeout: Duration::from_secs(1),
+        ..Limits::default()
     }
 }
 

@@ -115,6 +115,14 @@ pub struct ListenerArgs {
     /// A request's body must arrive within this long of its headers.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: Duration,
+    /// Requests handled at once; more are answered at once with the protocol's throttling
+    /// error (`Throttling`, `ThrottlingException`, HTTP 429), which the SDKs back off on.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_in_flight: usize,
+    /// While requests wait longer than this for a worker (the CPU is saturated), new ones are
+    /// answered with the throttling error too; `0s` turns this off.
+    #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = parse_duration)]
+    pub max_queue_delay: Duration,
 }
 
 impl ListenerArgs {
@@ -125,6 +133,8 @@ impl ListenerArgs {
             idle_timeout: self.idle_timeout,
             body_timeout: self.body_timeout,
             max_connections: self.max_connections.max(1),
+            max_in_flight: self.max_in_flight.max(1),
+            max_queue_delay: (!self.max_queue_delay.is_zero()).then_some(self.max_queue_delay),
             ..podiam_http::Limits::default()
         }
     }

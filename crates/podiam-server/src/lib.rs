@@ -21,6 +21,7 @@ mod metrics;
 mod query;
 mod rest;
 mod session_keys;
+mod shed;
 mod store_config;
 mod sts_api;
 
@@ -36,7 +37,16 @@ pub async fn serve(
     limits: podiam_http::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    podiam_http::serve(listener, router(app), limits, None, shutdown).await;
+    let router = admitted(&app, router(app.clone()), limits);
+    podiam_http::serve(listener, router, limits, None, shutdown).await;
+}
+
+/// `router` behind the load shedding of `limits`: the requests over the in-flight limit, or
+/// arriving while the runtime is behind, are answered with their protocol's throttling error.
+fn admitted(app: &App, router: axum::Router, limits: podiam_http::Limits) -> axum::Router {
+    podiam_http::Admission::new(limits.max_in_flight)
+        .with_max_queue_delay(limits.max_queue_delay)
+        .wrap(router, shed::shed_answer(app.clone()))
 }
 
 /// Serves the APIs on `api` and `/metrics` (with the probes) only on `metrics`, until
@@ -64,7 +74,7 @@ pub async fn serve_split(
     ));
     let api_task = tokio::spawn(podiam_http::serve(
         api,
-        api_router(app),
+        admitted(&app, api_router(app.clone()), limits),
         limits,
         None,
         until(),

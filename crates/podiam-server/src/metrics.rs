@@ -34,6 +34,12 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<OperationLabels, Histogram>,
     credentials: Family<CredentialLabels, Counter>,
+    shed: Family<ServiceLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ServiceLabels {
+    pub(crate) service: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -65,12 +71,28 @@ impl Metrics {
             "Credentials issued or denied, by mechanism",
             credentials.clone(),
         );
+        let shed = Family::<ServiceLabels, Counter>::default();
+        registry.register(
+            "requests_shed",
+            "Requests answered with a throttling error because too many were in flight",
+            shed.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
             latency,
             credentials,
+            shed,
         }
+    }
+
+    /// A request of `service` was shed by the in-flight limit.
+    pub(crate) fn shed(&self, service: &str) {
+        self.shed
+            .get_or_create(&ServiceLabels {
+                service: service.to_owned(),
+            })
+            .inc();
     }
 
     pub(crate) fn request(&self, service: &str, operation: &str, code: &str, seconds: f64) {

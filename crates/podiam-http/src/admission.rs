@@ -1,0 +1,309 @@
+//! Load shedding: a request is answered at once with the protocol's throttling error, which the
+//! AWS SDKs back off on, when too many are in the handlers already or when the runtime is
+//! behind. There is no queue of our own: a request waits neither for a slot nor in memory.
+//!
+//! The in-flight count alone does not see CPU overload: a handler that does its work without
+//! awaiting (verifying a signature, sealing a session) runs within one poll, so however many
+//! clients wait, only as many requests as there are worker threads are ever "in flight". They
+//! wait instead in the runtime's queue of ready connections. So a probe task measures how late
+//! the runtime wakes it (every 10 ms); that delay is what a request now waits before its
+//! connection is served. While it exceeds the queue-delay limit, new requests are shed: a
+//! throttling answer costs a fraction of a real one, so the queue drains and the delay falls.
+//!
+//! Health and metrics endpoints are always admitted: an overloaded server is alive, and its
+//! metrics are how an operator sees the overload.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::sync::Semaphore;
+
+/// Paths that are never shed.
+const ALWAYS_ADMITTED: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// Builds the answer to a request that is shed, from its head (the body is never read).
+pub type Shed = Arc<dyn Fn(&http::request::Parts) -> Response + Send + Sync>;
+
+/// The in-flight limit of one listener. Cheap to clone; clones share the limit.
+#[derive(Clone)]
+pub struct Admission {
+    permits: Arc<Semaphore>,
+    limit: usize,
+    shed: Arc<AtomicU64>,
+    /// The runtime's scheduling delay (see the module doc).
+    probe: Arc<Probe>,
+    max_delay: Option<Duration>,
+}
+
+/// What the probe last saw, in microseconds since `base`.
+struct Probe {
+    base: tokio::time::Instant,
+    /// How late it woke last time.
+    late_us: AtomicU64,
+    /// When it last ran.
+    ran_us: AtomicU64,
+}
+
+impl Probe {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The delay now: how late the last wake-up was, or, when the probe is overdue (the
+    /// runtime is stalled and has not run it), how overdue it is.
+    fn delay(&self) -> Duration {
+        let late = self.late_us.load(Ordering::Relaxed);
+        let interval = u64::try_from(PROBE_INTERVAL.as_micros()).unwrap_or(u64::MAX);
+        let overdue = self
+            .now_us()
+            .saturating_sub(self.ran_us.load(Ordering::Relaxed))
+            .saturating_sub(interval);
+        Duration::from_micros(late.max(overdue))
+    }
+}
+
+/// How often the probe measures the runtime's delay.
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("limit", &self.limit)
+            .field("in_flight", &self.in_flight())
+            .field("shed", &self.shed_total())
+            .finish()
+    }
+}
+
+impl Admission {
+    /// At most `limit` requests (at least one) in the handlers at once.
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+            shed: Arc::new(AtomicU64::new(0)),
+            probe: Arc::new(Probe {
+                base: tokio::time::Instant::now(),
+                late_us: AtomicU64::new(0),
+                ran_us: AtomicU64::new(0),
+            }),
+            max_delay: None,
+        }
+    }
+
+    /// Also sheds while the runtime is more than `max_delay` behind (none: never).
+    #[must_use]
+    pub fn with_max_queue_delay(mut self, max_delay: Option<Duration>) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// How far behind the runtime was at the last probe.
+    pub fn queue_delay(&self) -> Duration {
+        if self.max_delay.is_none() {
+            return Duration::ZERO;
+        }
+        self.probe.delay()
+    }
+
+    fn overloaded(&self) -> bool {
+        self.max_delay.is_some_and(|max| self.queue_delay() > max)
+    }
+
+    /// Starts the probe on the current runtime (if any); it ends with the last clone.
+    fn start_probe(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.max_delay.is_none() {
+            return;
+        }
+        self.probe
+            .ran_us
+            .store(self.probe.now_us(), Ordering::Relaxed);
+        runtime.spawn(probe(Arc::downgrade(&self.probe)));
+    }
+
+    /// The limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Requests in the handlers now.
+    pub fn in_flight(&self) -> usize {
+        self.limit.saturating_sub(self.permits.available_permits())
+    }
+
+    /// Requests answered by `shed` so far.
+    pub fn shed_total(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
+    }
+
+    /// `router` behind this limit; a request over it gets `shed`'s answer.
+    pub fn wrap(&self, router: Router, shed: Shed) -> Router {
+        self.start_probe();
+        let admission = self.clone();
+        router.layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| {
+                let admission = admission.clone();
+                let shed = Arc::clone(&shed);
+                async move {
+                    if ALWAYS_ADMITTED.contains(&request.uri().path()) {
+                        return next.run(request).await;
+                    }
+                    let permit = if admission.overloaded() {
+                        None
+                    } else {
+                        Arc::clone(&admission.permits).try_acquire_owned().ok()
+                    };
+                    match permit {
+                        Some(permit) => {
+                            let response = next.run(request).await;
+                            drop(permit);
+                            response
+                        }
+                        None => {
+                            admission.shed.fetch_add(1, Ordering::Relaxed);
+                            let (parts, _body) = request.into_parts();
+                            shed(&parts)
+                        }
+                    }
+                }
+            },
+        ))
+    }
+}
+
+/// Measures, every [`PROBE_INTERVAL`], how much later than asked the runtime woke the probe.
+async fn probe(state: Weak<Probe>) {
+    loop {
+        let asked = tokio::time::Instant::now() + PROBE_INTERVAL;
+        tokio::time::sleep_until(asked).await;
+        let late = tokio::time::Instant::now().saturating_duration_since(asked);
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        state.late_us.store(
+            u64::try_from(late.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        state.ran_us.store(state.now_us(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use http::StatusCode;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn slow_router(release: Arc<tokio::sync::Notify>) -> Router {
+        Router::new()
+            .route(
+                "/work",
+                get(move || {
+                    let release = Arc::clone(&release);
+                    async move {
+                        release.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/healthz", get(|| async { "ok" }))
+    }
+
+    fn shed() -> Shed {
+        Arc::new(|parts: &http::request::Parts| {
+            (StatusCode::TOO_MANY_REQUESTS, parts.uri.path().to_owned()).into_response()
+        })
+    }
+
+    fn get_request(path: &str) -> Request {
+        http::Request::get(path)
+            .body(Body::empty())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn requests_over_the_limit_are_shed_at_once_and_health_is_not() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let admission = Admission::new(2);
+        let router = admission.wrap(slow_router(Arc::clone(&release)), shed());
+        let first = tokio::spawn(router.clone().oneshot(get_request("/work")));
+        let second = tokio::spawn(router.clone().oneshot(get_request("/work")));
+        while admission.in_flight() < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let third = tokio::time::timeout(
+            Duration::from_secs(1),
+            router.clone().oneshot(get_request("/work")),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok);
+        assert_eq!(
+            third.map(|r| r.status()),
+            Some(StatusCode::TOO_MANY_REQUESTS)
+        );
+        assert_eq!(admission.shed_total(), 1);
+        let health = router.clone().oneshot(get_request("/healthz")).await.ok();
+        assert_eq!(health.map(|r| r.status()), Some(StatusCode::OK));
+        release.notify_waiters();
+        for handle in [first, second] {
+            let status = handle.await.ok().and_then(Result::ok).map(|r| r.status());
+            assert_eq!(status, Some(StatusCode::OK));
+        }
+        assert_eq!(admission.in_flight(), 0);
+        let again = router.oneshot(get_request("/work"));
+        let waiter = tokio::spawn(again);
+        while admission.in_flight() < 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        release.notify_waiters();
+        assert!(waiter.await.is_ok(), "a slot is free again");
+    }
+
+    /// A runtime kept busy by work that never yields is behind; requests are shed until it
+    /// catches up, even with free slots.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_runtime_that_is_behind_sheds() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let admission = Admission::new(1_000).with_max_queue_delay(Some(Duration::from_millis(20)));
+        let router = admission.wrap(slow_router(release), shed());
+        // Hog the only worker thread for 300 ms: the probe cannot run. This test's own task
+        // runs on the thread that blocks on it, so it can look meanwhile.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::spawn(async { std::thread::sleep(Duration::from_millis(300)) });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            admission.queue_delay() > Duration::from_millis(20),
+            "{:?}",
+            admission.queue_delay()
+        );
+        let status = router
+            .clone()
+            .oneshot(get_request("/work"))
+            .await
+            .ok()
+            .map(|r| r.status());
+        assert_eq!(status, Some(StatusCode::TOO_MANY_REQUESTS));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Once the runtime keeps up again, requests are admitted.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(admission.queue_delay() < Duration::from_millis(20));
+        let health = router.oneshot(get_request("/healthz")).await.ok();
+        assert_eq!(health.map(|r| r.status()), Some(StatusCode::OK));
+    }
+}
