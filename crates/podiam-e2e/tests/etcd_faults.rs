@@ -121,6 +121,65 @@ fn a_replica_starts_while_a_member_is_down() {
     assert!(ready < Duration::from_secs(5), "ready after {ready:?}");
 }
 
+/// `kill -9` of a replica in the middle of a write loop: every write it acknowledged is in
+/// etcd, served by the other replica and by the killed one once restarted.
+#[test]
+fn kill_9_of_a_replica_loses_no_acknowledged_write() {
+    let cluster = EtcdCluster::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let kek = EtcdCluster::write_kek(dir.path());
+    let mut a = cluster.replica(&kek);
+    let b = cluster.replica(&kek);
+    let (id, secret) = a.root_keys();
+    let root = ClientEnv::keys(&a, &id, &secret, None).set("AWS_MAX_ATTEMPTS", "1");
+    let load = std::thread::spawn({
+        let root = root.clone();
+        let endpoint = a.endpoint();
+        move || root.python("replica_load.py", &[&endpoint, "4", "1"])
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    a.kill9();
+    let report = load.join().unwrap().json();
+    let acked: Vec<String> = report["acked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(acked.len() >= 10, "too little load before the kill: {report}");
+    a.restart(&podiam_e2e::ServerOptions {
+        args: vec![
+            "--store".to_owned(),
+            cluster.store_url(),
+            "--kek-file".to_owned(),
+            kek.display().to_string(),
+        ],
+        ..podiam_e2e::ServerOptions::default()
+    });
+    for server in [&b, &a] {
+        let listed = ClientEnv::keys(server, &id, &secret, None)
+            .aws(&["iam", "list-users", "--query", "Users[].UserName"])
+            .json();
+        let listed: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for name in &acked {
+            assert!(
+                listed.contains(&name.as_str()),
+                "{name} was acknowledged but is missing from {}",
+                server.endpoint()
+            );
+        }
+    }
+    eprintln!(
+        "{} writes acknowledged before kill -9, each found on both replicas",
+        acked.len()
+    );
+}
+
 fn id_of(server: &Server) -> String {
     server.root_keys().0
 }
