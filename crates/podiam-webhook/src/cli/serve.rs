@@ -15,8 +15,8 @@ use podiam_types::SystemClock;
 
 use super::MutationArgs;
 use crate::server::{
-    EksAssociations, KubeServiceAccounts, Metrics, ReloadingCert, Webhook, metrics_router, router,
-    serve_https,
+    EksAssociations, KubeServiceAccounts, Metrics, ReloadingCert, Webhook, admitted_router,
+    metrics_router, serve_https,
 };
 
 /// Run the mutating admission webhook (HTTPS `POST /mutate`).
@@ -205,7 +205,14 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "podiam webhook: cluster {cluster}, server {endpoint}, listening on https://{https_address}, metrics on http://{metrics_address}, started in {} ms",
             started.elapsed().as_millis()
         );
-        serve_https(listener, tls, router(webhook), limits, shutdown_signal()).await;
+        serve_https(
+            listener,
+            tls,
+            admitted_router(webhook, limits),
+            limits,
+            shutdown_signal(),
+        )
+        .await;
         metrics_server.await.context("the metrics task failed")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)

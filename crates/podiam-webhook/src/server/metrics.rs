@@ -32,6 +32,9 @@ pub enum ErrorKind {
     AssociationRefresh,
     /// The certificate files changed but could not be loaded.
     TlsReload,
+    /// A review shed because too many were in flight or the process was behind (answered 429;
+    /// the API server applies the webhook's failure policy).
+    Overloaded,
 }
 
 impl ErrorKind {
@@ -42,6 +45,7 @@ impl ErrorKind {
             Self::ServiceAccountLookup => "service_account_lookup",
             Self::AssociationRefresh => "association_refresh",
             Self::TlsReload => "tls_reload",
+            Self::Overloaded => "overloaded",
         }
     }
 }

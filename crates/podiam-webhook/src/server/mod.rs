@@ -17,7 +17,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{self, HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use podiam_crypto::Rng;
@@ -128,6 +128,24 @@ pub fn router(webhook: Arc<Webhook>) -> Router {
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
         .with_state(webhook)
+}
+
+/// [`router`] behind the load shedding of `limits`: a review over the in-flight limit, or
+/// arriving while the process is behind, is answered 429 at once (the API server then applies
+/// the webhook's `failurePolicy`, and its client retries).
+pub fn admitted_router(webhook: Arc<Webhook>, limits: podiam_http::Limits) -> Router {
+    let metrics = Arc::clone(&webhook.metrics);
+    let shed: podiam_http::Shed = Arc::new(move |_parts: &http::request::Parts| {
+        metrics.error(ErrorKind::Overloaded);
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "the webhook is overloaded; try again\n",
+        )
+            .into_response()
+    });
+    podiam_http::Admission::new(limits.max_in_flight)
+        .with_max_queue_delay(limits.max_queue_delay)
+        .wrap(router(webhook), shed)
 }
 
 /// `/metrics`, `/healthz` and `/readyz`, for the metrics port.
