@@ -29,16 +29,21 @@ config = botocore.config.Config(
 iam = [boto3.client("iam", endpoint_url=e, config=config) for e in endpoints]
 sts = [boto3.client("sts", endpoint_url=e, config=config) for e in endpoints]
 
-acked, failed, answered_twice, reads, latencies = [], [], [], 0, []
+acked, failed, answered_twice, reads, latencies, samples, lagged = [], [], [], 0, [], [], []
 
 
 def timed(call):
-    """Runs `call`, recording how long it took, failed or not."""
-    begun = time.monotonic()
+    """Runs `call`, recording how long it took, failed or not, and when it started (Unix time)
+    with its outcome, so that a test can look at the calls around each fault."""
+    started_at, begun, ok = time.time(), time.monotonic(), False
     try:
-        return call()
+        result = call()
+        ok = True
+        return result
     finally:
-        latencies.append(time.monotonic() - begun)
+        took = time.monotonic() - begun
+        latencies.append(took)
+        samples.append([round(started_at, 4), round(took * 1000, 2), ok])
 
 
 started = time.monotonic()
@@ -54,8 +59,10 @@ while time.monotonic() - started < seconds:
         reads += 1
     except botocore.exceptions.ClientError as e:
         if call == "GetUser" and e.response["Error"]["Code"] == "NoSuchEntity":
-            # The other replica has not seen the write through its watch yet: not a failure.
-            pass
+            # The other replica has not seen the write through its watch yet: not a failure
+            # (the sample says so, for the per-fault counts).
+            samples[-1][2] = True
+            lagged.append(name)
         elif e.response["Error"]["Code"] == "EntityAlreadyExists" and attempts > 1:
             # An attempt whose answer was lost in the failover did commit; the SDK's retry then
             # finds the user. The write is there (checked afterwards), just answered twice.
@@ -86,11 +93,13 @@ print(
             "acked": acked,
             "failed": failed,
             "answered_twice": answered_twice,
+            "lagged": lagged,
             "reads": reads,
             "calls": len(latencies),
             "p50_ms": percentile(0.5),
             "p99_ms": percentile(0.99),
             "max_ms": percentile(1.0),
+            "samples": samples,
         }
     )
 )

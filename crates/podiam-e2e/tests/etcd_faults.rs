@@ -28,22 +28,36 @@ fn etcd_member_and_leader_failures_lose_no_acknowledged_write() {
 
     let load = std::thread::spawn({
         let root = root.clone();
-        move || root.python("replica_load.py", &[&endpoints, "14", "1"])
+        move || root.python("replica_load.py", &[&endpoints, "18", "1"])
     });
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let mut faults: Vec<(&str, f64)> = Vec::new();
     let leader = cluster.leader().expect("a leader");
     let follower = (leader + 1) % 3;
     std::thread::sleep(Duration::from_secs(2));
+    faults.push(("a follower killed", now()));
     cluster.kill(follower);
     std::thread::sleep(Duration::from_secs(3));
     cluster.restart(follower);
     std::thread::sleep(Duration::from_secs(2));
     let leader = cluster.leader().expect("a leader");
+    let hung = (leader + 2) % 3;
+    faults.push(("a follower hung (SIGSTOP)", now()));
+    cluster.pause(hung, true);
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.pause(hung, false);
+    std::thread::sleep(Duration::from_secs(2));
+    let leader = cluster.leader().expect("a leader");
+    faults.push(("the leader killed (an election)", now()));
     cluster.kill(leader);
     std::thread::sleep(Duration::from_secs(3));
     let new_leader = cluster.leader().expect("a new leader after the election");
     assert_ne!(new_leader, leader);
     cluster.restart(leader);
-
     let report = load.join().unwrap().json();
     let failed = report["failed"].as_array().unwrap();
     assert!(failed.is_empty(), "calls failed: {failed:#?}");
@@ -63,6 +77,7 @@ fn etcd_member_and_leader_failures_lose_no_acknowledged_write() {
         report["max_ms"]
     );
     assert!(acked.len() >= 10, "too little load: {report}");
+    print_fault_table(&faults, &report["samples"]);
     assert!(report["reads"].as_u64().unwrap() >= 20, "{report}");
 
     // Every acknowledged write is on both replicas.
@@ -98,6 +113,50 @@ fn etcd_member_and_leader_failures_lose_no_acknowledged_write() {
             "the members did not converge: {revisions:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// For each fault, the calls that started in the 3 s after it: how many, how many failed, their
+/// p99 and slowest, and when the calls were fast again (the end of the last call slower than
+/// 50 ms, after the fault). A row of BENCHMARKS.md's faults table.
+fn print_fault_table(faults: &[(&str, f64)], samples: &serde_json::Value) {
+    let samples: Vec<(f64, f64, bool)> = samples
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|s| {
+                    Some((
+                        s.get(0)?.as_f64()?,
+                        s.get(1)?.as_f64()?,
+                        s.get(2)?.as_bool()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!("| fault | calls | failed | p99 | slowest | fast again after |");
+    eprintln!("|---|---|---|---|---|---|");
+    for (name, at) in faults {
+        let mut window: Vec<&(f64, f64, bool)> = samples
+            .iter()
+            .filter(|(start, _, _)| *start >= *at && *start < at + 3.0)
+            .collect();
+        let failed = window.iter().filter(|(_, _, ok)| !ok).count();
+        let recovered = window
+            .iter()
+            .filter(|(_, ms, _)| *ms > 50.0)
+            .map(|(start, ms, _)| start + ms / 1000.0 - at)
+            .fold(0.0_f64, f64::max);
+        window.sort_by(|x, y| x.1.total_cmp(&y.1));
+        let p99 = window
+            .get((window.len() * 99 / 100).min(window.len().saturating_sub(1)))
+            .map_or(0.0, |s| s.1);
+        let slowest = window.last().map_or(0.0, |s| s.1);
+        eprintln!(
+            "| {name} | {} | {failed} | {p99:.1} ms | {slowest:.1} ms | {:.2} s |",
+            window.len(),
+            recovered
+        );
     }
 }
 
@@ -146,7 +205,10 @@ fn kill_9_of_a_replica_loses_no_acknowledged_write() {
         .iter()
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
-    assert!(acked.len() >= 10, "too little load before the kill: {report}");
+    assert!(
+        acked.len() >= 10,
+        "too little load before the kill: {report}"
+    );
     a.restart(&podiam_e2e::ServerOptions {
         args: vec![
             "--store".to_owned(),

@@ -9,13 +9,15 @@
 //! that fails in a way another member (or a moment later, the same cluster) could answer is
 //! tried again on the next member until the call's deadline: refused and hung connections,
 //! "no leader" during an election, "leader changed", etcd's own request timeout. A member that
-//! failed is skipped for a while (a circuit, 0.5 s doubling to 8 s) and probed again after.
+//! failed is skipped: no call goes to it while a background probe asks it, at 0.5 s doubling
+//! to 8 s, until it answers (only when every member is skipped does a call try the one whose
+//! next probe is nearest), so a hung member costs one call its try, not one call per probe.
 //! Errors that no other member would answer differently (a bad argument, a permission) are
 //! returned at once.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions};
@@ -82,11 +84,14 @@ struct Member {
 struct Health {
     failures: u32,
     down_until: Option<Instant>,
+    /// A background probe owns the member until it answers.
+    probing: bool,
 }
 
 impl Member {
     fn is_open(&self, now: Instant) -> bool {
-        self.health().down_until.is_some_and(|until| until > now)
+        let health = self.health();
+        health.probing || health.down_until.is_some_and(|until| until > now)
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -106,6 +111,13 @@ impl Member {
         let mut health = self.health();
         health.failures = 0;
         health.down_until = None;
+        health.probing = false;
+    }
+
+    /// Marks the member as probed; false when a probe already runs.
+    fn start_probing(&self) -> bool {
+        let mut health = self.health();
+        !std::mem::replace(&mut health.probing, true)
     }
 }
 
@@ -197,7 +209,7 @@ impl Members {
 
     /// Runs `op` against the members until one answers or the deadline passes.
     pub(crate) async fn call<T, F, Fut>(
-        &self,
+        self: &Arc<Self>,
         what: &'static str,
         mut op: F,
     ) -> Result<(T, Tries), StoreError>
@@ -248,6 +260,9 @@ impl Members {
                 Failure::Retry { delivered } => {
                     tries.ambiguous |= delivered;
                     member.failed(Instant::now());
+                    if member.start_probing() {
+                        tokio::spawn(probe(Arc::downgrade(self), index));
+                    }
                     tracing::debug!(what, error = last_error, "etcd try failed; trying again");
                 }
             }
@@ -267,6 +282,54 @@ impl Members {
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
         }
+    }
+}
+
+/// Asks member `index` for the cluster's revision after each pause of its circuit, until it
+/// answers; then calls go to it again.
+async fn probe(members: Weak<Members>, index: usize) {
+    loop {
+        let pause = {
+            let Some(members) = members.upgrade() else {
+                return;
+            };
+            let Some(member) = members.members.get(index) else {
+                return;
+            };
+            member.health().down_until.map_or(CIRCUIT_FIRST, |until| {
+                until.saturating_duration_since(Instant::now())
+            })
+        };
+        tokio::time::sleep(pause).await;
+        let Some(members) = members.upgrade() else {
+            return;
+        };
+        let Some(member) = members.members.get(index) else {
+            return;
+        };
+        let asked = async {
+            let client = members.client(member).await?;
+            client
+                .kv_client()
+                .get(
+                    "\u{0}probe",
+                    Some(etcd_client::GetOptions::new().with_count_only()),
+                )
+                .await
+        };
+        // Any answer that is not a failure of the member (a permission error for a key
+        // outside a restricted user's namespace, say) shows it serves again.
+        let answers = match tokio::time::timeout(members.attempt, asked).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => classify(&e) == Failure::Final,
+            Err(_) => false,
+        };
+        if answers {
+            tracing::info!(endpoint = member.endpoint, "an etcd member answers again");
+            member.answered();
+            return;
+        }
+        member.failed(Instant::now());
     }
 }
 

@@ -31,6 +31,11 @@ use crate::{
     validate_key,
 };
 
+/// A quiet watch asks its member for progress this often.
+const WATCH_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// A watch that hears nothing, progress included, for this long is given up and made again.
+const WATCH_SILENCE_LIMIT: Duration = Duration::from_secs(3);
+
 /// How to reach etcd.
 #[derive(Clone, Default)]
 pub struct EtcdOptions {
@@ -332,8 +337,31 @@ impl Store for EtcdStore {
         let (tx, rx) = mpsc::channel(1024);
         let store = self.clone();
         tokio::spawn(async move {
+            // A member that hangs leaves a watch silent rather than broken: ask for progress
+            // when the watch has been quiet, and give the watch up when even that gets no
+            // answer, so that the replica watches again through a member that answers.
+            let mut last_heard = tokio::time::Instant::now();
+            let mut tick = tokio::time::interval(WATCH_PROGRESS_EVERY);
             loop {
-                let message = match stream.message().await {
+                let message = tokio::select! {
+                    message = stream.message() => message,
+                    _ = tick.tick() => {
+                        if last_heard.elapsed() > WATCH_SILENCE_LIMIT {
+                            let _ = tx
+                                .send(Err(StoreError::Backend(
+                                    "etcd: the watch's member stopped answering".to_owned(),
+                                )))
+                                .await;
+                            return;
+                        }
+                        if last_heard.elapsed() >= WATCH_PROGRESS_EVERY {
+                            let _ = stream.request_progress().await;
+                        }
+                        continue;
+                    }
+                };
+                last_heard = tokio::time::Instant::now();
+                let message = match message {
                     Ok(Some(message)) => message,
                     Ok(None) => return,
                     Err(e) => {

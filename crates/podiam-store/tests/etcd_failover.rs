@@ -236,3 +236,40 @@ async fn a_commit_whose_answer_was_lost_is_reported_once() {
         .unwrap();
     assert!(matches!(again, TxnOutcome::Failed), "{again:?}");
 }
+
+/// A watch on a member that hangs ends with an error within seconds instead of staying silent,
+/// and a new watch from the same revision, made through the members that answer, gets the
+/// writes made meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_hung_member_is_given_up_and_made_again() {
+    let cluster = EtcdCluster::start(3);
+    let store = EtcdStore::connect(&cluster.endpoints(), namespace("watch"))
+        .await
+        .unwrap();
+    let start = store.revision().await.unwrap();
+    // Member 0 answered first, so the watch is on it.
+    let mut watch = store.watch("w/", start).await.unwrap();
+    cluster.pause(0, true);
+    let written = store
+        .txn(&[], &[Op::Put("w/after-hang".to_owned(), b"v".to_vec())])
+        .await
+        .expect("the write goes through the other members");
+    assert!(matches!(written, TxnOutcome::Committed(_)));
+    let ended = tokio::time::timeout(Duration::from_secs(8), watch.next()).await;
+    cluster.pause(0, false);
+    assert!(
+        matches!(ended, Ok(Some(Err(_)))),
+        "the silent watch ends with an error: {ended:?}"
+    );
+    cluster.pause(0, true);
+    let mut again = store
+        .watch("w/", start)
+        .await
+        .expect("a new watch elsewhere");
+    let event = tokio::time::timeout(Duration::from_secs(5), again.next()).await;
+    cluster.pause(0, false);
+    let Ok(Some(Ok(event))) = event else {
+        panic!("the new watch delivers the write: {event:?}");
+    };
+    assert_eq!(event.key, "w/after-hang");
+}
