@@ -40,11 +40,16 @@ pub struct Admission {
     max_delay: Option<Duration>,
 }
 
+/// How often the probe measures the runtime's delay.
+const PROBE_INTERVAL: Duration = Duration::from_millis(10);
+
 /// What the probe last saw, in microseconds since `base`.
 struct Probe {
     base: tokio::time::Instant,
     /// How late it woke last time.
     late_us: AtomicU64,
+    /// How late it woke the time before.
+    previous_late_us: AtomicU64,
     /// When it last ran.
     ran_us: AtomicU64,
 }
@@ -54,21 +59,33 @@ impl Probe {
         u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// The delay now: how late the last wake-up was, or, when the probe is overdue (the
-    /// runtime is stalled and has not run it), how overdue it is.
+    /// The delay now: the smaller of the two latest readings, where a probe that is overdue
+    /// (the runtime is stalled and has not run it) counts as a reading of how overdue it is.
+    /// One slow request that stalls a worker once makes one late reading, not overload;
+    /// overload makes every reading late.
     fn delay(&self) -> Duration {
-        let late = self.late_us.load(Ordering::Relaxed);
+        let last = self.late_us.load(Ordering::Relaxed);
+        let previous = self.previous_late_us.load(Ordering::Relaxed);
         let interval = u64::try_from(PROBE_INTERVAL.as_micros()).unwrap_or(u64::MAX);
         let overdue = self
             .now_us()
             .saturating_sub(self.ran_us.load(Ordering::Relaxed))
             .saturating_sub(interval);
-        Duration::from_micros(late.max(overdue))
+        let latest_two = if overdue > 0 {
+            last.min(overdue)
+        } else {
+            last.min(previous)
+        };
+        Duration::from_micros(latest_two)
+    }
+
+    fn record(&self, late: Duration) {
+        let late = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        let last = self.late_us.swap(late, Ordering::Relaxed);
+        self.previous_late_us.store(last, Ordering::Relaxed);
+        self.ran_us.store(self.now_us(), Ordering::Relaxed);
     }
 }
-
-/// How often the probe measures the runtime's delay.
-const PROBE_INTERVAL: Duration = Duration::from_millis(10);
 
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,7 +93,7 @@ impl std::fmt::Debug for Admission {
             .field("limit", &self.limit)
             .field("in_flight", &self.in_flight())
             .field("shed", &self.shed_total())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,6 +108,7 @@ impl Admission {
             probe: Arc::new(Probe {
                 base: tokio::time::Instant::now(),
                 late_us: AtomicU64::new(0),
+                previous_late_us: AtomicU64::new(0),
                 ran_us: AtomicU64::new(0),
             }),
             max_delay: None,
@@ -189,11 +207,7 @@ async fn probe(state: Weak<Probe>) {
         let Some(state) = state.upgrade() else {
             return;
         };
-        state.late_us.store(
-            u64::try_from(late.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        state.ran_us.store(state.now_us(), Ordering::Relaxed);
+        state.record(late);
     }
 }
 
@@ -282,10 +296,26 @@ mod tests {
         let release = Arc::new(tokio::sync::Notify::new());
         let admission = Admission::new(1_000).with_max_queue_delay(Some(Duration::from_millis(20)));
         let router = admission.wrap(slow_router(release), shed());
-        // Hog the only worker thread for 300 ms: the probe cannot run. This test's own task
-        // runs on the thread that blocks on it, so it can look meanwhile.
+        // One stall of the only worker thread (a slow request) is not overload: nothing is
+        // shed after it.
         tokio::time::sleep(Duration::from_millis(30)).await;
-        tokio::spawn(async { std::thread::sleep(Duration::from_millis(300)) });
+        tokio::spawn(async { std::thread::sleep(Duration::from_millis(150)) });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            admission.queue_delay() < Duration::from_millis(20),
+            "{:?}",
+            admission.queue_delay()
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        // Work that keeps the worker busy, yielding now and then (overload): every reading is
+        // late, so the runtime is behind and requests are shed. This test's own task runs on
+        // the thread that blocks on it, so it can look meanwhile.
+        tokio::spawn(async {
+            for _ in 0..8 {
+                std::thread::sleep(Duration::from_millis(40));
+                tokio::task::yield_now().await;
+            }
+        });
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(
             admission.queue_delay() > Duration::from_millis(20),
@@ -299,7 +329,7 @@ mod tests {
             .ok()
             .map(|r| r.status());
         assert_eq!(status, Some(StatusCode::TOO_MANY_REQUESTS));
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         // Once the runtime keeps up again, requests are admitted.
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(admission.queue_delay() < Duration::from_millis(20));
