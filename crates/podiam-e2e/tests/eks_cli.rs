@@ -1,7 +1,7 @@
 //! EKS and EKS Auth with the AWS CLI v1 and boto3, unmodified: every operation and its
 //! errors, `podiam cluster`, and IRSA through a hosted issuer with no network fetch.
 
-use podiam_e2e::{ClientEnv, Server, podiam_bin};
+use podiam_e2e::{ClientEnv, Server, ServerOptions, podiam_bin};
 use serde_json::{Value, json};
 
 fn podiam(env: &ClientEnv, args: &[&str]) -> podiam_e2e::Run {
@@ -377,7 +377,7 @@ fn every_eks_operation_through_the_cli() {
 /// IRSA where podiam hosts the cluster's issuer: no issuer to serve, no --allow-http-issuers.
 #[test]
 fn irsa_with_a_hosted_issuer() {
-    let server = Server::start_with(&podiam_e2e::ServerOptions::default());
+    let server = Server::start_with(&ServerOptions::default());
     let root = ClientEnv::root(&server);
     podiam(&root, &["cluster", "create", "--name", "dev"]).ok();
     let issuer = root
@@ -660,4 +660,136 @@ fn external_issuers_by_discovery_and_by_uploaded_jwks() {
         web["SubjectFromWebIdentityToken"],
         "system:serviceaccount:carts:carts"
     );
+}
+
+/// Issue 17: a write whose answer was lost is retried with the same `--client-request-token`
+/// (the AWS CLI and SDKs keep their generated one across their own retries) and gets the first
+/// result, also from a restarted server; the same token with other parameters is an error.
+/// IAM has no tokens: a retried create answers `EntityAlreadyExists`.
+#[test]
+fn client_request_tokens_make_retries_safe() {
+    const TOKEN: &str = "9a91a181-e23b-42ab-8680-915f4ab42a32";
+    let mut server = Server::start();
+    let root = ClientEnv::root(&server);
+    let create_cluster = |role: &str| {
+        root.aws(&[
+            "eks",
+            "create-cluster",
+            "--name",
+            "c1",
+            "--role-arn",
+            &format!("arn:aws:iam::000000000000:role/{role}"),
+            "--resources-vpc-config",
+            "subnetIds=subnet-1",
+            "--client-request-token",
+            TOKEN,
+        ])
+    };
+    let cluster = create_cluster("cluster").json();
+    assert_eq!(create_cluster("cluster").json(), cluster);
+    create_cluster("other").fails_with("InvalidRequestException");
+
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "pia",
+        "--assume-role-policy-document",
+        PIA_TRUST,
+    ])
+    .ok();
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "pia",
+        "--assume-role-policy-document",
+        PIA_TRUST,
+    ])
+    .fails_with("EntityAlreadyExists");
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "other",
+        "--assume-role-policy-document",
+        PIA_TRUST,
+    ])
+    .ok();
+    let create_association = |env: &ClientEnv, role: &str| {
+        env.aws(&[
+            "eks",
+            "create-pod-identity-association",
+            "--cluster-name",
+            "c1",
+            "--namespace",
+            "carts",
+            "--service-account",
+            "carts",
+            "--role-arn",
+            &format!("arn:aws:iam::000000000000:role/{role}"),
+            "--client-request-token",
+            TOKEN,
+        ])
+    };
+    let association = create_association(&root, "pia").json();
+    let id = association["association"]["associationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(id.starts_with("a-"), "{association}");
+    let again = create_association(&root, "pia").json();
+    assert_eq!(again["association"]["associationId"], id.as_str());
+    create_association(&root, "other").fails_with("InvalidRequestException");
+    // Without a token the CLI sends a fresh one: a new request, which finds the association.
+    root.aws(&[
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        "c1",
+        "--namespace",
+        "carts",
+        "--service-account",
+        "carts",
+        "--role-arn",
+        "arn:aws:iam::000000000000:role/pia",
+    ])
+    .fails_with("ResourceInUseException");
+
+    // The tokens are stored with what they made: a restart keeps them.
+    server.restart(&ServerOptions::default());
+    assert_eq!(create_association(&root, "pia").json(), association);
+    assert_eq!(create_cluster("cluster").json(), cluster);
+    let update = |role: &str| {
+        root.aws(&[
+            "eks",
+            "update-pod-identity-association",
+            "--cluster-name",
+            "c1",
+            "--association-id",
+            &id,
+            "--role-arn",
+            &format!("arn:aws:iam::000000000000:role/{role}"),
+            "--client-request-token",
+            "5f0c1c1e-7a43-4a0e-9a57-3d2b8f9e6c11",
+        ])
+    };
+    let updated = update("other").json();
+    assert_eq!(update("other").json(), updated);
+    update("pia").fails_with("InvalidRequestException");
+    root.aws(&[
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        "c1",
+        "--namespace",
+        "carts",
+        "--service-account",
+        "orders",
+        "--role-arn",
+        "arn:aws:iam::000000000000:role/pia",
+        "--client-request-token",
+        "short",
+    ])
+    .fails_with("InvalidParameterException");
 }

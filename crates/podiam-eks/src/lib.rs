@@ -8,12 +8,15 @@
 mod error;
 mod model;
 mod pod_identity;
+mod retries;
 mod service;
 mod state;
 mod validate;
 
 pub use error::EksError;
-pub use model::{AssociationRecord, ClusterRecord, IssuerRecord};
+pub use model::{
+    AssociationRecord, ClientRequest, ClusterRecord, IssuerRecord, UPDATE_REQUESTS_KEPT,
+};
 pub use pod_identity::{
     NODE_NAME_TAG, POD_IDENTITY_AUDIENCE, POD_IDENTITY_DURATION, POD_IDENTITY_SERVICE,
     PodIdentityGrant, PodIdentityRequest, caller_node,

@@ -21,6 +21,21 @@ pub struct ClusterRecord {
     pub tags: BTreeMap<String, String>,
     /// Who issues the cluster's service-account tokens.
     pub issuer: IssuerRecord,
+    /// The `clientRequestToken` of the `CreateCluster` that made it, with its parameters'
+    /// fingerprint: a retry of that request answers this cluster instead of failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_request: Option<ClientRequest>,
+}
+
+/// A request that carried a `clientRequestToken`, kept with what it created or changed so that
+/// a retry (same token, same parameters) gets the first answer instead of failing or acting
+/// twice, and a reuse of the token for another request is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// The caller's token, verbatim (33–126 characters).
+    pub token: String,
+    /// SHA-256 (hex) of the operation and every parameter podiam acts on, the token excluded.
+    pub fingerprint: String,
 }
 
 /// A cluster's service-account token issuer.
@@ -100,12 +115,27 @@ pub struct AssociationRecord {
     pub created: i64,
     /// Last change, seconds since the epoch.
     pub modified: i64,
+    /// The `clientRequestToken` of the `CreatePodIdentityAssociation` that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_request: Option<ClientRequest>,
+    /// The tokens of the latest `UpdatePodIdentityAssociation`s (oldest first, at most
+    /// [`UPDATE_REQUESTS_KEPT`]): a retried update is answered without being applied again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_requests: Vec<ClientRequest>,
 }
+
+/// How many update tokens an association remembers: enough for a client's retries to land
+/// after a few other updates, small enough to keep the record small.
+pub const UPDATE_REQUESTS_KEPT: usize = 16;
 
 pub(crate) mod keys {
     pub(crate) const ROOT: &str = "eks/";
     pub(crate) const CLUSTER: &str = "eks/cluster/";
     pub(crate) const ASSOCIATION: &str = "eks/association/";
+    /// `clientRequestToken`s of creates → what they created, so that a token is used for one
+    /// request only. Keyed by the token's SHA-256: tokens may hold any character.
+    pub(crate) const CLUSTER_TOKEN: &str = "eks/index/token/cluster/";
+    pub(crate) const ASSOCIATION_TOKEN: &str = "eks/index/token/association/";
 
     pub(crate) fn cluster(name: &str) -> String {
         format!("{CLUSTER}{name}")
@@ -117,5 +147,22 @@ pub(crate) mod keys {
 
     pub(crate) fn associations_of(cluster: &str) -> String {
         format!("{ASSOCIATION}{cluster}/")
+    }
+
+    /// The cluster a `CreateCluster` token created (value: the cluster name).
+    pub(crate) fn cluster_token(token: &str) -> String {
+        format!(
+            "{CLUSTER_TOKEN}{}",
+            podiam_crypto::sha256_hex(token.as_bytes())
+        )
+    }
+
+    /// The association a `CreatePodIdentityAssociation` token created in `cluster` (value:
+    /// the association id). Tokens are scoped to the cluster, whose deletion drops them.
+    pub(crate) fn association_token(cluster: &str, token: &str) -> String {
+        format!(
+            "{ASSOCIATION_TOKEN}{cluster}/{}",
+            podiam_crypto::sha256_hex(token.as_bytes())
+        )
     }
 }

@@ -11,7 +11,10 @@ use podiam_store::{Compare, Op, Replica, Store};
 use podiam_types::Clock;
 use time::OffsetDateTime;
 
-use crate::model::{AssociationRecord, ClusterRecord, IssuerRecord, SealedKey, keys};
+use crate::model::{
+    AssociationRecord, ClusterRecord, IssuerRecord, SealedKey, UPDATE_REQUESTS_KEPT, keys,
+};
+use crate::retries::{client_request, is_retry};
 use crate::state::{AssociationEntry, ClusterEntry, EksState, issuer_key, key_aad};
 use crate::validate;
 use crate::{EksError, MAX_ASSOCIATIONS_PER_CLUSTER};
@@ -62,6 +65,9 @@ pub struct NewCluster {
     pub tags: BTreeMap<String, String>,
     /// The token issuer.
     pub issuer: IssuerChoice,
+    /// `clientRequestToken`: a retry with the same token and parameters answers the cluster
+    /// the first call created.
+    pub client_request_token: Option<String>,
 }
 
 /// What `CreatePodIdentityAssociation` creates.
@@ -83,6 +89,9 @@ pub struct NewAssociation {
     pub policy: Option<String>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// `clientRequestToken`: a retry with the same token and parameters answers the
+    /// association the first call created.
+    pub client_request_token: Option<String>,
 }
 
 /// What `UpdatePodIdentityAssociation` changes (`None`: unchanged; an empty string clears).
@@ -96,12 +105,15 @@ pub struct AssociationUpdate {
     pub disable_session_tags: Option<bool>,
     /// The session policy.
     pub policy: Option<String>,
+    /// `clientRequestToken`: a retry with the same token and parameters answers the
+    /// association without changing it again.
+    pub client_request_token: Option<String>,
 }
 
 /// EKS over a store. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Eks {
-    replica: Replica<EksState>,
+    pub(crate) replica: Replica<EksState>,
     kek: Arc<Keyring>,
     rng: Arc<dyn Rng>,
     clock: Arc<dyn Clock>,
@@ -245,10 +257,33 @@ impl Eks {
         EksError::NotFound(format!("No cluster found for name: {name}."))
     }
 
-    /// `CreateCluster`.
+    /// `CreateCluster`. With a `clientRequestToken` already used for the same parameters it
+    /// answers the cluster that call created (a retry whose answer was lost), and with other
+    /// parameters it fails with `InvalidRequest`.
     pub async fn create_cluster(&self, new: NewCluster) -> Result<Arc<ClusterEntry>, EksError> {
         validate::cluster_name(&new.name)?;
         validate::tags(&new.tags)?;
+        let request = client_request(new.client_request_token.as_deref(), "CreateCluster", || {
+            let issuer = match &new.issuer {
+                IssuerChoice::Hosted { url } => serde_json::json!({ "kind": "hosted", "url": url }),
+                IssuerChoice::External { url, jwks, ca } => {
+                    serde_json::json!({ "kind": "external", "url": url, "jwks": jwks, "ca": ca })
+                }
+            };
+            serde_json::json!({
+                "name": new.name,
+                "roleArn": new.role_arn,
+                "version": new.version,
+                "tags": new.tags,
+                "issuer": issuer,
+            })
+        })?;
+        // Before making a key: a retry creates nothing.
+        if let Some(request) = &request
+            && let Some(done) = self.replayed_cluster(request).await?
+        {
+            return Ok(done);
+        }
         let issuer = match new.issuer {
             IssuerChoice::Hosted { url } => {
                 let url = match url {
@@ -297,31 +332,52 @@ impl Eks {
             created: self.now().unix_timestamp(),
             tags: new.tags,
             issuer,
+            create_request: request.clone(),
         };
         let key = keys::cluster(&new.name);
         let index = issuer_index(record.issuer.url());
-        let compares = [Compare::Absent(key.clone()), Compare::Absent(index.clone())];
-        let ops = [
+        let mut compares = vec![Compare::Absent(key.clone()), Compare::Absent(index.clone())];
+        let mut ops = vec![
             Op::Put(key, encode(&record)?),
-            Op::Put(index, new.name.clone().into_bytes()),
+            Op::Put(index.clone(), new.name.clone().into_bytes()),
         ];
-        if self.replica.commit(&compares, &ops).await?.is_none() {
-            if self.state().cluster(&new.name).is_some()
-                || self.replica.get(&keys::cluster(&new.name)).await?.is_some()
+        if let Some(request) = &request {
+            // The token is claimed with the cluster: one request per token, even in a race.
+            let claim = keys::cluster_token(&request.token);
+            compares.push(Compare::Absent(claim.clone()));
+            ops.push(Op::Put(claim, new.name.clone().into_bytes()));
+        }
+        for _ in 0..3 {
+            if self.replica.commit(&compares, &ops).await?.is_some() {
+                return self
+                    .state()
+                    .cluster(&new.name)
+                    .ok_or_else(|| Self::not_found(&new.name));
+            }
+            // A concurrent copy of this request may have won: answer what it created.
+            if let Some(request) = &request
+                && let Some(done) = self.replayed_cluster(request).await?
             {
+                return Ok(done);
+            }
+            if self.replica.get(&keys::cluster(&new.name)).await?.is_some() {
                 return Err(EksError::InUse(format!(
                     "Cluster already exists with name: {}",
                     new.name
                 )));
             }
-            return Err(EksError::InUse(format!(
-                "Another cluster already uses the issuer {}",
-                record.issuer.url()
-            )));
+            if self.replica.get(&index).await?.is_some() {
+                return Err(EksError::InUse(format!(
+                    "Another cluster already uses the issuer {}",
+                    record.issuer.url()
+                )));
+            }
+            // Only a stale token claim was in the way, and it is gone now: try again.
         }
-        self.state()
-            .cluster(&new.name)
-            .ok_or_else(|| Self::not_found(&new.name))
+        Err(EksError::InUse(format!(
+            "Cluster {} is being created by another request; try again.",
+            new.name
+        )))
     }
 
     fn seal(&self, cluster: &str, key: &SigningKey) -> Result<SealedKey, EksError> {
@@ -460,6 +516,9 @@ impl Eks {
             Op::Delete(keys::cluster(name)),
             Op::Delete(issuer_index(cluster.record.issuer.url())),
         ];
+        if let Some(request) = &cluster.record.create_request {
+            ops.push(Op::Delete(keys::cluster_token(&request.token)));
+        }
         let mut after: Option<String> = None;
         loop {
             let listed = self
@@ -474,6 +533,9 @@ impl Eks {
                         &record.namespace,
                         &record.service_account,
                     )));
+                    if let Some(request) = &record.create_request {
+                        ops.push(Op::Delete(keys::association_token(name, &request.token)));
+                    }
                 }
                 ops.push(Op::Delete(entry.key.clone()));
             }
@@ -499,7 +561,10 @@ impl Eks {
             .map_err(|e| EksError::InvalidParameter(e.to_string()))
     }
 
-    /// `CreatePodIdentityAssociation`.
+    /// `CreatePodIdentityAssociation`. With a `clientRequestToken` already used in this
+    /// cluster for the same parameters it answers the association that call created; with
+    /// other parameters (another service account, another role…) it fails with
+    /// `InvalidRequest`, never answering another request's association.
     pub async fn create_association(
         &self,
         new: NewAssociation,
@@ -516,6 +581,28 @@ impl Eks {
             validate::session_policy(policy)?;
         }
         validate::policy_needs_untagged_sessions(new.policy.as_deref(), new.disable_session_tags)?;
+        let request = client_request(
+            new.client_request_token.as_deref(),
+            "CreatePodIdentityAssociation",
+            || {
+                serde_json::json!({
+                    "clusterName": new.cluster,
+                    "namespace": new.namespace,
+                    "serviceAccount": new.service_account,
+                    "roleArn": new.role_arn,
+                    "targetRoleArn": new.target_role_arn,
+                    "disableSessionTags": new.disable_session_tags,
+                    "policy": new.policy,
+                    "tags": new.tags,
+                })
+            },
+        )?;
+        // Before the quota: the association a retry answers is already counted.
+        if let Some(request) = &request
+            && let Some(done) = self.replayed_association(&new.cluster, request).await?
+        {
+            return Ok(done);
+        }
         if self.state().association_count(&new.cluster) >= MAX_ASSOCIATIONS_PER_CLUSTER {
             return Err(EksError::LimitExceeded(format!(
                 "A cluster has at most {MAX_ASSOCIATIONS_PER_CLUSTER} pod identity associations."
@@ -536,37 +623,61 @@ impl Eks {
             tags: new.tags,
             created: now,
             modified: now,
+            create_request: request.clone(),
+            update_requests: Vec::new(),
         };
         let index = sa_index(&new.cluster, &new.namespace, &new.service_account);
         let key = keys::association(&new.cluster, &id);
-        // The cluster must still be there, unchanged, when the association lands.
-        let cluster_key = keys::cluster(&new.cluster);
-        let cluster_revision = self
-            .replica
-            .get(&cluster_key)
-            .await?
-            .ok_or_else(|| Self::not_found(&new.cluster))?
-            .mod_revision;
-        let compares = [
-            Compare::Absent(index.clone()),
-            Compare::Absent(key.clone()),
-            Compare::ModRevision(cluster_key, cluster_revision),
-        ];
-        let ops = [
+        let mut ops = vec![
             Op::Put(index.clone(), id.clone().into_bytes()),
-            Op::Put(key, encode(&record)?),
+            Op::Put(key.clone(), encode(&record)?),
         ];
-        if self.replica.commit(&compares, &ops).await?.is_none() {
-            let existing = self.replica.get(&index).await?;
-            return Err(match existing {
-                Some(e) => EksError::InUse(format!(
-                    "Association already exists: {}",
-                    String::from_utf8_lossy(&e.value)
-                )),
-                None => Self::not_found(&new.cluster),
-            });
+        let mut compares = vec![Compare::Absent(index.clone()), Compare::Absent(key)];
+        if let Some(request) = &request {
+            // The token is claimed with the association: one request per token, even in a race.
+            let claim = keys::association_token(&new.cluster, &request.token);
+            compares.push(Compare::Absent(claim.clone()));
+            ops.push(Op::Put(claim, id.clone().into_bytes()));
         }
-        self.describe_association(&new.cluster, &id)
+        let cluster_key = keys::cluster(&new.cluster);
+        for _ in 0..3 {
+            // The cluster must still be there, unchanged, when the association lands.
+            let cluster_revision = self
+                .replica
+                .get(&cluster_key)
+                .await?
+                .ok_or_else(|| Self::not_found(&new.cluster))?
+                .mod_revision;
+            let mut guarded = compares.clone();
+            guarded.push(Compare::ModRevision(cluster_key.clone(), cluster_revision));
+            if self.replica.commit(&guarded, &ops).await?.is_some() {
+                return self.describe_association(&new.cluster, &id);
+            }
+            // A concurrent copy of this request may have won: answer what it created.
+            if let Some(request) = &request
+                && let Some(done) = self.replayed_association(&new.cluster, request).await?
+            {
+                return Ok(done);
+            }
+            if let Some(existing) = self.replica.get(&index).await? {
+                return Err(EksError::InUse(format!(
+                    "Association already exists: {}",
+                    String::from_utf8_lossy(&existing.value)
+                )));
+            }
+            // The cluster changed (a key rotation) or a stale token claim was dropped.
+        }
+        Err(EksError::InvalidRequest(
+            "The cluster changed while the association was being created; try again.".to_owned(),
+        ))
+    }
+
+    /// The entry of a record read from the store: the replica's, unless it lags behind.
+    pub(crate) fn association_entry(&self, record: AssociationRecord) -> Arc<AssociationEntry> {
+        self.state()
+            .association(&record.cluster, &record.id)
+            .filter(|a| a.record == record)
+            .unwrap_or_else(|| Arc::new(AssociationEntry { record }))
     }
 
     /// `DescribePodIdentityAssociation`.
@@ -604,7 +715,9 @@ impl Eks {
         Ok(page(items, next, max))
     }
 
-    /// `UpdatePodIdentityAssociation`.
+    /// `UpdatePodIdentityAssociation`. A `clientRequestToken` among the association's recent
+    /// updates is a retry: the association is answered as it is, not changed again (nor its
+    /// `modified` time); the same token with other parameters fails with `InvalidRequest`.
     pub async fn update_association(
         &self,
         cluster: &str,
@@ -621,6 +734,20 @@ impl Eks {
         if let Some(policy) = update.policy.as_deref().filter(|p| !p.is_empty()) {
             validate::session_policy(policy)?;
         }
+        let request = client_request(
+            update.client_request_token.as_deref(),
+            "UpdatePodIdentityAssociation",
+            || {
+                serde_json::json!({
+                    "clusterName": cluster,
+                    "associationId": id,
+                    "roleArn": update.role_arn,
+                    "targetRoleArn": update.target_role_arn,
+                    "disableSessionTags": update.disable_session_tags,
+                    "policy": update.policy,
+                })
+            },
+        )?;
         let key = keys::association(cluster, id);
         for _ in 0..5 {
             let Some(entry) = self.replica.get(&key).await? else {
@@ -630,6 +757,15 @@ impl Eks {
             };
             let mut record: AssociationRecord = serde_json::from_slice(&entry.value)
                 .map_err(|e| EksError::Crypto(e.to_string()))?;
+            if let Some(request) = &request {
+                let mut retry = false;
+                for seen in &record.update_requests {
+                    retry |= is_retry(Some(seen), request)?;
+                }
+                if retry {
+                    return Ok(self.association_entry(record));
+                }
+            }
             if let Some(role) = &update.role_arn {
                 record.role_arn.clone_from(role);
             }
@@ -647,6 +783,14 @@ impl Eks {
                 record.disable_session_tags,
             )?;
             record.modified = self.now().unix_timestamp();
+            if let Some(request) = &request {
+                record.update_requests.push(request.clone());
+                let excess = record
+                    .update_requests
+                    .len()
+                    .saturating_sub(UPDATE_REQUESTS_KEPT);
+                record.update_requests.drain(..excess);
+            }
             let compares = [Compare::ModRevision(key.clone(), entry.mod_revision)];
             let ops = [Op::Put(key.clone(), encode(&record)?)];
             if self.replica.commit(&compares, &ops).await?.is_some() {
@@ -666,10 +810,13 @@ impl Eks {
     ) -> Result<Arc<AssociationEntry>, EksError> {
         let existing = self.describe_association(cluster, id)?;
         let r = &existing.record;
-        let ops = [
+        let mut ops = vec![
             Op::Delete(keys::association(cluster, id)),
             Op::Delete(sa_index(&r.cluster, &r.namespace, &r.service_account)),
         ];
+        if let Some(request) = &r.create_request {
+            ops.push(Op::Delete(keys::association_token(cluster, &request.token)));
+        }
         let revision = self
             .replica
             .get(&keys::association(cluster, id))

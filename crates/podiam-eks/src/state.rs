@@ -126,7 +126,8 @@ impl EksState {
             .count()
     }
 
-    fn open_cluster(&self, record: ClusterRecord) -> ClusterEntry {
+    /// A cluster record with its issuer's keys opened.
+    pub(crate) fn open_cluster(&self, record: ClusterRecord) -> ClusterEntry {
         let (signer, keys) = match &record.issuer {
             IssuerRecord::Hosted { url, keys } => {
                 let mut set = KeySet::new();

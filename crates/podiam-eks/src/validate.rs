@@ -123,6 +123,20 @@ pub(crate) fn policy_needs_untagged_sessions(
     Ok(())
 }
 
+/// A `clientRequestToken`: 33–126 characters. The model sets no limit, but EKS answers a
+/// shorter or longer one with `InvalidParameterException` and this message (seen on
+/// `CreateCluster`; podiam applies it to every EKS call with a token). The AWS CLI and SDKs
+/// send a UUID (36 characters) when the caller gives none.
+pub(crate) fn client_request_token(token: &str) -> Result<(), EksError> {
+    if (33..=126).contains(&token.chars().count()) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "The client request token parameter must be between 33 and 126 characters.".to_owned(),
+        ))
+    }
+}
+
 /// `len` upper-case hexadecimal digits.
 pub(crate) fn random_hex(len: usize, rng: &dyn Rng) -> Result<String, EksError> {
     let mut bytes = vec![0u8; len.div_ceil(2)];
@@ -184,5 +198,10 @@ mod tests {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         );
         assert_eq!(random_hex(32, &rng).unwrap_or_default().len(), 32);
+        assert!(client_request_token("9a91a181-e23b-42ab-8680-915f4ab42a32").is_ok());
+        assert!(client_request_token(&"é".repeat(126)).is_ok());
+        assert!(client_request_token(&"t".repeat(32)).is_err());
+        assert!(client_request_token(&"t".repeat(127)).is_err());
+        assert!(client_request_token("").is_err());
     }
 }

@@ -39,6 +39,23 @@ struct World {
     iam: Iam,
     sts: Sts,
     clock: Arc<FixedClock>,
+    store: Arc<dyn Store>,
+    kek: Arc<Keyring>,
+}
+
+impl World {
+    /// Another EKS over the same store: a restarted server, or a second replica.
+    async fn replica(&self) -> Eks {
+        Eks::open(
+            Arc::clone(&self.store),
+            Arc::clone(&self.kek),
+            Arc::new(SeededRng::new(b"another replica")),
+            self.clock.clone(),
+            self.eks.config().clone(),
+        )
+        .await
+        .expect("replica")
+    }
 }
 
 fn at(t: i64) -> OffsetDateTime {
@@ -99,8 +116,8 @@ async fn world() -> World {
         clock.clone(),
     );
     let eks = Eks::open(
-        store,
-        kek,
+        Arc::clone(&store),
+        Arc::clone(&kek),
         rng,
         clock.clone(),
         EksConfig {
@@ -117,6 +134,8 @@ async fn world() -> World {
         iam,
         sts,
         clock,
+        store,
+        kek,
     }
 }
 
@@ -129,6 +148,7 @@ fn hosted(name: &str, url: Option<&str>) -> NewCluster {
         issuer: IssuerChoice::Hosted {
             url: url.map(str::to_owned),
         },
+        client_request_token: None,
     }
 }
 
@@ -634,4 +654,385 @@ async fn association_policies_are_session_policies() {
         .await
         .expect("no policy, tags again");
     assert!(updated.record.policy.is_none() && !updated.record.disable_session_tags);
+}
+
+/// A `clientRequestToken` as the AWS CLI makes one (a UUID).
+const TOKEN: &str = "9a91a181-e23b-42ab-8680-915f4ab42a32";
+const OTHER_TOKEN: &str = "0b5ee0a4-64a4-4bd4-9bb5-43d1a0e6b6e0";
+
+fn carts_association(role: &str, token: Option<&str>) -> NewAssociation {
+    NewAssociation {
+        cluster: "c1".into(),
+        namespace: "carts".into(),
+        service_account: "carts".into(),
+        role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{role}"),
+        tags: BTreeMap::from([("team".to_owned(), "carts".to_owned())]),
+        client_request_token: token.map(str::to_owned),
+        ..NewAssociation::default()
+    }
+}
+
+fn reused(result: &Result<impl std::fmt::Debug, EksError>) -> bool {
+    matches!(result, Err(EksError::InvalidRequest(m)) if m.contains(TOKEN) && m.contains("different parameters"))
+}
+
+#[tokio::test]
+async fn a_retried_create_association_answers_the_first_association() {
+    let w = world().await;
+    w.eks
+        .create_cluster(hosted("c1", None))
+        .await
+        .expect("cluster");
+    let first = w
+        .eks
+        .create_association(carts_association("carts", Some(TOKEN)))
+        .await
+        .expect("create");
+    w.clock.advance(time::Duration::seconds(30));
+    // The answer was lost; the retry gets the same association, not ResourceInUse.
+    let retry = w
+        .eks
+        .create_association(carts_association("carts", Some(TOKEN)))
+        .await
+        .expect("retry");
+    assert_eq!(retry.record, first.record);
+    // On a restarted server or another replica over the same store too.
+    let replica = w.replica().await;
+    let elsewhere = replica
+        .create_association(carts_association("carts", Some(TOKEN)))
+        .await
+        .expect("retry on another replica");
+    assert_eq!(elsewhere.record.id, first.record.id);
+    let (listed, _) = w
+        .eks
+        .list_associations("c1", None, None, None, 10)
+        .expect("list");
+    assert_eq!(listed.len(), 1, "nothing was created twice");
+
+    // The same token with other parameters is refused, whatever differs, and never answers
+    // the association of another request.
+    let other_role = w
+        .eks
+        .create_association(carts_association("other", Some(TOKEN)))
+        .await;
+    assert!(reused(&other_role), "{other_role:?}");
+    let other_account = w
+        .eks
+        .create_association(NewAssociation {
+            namespace: "orders".into(),
+            service_account: "orders".into(),
+            ..carts_association("carts", Some(TOKEN))
+        })
+        .await;
+    assert!(reused(&other_account), "{other_account:?}");
+    let other_tags = w
+        .eks
+        .create_association(NewAssociation {
+            tags: BTreeMap::new(),
+            ..carts_association("carts", Some(TOKEN))
+        })
+        .await;
+    assert!(reused(&other_tags), "{other_tags:?}");
+    // Another token (or none) for the same service account is a new request: it exists.
+    for token in [Some(OTHER_TOKEN), None] {
+        let again = w
+            .eks
+            .create_association(carts_association("carts", token))
+            .await;
+        assert!(
+            matches!(&again, Err(EksError::InUse(m)) if m.contains(&first.record.id)),
+            "{again:?}"
+        );
+    }
+    // The token is kept with the association, not shown on the wire.
+    let stored = w
+        .eks
+        .describe_association("c1", &first.record.id)
+        .expect("describe");
+    assert_eq!(
+        stored
+            .record
+            .create_request
+            .as_ref()
+            .map(|r| r.token.as_str()),
+        Some(TOKEN)
+    );
+
+    // Tokens are 33-126 characters, as EKS requires.
+    for bad in ["short", &"t".repeat(127)] {
+        let refused = w
+            .eks
+            .create_association(NewAssociation {
+                service_account: "other".into(),
+                ..carts_association("carts", Some(bad))
+            })
+            .await;
+        assert!(
+            matches!(&refused, Err(EksError::InvalidParameter(m)) if m.contains("between 33 and 126")),
+            "{refused:?}"
+        );
+    }
+
+    // Deleting the association frees its token with it; deleting the cluster frees all.
+    w.eks
+        .delete_association("c1", &first.record.id)
+        .await
+        .expect("delete");
+    let recreated = w
+        .eks
+        .create_association(carts_association("carts", Some(TOKEN)))
+        .await
+        .expect("the token is free again");
+    assert_ne!(recreated.record.id, first.record.id);
+    w.eks.delete_cluster("c1").await.expect("delete cluster");
+    w.eks
+        .create_cluster(hosted("c1", None))
+        .await
+        .expect("cluster again");
+    let fresh = w
+        .eks
+        .create_association(carts_association("carts", Some(TOKEN)))
+        .await
+        .expect("fresh");
+    assert_ne!(fresh.record.id, recreated.record.id);
+    // A token is scoped to its cluster.
+    w.eks.create_cluster(hosted("c2", None)).await.expect("c2");
+    w.eks
+        .create_association(NewAssociation {
+            cluster: "c2".into(),
+            ..carts_association("carts", Some(TOKEN))
+        })
+        .await
+        .expect("same token, another cluster");
+}
+
+/// A store that lets other tasks run before every read and write, so that concurrent
+/// requests interleave between their checks and their commits.
+#[derive(Debug)]
+struct Yielding(MemoryStore);
+
+#[async_trait]
+impl Store for Yielding {
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<podiam_store::Entry>, podiam_store::StoreError> {
+        tokio::task::yield_now().await;
+        self.0.get(key).await
+    }
+
+    async fn txn(
+        &self,
+        compares: &[podiam_store::Compare],
+        ops: &[podiam_store::Op],
+    ) -> Result<podiam_store::TxnOutcome, podiam_store::StoreError> {
+        tokio::task::yield_now().await;
+        self.0.txn(compares, ops).await
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<podiam_store::Page, podiam_store::StoreError> {
+        self.0.list(prefix, after, limit).await
+    }
+
+    async fn watch(
+        &self,
+        prefix: &str,
+        after: podiam_store::Revision,
+    ) -> Result<podiam_store::Watch, podiam_store::StoreError> {
+        self.0.watch(prefix, after).await
+    }
+
+    async fn revision(&self) -> Result<podiam_store::Revision, podiam_store::StoreError> {
+        self.0.revision().await
+    }
+}
+
+#[tokio::test]
+async fn concurrent_copies_of_a_create_make_one_object() {
+    let w = world().await;
+    let store: Arc<dyn Store> = Arc::new(Yielding(MemoryStore::new()));
+    let open = |seed: &'static [u8]| {
+        Eks::open(
+            Arc::clone(&store),
+            Arc::clone(&w.kek),
+            Arc::new(SeededRng::new(seed)),
+            w.clock.clone(),
+            w.eks.config().clone(),
+        )
+    };
+    let (one, two) = (
+        open(b"one").await.expect("one"),
+        open(b"two").await.expect("two"),
+    );
+    let cluster = || NewCluster {
+        client_request_token: Some(TOKEN.to_owned()),
+        ..hosted("c1", None)
+    };
+    let (a, b, c) = tokio::join!(
+        one.create_cluster(cluster()),
+        two.create_cluster(cluster()),
+        one.create_cluster(cluster()),
+    );
+    let urls: Vec<String> = [a, b, c]
+        .into_iter()
+        .map(|r| {
+            r.expect("every copy succeeds")
+                .record
+                .issuer
+                .url()
+                .to_owned()
+        })
+        .collect();
+    assert!(urls.iter().all(|u| *u == urls[0]), "{urls:?}");
+    let (a, b, c) = tokio::join!(
+        one.create_association(carts_association("carts", Some(TOKEN))),
+        two.create_association(carts_association("carts", Some(TOKEN))),
+        one.create_association(carts_association("carts", Some(TOKEN))),
+    );
+    let ids: Vec<String> = [a, b, c]
+        .into_iter()
+        .map(|r| r.expect("every copy succeeds").record.id.clone())
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let (listed, _) = one
+        .list_associations("c1", None, None, None, 10)
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+}
+
+#[tokio::test]
+async fn a_retried_create_cluster_answers_the_first_cluster() {
+    let w = world().await;
+    let with_token = |name: &str, token: &str| NewCluster {
+        client_request_token: Some(token.to_owned()),
+        ..hosted(name, None)
+    };
+    let first = w
+        .eks
+        .create_cluster(with_token("c1", TOKEN))
+        .await
+        .expect("create");
+    w.clock.advance(time::Duration::seconds(30));
+    let retry = w
+        .eks
+        .create_cluster(with_token("c1", TOKEN))
+        .await
+        .expect("retry");
+    // The same cluster: its random issuer URL and its key, not new ones.
+    assert_eq!(retry.record, first.record);
+    let elsewhere = w
+        .replica()
+        .await
+        .create_cluster(with_token("c1", TOKEN))
+        .await
+        .expect("retry on another replica");
+    assert_eq!(elsewhere.record, first.record);
+    assert!(elsewhere.signer.is_some());
+
+    let other_name = w.eks.create_cluster(with_token("c2", TOKEN)).await;
+    assert!(reused(&other_name), "{other_name:?}");
+    let other_version = w
+        .eks
+        .create_cluster(NewCluster {
+            version: Some("1.31".into()),
+            ..with_token("c1", TOKEN)
+        })
+        .await;
+    assert!(reused(&other_version), "{other_version:?}");
+    assert!(matches!(
+        w.eks.create_cluster(with_token("c1", OTHER_TOKEN)).await,
+        Err(EksError::InUse(_))
+    ));
+    assert!(matches!(
+        w.eks.create_cluster(hosted("c1", None)).await,
+        Err(EksError::InUse(_))
+    ));
+    assert!(matches!(
+        w.eks.create_cluster(with_token("c3", "short")).await,
+        Err(EksError::InvalidParameter(_))
+    ));
+    assert_eq!(w.eks.list_clusters(None, 10).0, ["c1"]);
+
+    // Deleting the cluster frees its token.
+    w.eks.delete_cluster("c1").await.expect("delete");
+    let again = w
+        .eks
+        .create_cluster(with_token("c1", TOKEN))
+        .await
+        .expect("the token is free again");
+    assert_ne!(again.record.issuer.url(), first.record.issuer.url());
+}
+
+#[tokio::test]
+async fn a_retried_update_is_applied_once() {
+    let w = world().await;
+    w.eks
+        .create_cluster(hosted("c1", None))
+        .await
+        .expect("cluster");
+    let id = w
+        .eks
+        .create_association(carts_association("carts", None))
+        .await
+        .expect("create")
+        .record
+        .id
+        .clone();
+    let to = |role: &str, token: &str| AssociationUpdate {
+        role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/{role}")),
+        client_request_token: Some(token.to_owned()),
+        ..AssociationUpdate::default()
+    };
+    w.clock.advance(time::Duration::seconds(10));
+    let updated = w
+        .eks
+        .update_association("c1", &id, to("second", TOKEN))
+        .await
+        .expect("update");
+    let modified = updated.record.modified;
+    assert_eq!(modified, NOW + 10);
+    w.clock.advance(time::Duration::seconds(10));
+    let retry = w
+        .eks
+        .update_association("c1", &id, to("second", TOKEN))
+        .await
+        .expect("retry");
+    assert_eq!(retry.record, updated.record, "not applied twice");
+    // A later update, then a late retry of the earlier one: it does not undo the later one.
+    let later = w
+        .eks
+        .update_association("c1", &id, to("third", OTHER_TOKEN))
+        .await
+        .expect("later update");
+    let late = w
+        .replica()
+        .await
+        .update_association("c1", &id, to("second", TOKEN))
+        .await
+        .expect("late retry");
+    assert_eq!(late.record, later.record);
+    assert!(late.record.role_arn.ends_with("role/third"));
+    let other = w
+        .eks
+        .update_association("c1", &id, to("fourth", TOKEN))
+        .await;
+    assert!(reused(&other), "{other:?}");
+    // The association remembers its latest updates only.
+    for n in 0..(podiam_eks::UPDATE_REQUESTS_KEPT + 4) {
+        let token = format!("{n:036}");
+        w.eks
+            .update_association("c1", &id, to("fifth", &token))
+            .await
+            .expect("update");
+    }
+    let kept = w.eks.describe_association("c1", &id).expect("describe");
+    assert_eq!(
+        kept.record.update_requests.len(),
+        podiam_eks::UPDATE_REQUESTS_KEPT
+    );
 }

@@ -73,6 +73,15 @@ fn association_json(app: &App, a: &AssociationEntry) -> Value {
     json!({ "association": value })
 }
 
+/// `clientRequestToken` (`CreateCluster`, `CreatePodIdentityAssociation`,
+/// `UpdatePodIdentityAssociation`): EKS answers a retry with the first call's result. The AWS
+/// CLI and SDKs send a fresh UUID when the caller gives none and keep it across their own
+/// retries, so a retry whose first answer was lost succeeds instead of hitting
+/// `ResourceInUseException`.
+fn client_request_token(input: &Input<'_>) -> Result<Option<String>, WireError> {
+    Ok(input.string("clientRequestToken")?.map(str::to_owned))
+}
+
 /// `POST /clusters`.
 pub(crate) async fn create_cluster(State(app): State<App>, request: Request) -> Response {
     let call = Call::new(app, RestApi::Eks, "CreateCluster");
@@ -101,6 +110,7 @@ pub(crate) async fn create_cluster(State(app): State<App>, request: Request) -> 
                 version: input.string("version")?.map(str::to_owned),
                 tags,
                 issuer,
+                client_request_token: client_request_token(&input)?,
             })
             .await
             .map_err(|e| eks(&e))?;
@@ -267,6 +277,7 @@ pub(crate) async fn create_association(
                 disable_session_tags: input.boolean("disableSessionTags")?.unwrap_or(false),
                 policy: input.string("policy")?.map(str::to_owned),
                 tags,
+                client_request_token: client_request_token(&input)?,
             })
             .await
             .map_err(|e| eks(&e))?;
@@ -361,6 +372,7 @@ pub(crate) async fn update_association(
             target_role_arn: input.string("targetRoleArn")?.map(str::to_owned),
             disable_session_tags: input.boolean("disableSessionTags")?,
             policy: input.string("policy")?.map(str::to_owned),
+            client_request_token: client_request_token(&input)?,
         };
         for role in [&update.role_arn, &update.target_role_arn]
             .into_iter()

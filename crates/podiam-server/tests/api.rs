@@ -1062,3 +1062,50 @@ async fn deleted_root_keys_stay_deleted_across_restarts() {
     );
     assert!(second.app.iam().state().keys_of(None).is_empty());
 }
+
+/// IAM has no client tokens: a create retried after its answer was lost finds what the first
+/// call made (`EntityAlreadyExists`), and `CreateAccessKey` makes a second key. The client
+/// reads the entity (`GetRole`…) or lists the keys. Documented in docs/design.md.
+#[tokio::test]
+async fn retried_iam_creates_find_what_the_first_call_made() {
+    let w = World::new().await;
+    let policy = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#;
+    let trust = irsa_trust();
+    let creates: [&[(&str, &str)]; 4] = [
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", "retried"),
+            ("AssumeRolePolicyDocument", &trust),
+        ],
+        &[("Action", "CreateUser"), ("UserName", "retried")],
+        &[
+            ("Action", "CreatePolicy"),
+            ("PolicyName", "retried"),
+            ("PolicyDocument", policy),
+        ],
+        &[
+            ("Action", "CreateOpenIDConnectProvider"),
+            ("Url", ISSUER),
+            ("ClientIDList.member.1", "sts.amazonaws.com"),
+        ],
+    ];
+    for params in creates {
+        if params[0].1 != "CreateOpenIDConnectProvider" {
+            w.iam(&w.root, params).await.ok();
+        }
+        let retry = w.iam(&w.root, params).await;
+        assert_eq!(retry.status, StatusCode::CONFLICT, "{params:?}");
+        assert_eq!(retry.code(), "EntityAlreadyExists", "{params:?}");
+    }
+    // What the client does then: read it.
+    w.iam(&w.root, &[("Action", "GetRole"), ("RoleName", "retried")])
+        .await
+        .ok();
+    // A retried CreateAccessKey makes another key, up to the quota of two.
+    let key = [("Action", "CreateAccessKey"), ("UserName", "retried")];
+    let first = w.iam(&w.root, &key).await.ok();
+    let second = w.iam(&w.root, &key).await.ok();
+    assert_ne!(first.tag("AccessKeyId"), second.tag("AccessKeyId"));
+    let third = w.iam(&w.root, &key).await;
+    assert_eq!(third.code(), "LimitExceeded");
+}

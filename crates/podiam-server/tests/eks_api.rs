@@ -303,7 +303,7 @@ async fn associations_and_their_errors() {
             &w.root,
             "POST",
             &path,
-            Some(json!({"disableSessionTags": true, "clientRequestToken": "x"})),
+            Some(json!({"disableSessionTags": true, "clientRequestToken": "5f0c1c1e-7a43-4a0e-9a57-3d2b8f9e6c11"})),
         )
         .await
         .ok()
@@ -643,4 +643,151 @@ mod hostile {
             })?;
         }
     }
+}
+
+#[tokio::test]
+async fn retried_eks_writes_answer_the_first_result() {
+    const TOKEN: &str = "9a91a181-e23b-42ab-8680-915f4ab42a32";
+    let w = World::new().await;
+    let create_cluster = |role: &str| json!({"name": "c1", "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/{role}"), "resourcesVpcConfig": {"subnetIds": ["subnet-1"]}, "clientRequestToken": TOKEN});
+    let first = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            "/clusters",
+            Some(create_cluster("cluster")),
+        )
+        .await
+        .ok()
+        .json();
+    w.clock.advance(time::Duration::seconds(30));
+    // The first answer was lost: the retry gets the same cluster (its random issuer too).
+    let retry = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            "/clusters",
+            Some(create_cluster("cluster")),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(retry, first);
+    assert!(
+        !retry.to_string().contains(TOKEN),
+        "the token is not echoed"
+    );
+    let other = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            "/clusters",
+            Some(create_cluster("other")),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST, "{}", other.body);
+    assert_eq!(other.error_type(), "InvalidRequestException");
+    assert!(
+        other.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used for a request with different parameters")
+    );
+    for (token, message) in [
+        (json!("short"), "between 33 and 126 characters"),
+        (json!(5), "clientRequestToken must be a string"),
+    ] {
+        let refused = w
+            .rest(
+                "eks",
+                &w.root,
+                "POST",
+                "/clusters",
+                Some(json!({"name": "c2", "clientRequestToken": token})),
+            )
+            .await;
+        assert_eq!(refused.error_type(), "InvalidParameterException");
+        assert!(refused.body.contains(message), "{}", refused.body);
+    }
+
+    pia_role(&w, "pia").await;
+    pia_role(&w, "other").await;
+    let associate = |sa: &str, role: &str| json!({"namespace": "carts", "serviceAccount": sa, "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/{role}"), "clientRequestToken": TOKEN});
+    let path = "/clusters/c1/pod-identity-associations";
+    let created = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            path,
+            Some(associate("carts", "pia")),
+        )
+        .await
+        .ok()
+        .json();
+    w.clock.advance(time::Duration::seconds(30));
+    let retried = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            path,
+            Some(associate("carts", "pia")),
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(retried, created);
+    let id = created["association"]["associationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for body in [associate("carts", "other"), associate("orders", "pia")] {
+        let reused = w
+            .rest("eks", &w.root, "POST", path, Some(body.clone()))
+            .await;
+        assert_eq!(reused.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reused.error_type(), "InvalidRequestException", "{body}");
+        // Never another request's association.
+        assert!(!reused.body.contains(&id), "{}", reused.body);
+    }
+    // Without the token it is a new request, as before.
+    let dup = w
+        .rest(
+            "eks",
+            &w.root,
+            "POST",
+            path,
+            Some(json!({"namespace": "carts", "serviceAccount": "carts", "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/pia")})),
+        )
+        .await;
+    assert_eq!(dup.error_type(), "ResourceInUseException");
+
+    // An update retried after its answer was lost is not applied twice.
+    const UPDATE: &str = "2d7bb8a4-9c5e-4f0a-b3e1-6a4f0f3c2b99";
+    let association = format!("{path}/{id}");
+    let update = |role: &str| json!({"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/{role}"), "clientRequestToken": UPDATE});
+    let updated = w
+        .rest("eks", &w.root, "POST", &association, Some(update("other")))
+        .await
+        .ok()
+        .json();
+    w.clock.advance(time::Duration::seconds(30));
+    let again = w
+        .rest("eks", &w.root, "POST", &association, Some(update("other")))
+        .await
+        .ok()
+        .json();
+    assert_eq!(again, updated);
+    assert_eq!(
+        again["association"]["modifiedAt"],
+        updated["association"]["modifiedAt"]
+    );
+    let mismatch = w
+        .rest("eks", &w.root, "POST", &association, Some(update("pia")))
+        .await;
+    assert_eq!(mismatch.error_type(), "InvalidRequestException");
 }
