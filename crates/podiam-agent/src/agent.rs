@@ -11,14 +11,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use podiam_crypto::Secret;
 use podiam_types::Clock;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cache::{CacheConfig, Hit, Miss, PodCache};
-use crate::tokens::TokenChecker;
+use crate::tokens::{Checked, PodKey, TokenChecker};
 use crate::{Upstream, UpstreamError};
 
 /// How the agent is set up.
@@ -86,6 +88,41 @@ struct Metrics {
     upstream_errors: Counter,
     throttled: Counter,
     cached_pods: Gauge,
+    token_keys: Gauge,
+}
+
+/// The upstream client's failover between server replicas, read at each scrape.
+#[derive(Debug)]
+struct FailoverMetrics(Arc<dyn Upstream>);
+
+impl Collector for FailoverMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(stats) = self.0.failover_stats() else {
+            return Ok(());
+        };
+        let hedged = ConstCounter::new(stats.hedged);
+        hedged.encode(encoder.encode_descriptor(
+            "upstream_hedged",
+            "Upstream calls also sent to the next server replica because the one asked had not answered within --hedge-after",
+            None,
+            hedged.metric_type(),
+        )?)?;
+        let opened = ConstCounter::new(stats.circuits_opened);
+        opened.encode(encoder.encode_descriptor(
+            "upstream_circuits_opened",
+            "Times a server replica failed to answer and was skipped for a while (5 s, doubling to 30 s)",
+            None,
+            opened.metric_type(),
+        )?)?;
+        let open = ConstGauge::new(i64::try_from(stats.open_circuits).unwrap_or(i64::MAX));
+        open.encode(encoder.encode_descriptor(
+            "upstream_open_circuits",
+            "Server replicas skipped now because they failed to answer",
+            None,
+            open.metric_type(),
+        )?)?;
+        Ok(())
+    }
 }
 
 /// The node agent.
@@ -182,6 +219,12 @@ impl Agent {
             "Credentials renewed in the background",
             stats.renewals,
         );
+        registry.register(
+            "token_keys_loaded",
+            "1 when the cluster's token keys are loaded and tokens are verified locally, 0 when EKS Auth alone verifies them (no eks:DescribeCluster, or the server unreachable)",
+            metrics.token_keys.clone(),
+        );
+        registry.register_collector(Box::new(FailoverMetrics(Arc::clone(&upstream))));
         Self {
             checker: TokenChecker::new(),
             cache,
@@ -208,7 +251,15 @@ impl Agent {
         &self.cache
     }
 
-    /// Loads the cluster's keys; false when the server cannot be reached (retried later).
+    /// The token checker (for tests).
+    pub fn tokens(&self) -> &TokenChecker {
+        &self.checker
+    }
+
+    /// Loads the cluster's keys; false when they cannot be had (the server refuses them to the
+    /// agent's credentials, or cannot be reached): the reason is logged, pods' tokens are then
+    /// verified by EKS Auth alone, and the keys are asked for again later. The agent serves
+    /// (and is ready) either way.
     pub async fn prime(&self) -> bool {
         self.checker
             .prime(self.upstream.as_ref(), self.clock.now())
@@ -260,7 +311,7 @@ impl Agent {
             .unwrap_or_default()
             .trim();
         let now = self.clock.now();
-        let (key, exp) = match self.checker.check(token, self.upstream.as_ref(), now).await {
+        let checked = match self.checker.check(token, self.upstream.as_ref(), now).await {
             Ok(checked) => checked,
             Err(refusal) => {
                 self.metrics.refused.inc();
@@ -270,6 +321,64 @@ impl Agent {
                 );
             }
         };
+        if checked.verified {
+            self.serve(checked.key, checked.exp, token, now).await
+        } else {
+            self.serve_unverified(&checked, token, now).await
+        }
+    }
+
+    /// A token the agent could not verify (the cluster's keys are not available): EKS Auth
+    /// verifies it in `AssumeRoleForPodIdentity`, and only then is it trusted. Nothing cached
+    /// is served for it before (its claims may name another pod), and a refusal or an outage
+    /// leaves the pod's cached credentials alone.
+    async fn serve_unverified(
+        self: &Arc<Self>,
+        checked: &Checked,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Response {
+        // Requests with the same token wait for the first one's answer.
+        let _turn = self.checker.server_turn(token).await;
+        if self.checker.is_vouched(token, now) {
+            return self
+                .serve(Arc::clone(&checked.key), checked.exp, token, now)
+                .await;
+        }
+        if !self.bucket.take(now) {
+            self.metrics.throttled.inc();
+            return text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests".to_owned(),
+            );
+        }
+        match self
+            .cache
+            .fill_from_server(&checked.key, token, self.upstream.as_ref(), now)
+            .await
+        {
+            Ok(cached) => {
+                self.checker.vouch(token, checked, now);
+                self.metrics.ok.inc();
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    cached.body(),
+                )
+                    .into_response()
+            }
+            Err(e) => self.failed(&checked.key, &e),
+        }
+    }
+
+    /// A pod's credentials: what is cached, else from EKS Auth with the pod's verified token.
+    async fn serve(
+        self: &Arc<Self>,
+        key: Arc<PodKey>,
+        exp: i64,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Response {
         let result = self
             .cache
             .get_with_limit(&key, token, self.upstream.as_ref(), now, || {
@@ -310,19 +419,22 @@ impl Agent {
                     "Too Many Requests".to_owned(),
                 )
             }
-            Err(Miss::Upstream(e)) => {
-                self.metrics.upstream_errors.inc();
-                tracing::info!(
-                    namespace = key.namespace,
-                    service_account = key.service_account,
-                    pod = key.pod_name,
-                    code = e.code,
-                    message = e.message,
-                    "no credentials for the pod"
-                );
-                upstream_error(&e)
-            }
+            Err(Miss::Upstream(e)) => self.failed(&key, &e),
         }
+    }
+
+    /// No credentials for the pod `key`: EKS Auth refused or could not be reached.
+    fn failed(&self, key: &PodKey, e: &UpstreamError) -> Response {
+        self.metrics.upstream_errors.inc();
+        tracing::info!(
+            namespace = key.namespace,
+            service_account = key.service_account,
+            pod = key.pod_name,
+            code = e.code,
+            message = e.message,
+            "no credentials for the pod"
+        );
+        upstream_error(e)
     }
 
     /// `/readyz`: ready, or degraded while the server is unreachable (cached credentials are
@@ -345,6 +457,9 @@ impl Agent {
         self.metrics
             .cached_pods
             .set(i64::try_from(self.cache.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .token_keys
+            .set(i64::from(self.checker.has_keys()));
         podiam_process::render_metrics(&self.registry)
     }
 }
@@ -363,6 +478,23 @@ pub fn credentials_router(agent: Arc<Agent>) -> Router {
         .route("/v1/credentials", any(credentials))
         .fallback(not_found)
         .with_state(agent)
+}
+
+/// [`credentials_router`] behind the load shedding of `limits`: a request over the in-flight
+/// limit, or arriving while the agent is behind, gets the answer the agent gives when its
+/// upstream rate is exceeded (429, which the SDKs' container provider retries).
+pub fn admitted_credentials_router(agent: Arc<Agent>, limits: podiam_http::Limits) -> Router {
+    let counted = Arc::clone(&agent);
+    let shed: podiam_http::Shed = Arc::new(move |_parts: &http::request::Parts| {
+        counted.metrics.throttled.inc();
+        text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests".to_owned(),
+        )
+    });
+    podiam_http::Admission::new(limits.max_in_flight)
+        .with_max_queue_delay(limits.max_queue_delay)
+        .wrap(credentials_router(agent), shed)
 }
 
 async fn healthz() -> Response {

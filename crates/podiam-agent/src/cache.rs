@@ -358,6 +358,41 @@ impl PodCache {
         let _ = self.fill(&slot, token, upstream, now).await;
     }
 
+    /// Credentials for the pod `key` straight from EKS Auth, for a `token` the agent could not
+    /// verify (EKS Auth does). Nothing cached is served for such a token, and a failure leaves
+    /// the pod's cached credentials as they are: the token's claims are only trusted once EKS
+    /// Auth accepted it, and then its answer is cached for the pod.
+    pub async fn fill_from_server(
+        &self,
+        key: &Arc<PodKey>,
+        token: &str,
+        upstream: &dyn Upstream,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Cached>, UpstreamError> {
+        self.stats.upstream_calls.inc();
+        match upstream.assume_role_for_pod_identity(token).await {
+            Ok(credentials) => {
+                self.set_outage(now, None);
+                let cached = Arc::new(Cached {
+                    body: render(&credentials),
+                    expiration: credentials.expiration,
+                    fetched: now,
+                });
+                if self.config.max_entries > 0 {
+                    let slot = self.slot(key, now);
+                    slot.last_used
+                        .fetch_max(now.unix_timestamp(), Ordering::Relaxed);
+                    Self::write(&slot, Some(Arc::clone(&cached)));
+                }
+                Ok(cached)
+            }
+            Err(e) => {
+                self.set_outage(now, e.is_outage().then_some(&e));
+                Err(e)
+            }
+        }
+    }
+
     /// Forgets pods whose credentials are over (a pod that still runs asks again).
     pub fn sweep(&self, now: OffsetDateTime) {
         self.lock_slots().retain(|_, slot| {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::{
     Agent, AgentConfig, AssumeRoleSource, CacheConfig, EksAuthUpstream, Imds, ImdsConfig,
-    credentials_router, imds_router, probe_router,
+    admitted_credentials_router, imds_router, probe_router,
 };
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use podiam_client::{AwsClient, ChainCredentials, Timeouts};
+use podiam_client::{AwsClient, ChainCredentials, Failover, Timeouts};
 use podiam_crypto::SystemRng;
 use podiam_types::SystemClock;
 
@@ -47,9 +47,16 @@ struct RunArgs {
     #[arg(long, required = true)]
     cluster_name: Option<String>,
     /// The podiam server (EKS Auth) [default: $AWS_ENDPOINT_URL_EKS_AUTH or $AWS_ENDPOINT_URL];
-    /// several replicas comma-separated: when one refuses connections, the next is used.
+    /// several replicas comma-separated: one that refuses connections or does not answer is
+    /// skipped for 5 s (doubling to 30 s while it keeps failing) and the next is used.
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
+    /// With several --endpoint replicas: when the one asked has not answered a pod's
+    /// credentials call (or a key fetch) within this long, ask the next one too and take the
+    /// first answer, so a replica that hangs costs a new pod this delay, not a timeout (0: only
+    /// after a failure).
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
+    hedge_after: Duration,
     /// The region to sign for [default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1].
     #[arg(long)]
     region: Option<String>,
@@ -170,11 +177,11 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         .is_none()
         .then(|| "http://169.254.169.254".to_owned());
     // IRSA for the agent itself (its pod's projected token, bound by the kubelet to this node)
-    // is what tells the server which node the agent is: ask the server's STS for it.
-    let first_endpoint = endpoint.split(',').next().map(str::trim);
+    // is what tells the server which node the agent is: ask the server's STS for it, at any of
+    // the replicas.
     let credentials = Arc::new(ChainCredentials::standard(
         imds,
-        first_endpoint,
+        Some(&endpoint),
         Arc::new(SystemClock),
     ));
     let client = AwsClient::new(
@@ -186,7 +193,11 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
             connect: Duration::from_millis(500),
             request: Duration::from_secs(2),
         },
-    )?;
+    )?
+    .with_failover(Failover {
+        hedge_after: (!args.hedge_after.is_zero()).then_some(args.hedge_after),
+        ..Failover::default()
+    });
     let upstream = Arc::new(EksAuthUpstream {
         client: client.clone(),
         cluster: cluster.clone(),
@@ -210,9 +221,8 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        if !agent.prime().await {
-            tracing::warn!("the cluster's keys are not available yet (is the server reachable?); retrying on the first request");
-        }
+        // Without the keys (the reason is logged) EKS Auth verifies tokens: the agent serves.
+        agent.prime().await;
         let mut servers = tokio::task::JoinSet::new();
         let mut bound = Vec::new();
         for ip in &hosts {
@@ -220,7 +230,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
             match tokio::net::TcpListener::bind(address).await {
                 Ok(listener) => {
                     bound.push(listener.local_addr().unwrap_or(address));
-                    let router = credentials_router(Arc::clone(&agent));
+                    let router = admitted_credentials_router(Arc::clone(&agent), limits);
                     servers.spawn(podiam_http::serve(listener, router, limits, None, shutdown_signal()));
                 }
                 Err(e) => tracing::warn!(%address, error = %e, "cannot listen here; continuing without it"),

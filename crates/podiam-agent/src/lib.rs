@@ -2,7 +2,10 @@
 //! the node's own role, and the link-local setup they need.
 //!
 //! A pod's token is checked locally (basic claims, then the signature against the cluster's
-//! keys fetched from the server) before any upstream call; credentials are cached per pod with
+//! keys fetched from the server) before any upstream call; when the keys cannot be had (no
+//! `eks:DescribeCluster`), EKS Auth verifies the token before anything is served for it.
+//! Upstream calls are hedged across server replicas and skip a replica that does not answer
+//! (`podiam_client::Failover`). Credentials are cached per pod with
 //! one upstream call however many requests arrive together, renewed only for pods that still
 //! ask (no pod's token is kept), and served through a server outage until 15 s before they
 //! expire.
@@ -15,7 +18,9 @@ mod link;
 mod tokens;
 mod upstream;
 
-pub use agent::{Agent, AgentConfig, credentials_router, probe_router};
+pub use agent::{
+    Agent, AgentConfig, admitted_credentials_router, credentials_router, probe_router,
+};
 pub use cache::{CacheConfig, Cached, MIN_REMAINING, Miss, PodCache};
 pub use imds::{
     AssumeRoleSource, Imds, ImdsConfig, RoleCredentials, RoleSource, imds_router, node_only,
@@ -23,5 +28,5 @@ pub use imds::{
 pub use link::{
     AGENT_V4, AGENT_V6, IMDS_V4, IMDS_V6, LINK_NAME, LinkError, LinkReport, setup_link,
 };
-pub use tokens::{PodKey, Refusal, TokenChecker};
+pub use tokens::{Checked, PodKey, Refusal, ServerTurn, TokenChecker};
 pub use upstream::{EksAuthUpstream, PodCredentials, Upstream, UpstreamError};

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use podiam_client::{AwsClient, ClientError};
+use podiam_client::{AwsClient, ClientError, FailoverStats, Repeat};
 use podiam_crypto::{JwkSet, Secret};
 use podiam_oidc::KeySet;
 use serde_json::{Value, json};
@@ -54,6 +54,14 @@ impl UpstreamError {
         self.status.is_none_or(|s| s >= 500)
     }
 
+    /// The caller may not make the call (`AccessDeniedException`, 401 or 403): retrying soon
+    /// will not help, granting the permission will.
+    pub fn is_denied(&self) -> bool {
+        matches!(self.status, Some(401 | 403))
+            || self.code.starts_with("AccessDenied")
+            || self.code.contains("Unauthorized")
+    }
+
     /// Refused for good: the pod's request cannot succeed by retrying (the reference's
     /// irrecoverable errors).
     pub fn is_irrecoverable(&self) -> bool {
@@ -100,8 +108,14 @@ pub trait Upstream: Send + Sync + fmt::Debug {
         token: &str,
     ) -> Result<PodCredentials, UpstreamError>;
 
-    /// The issuer URL and keys that verify the cluster's tokens.
+    /// The issuer URL and keys that verify the cluster's tokens (`eks:DescribeCluster`).
     async fn cluster_keys(&self) -> Result<(String, KeySet), UpstreamError>;
+
+    /// What the client's failover between server replicas did, for metrics; `None` when the
+    /// upstream has no such client.
+    fn failover_stats(&self) -> Option<FailoverStats> {
+        None
+    }
 }
 
 /// The podiam server (or EKS Auth) over SigV4.
@@ -141,9 +155,17 @@ impl Upstream for EksAuthUpstream {
             "/clusters/{}/assume-role-for-pod-identity",
             podiam_client_path(&self.cluster)
         );
+        // Safe to repeat: it only issues a session (a replica that does not answer in time is
+        // hedged past; the session it may still issue is never used).
         let answer = self
             .client
-            .rest_json("eks-auth", http::Method::POST, &path, Some(&body))
+            .rest_json_with(
+                "eks-auth",
+                http::Method::POST,
+                &path,
+                Some(&body),
+                Repeat::Safe,
+            )
             .await?;
         let v = &answer.body;
         let expiration = v
@@ -192,6 +214,10 @@ impl Upstream for EksAuthUpstream {
             tracing::warn!("skipped a key of the cluster's JWKS: {reason}");
         }
         Ok((issuer, keys))
+    }
+
+    fn failover_stats(&self) -> Option<FailoverStats> {
+        Some(self.client.failover_stats())
     }
 }
 

@@ -15,7 +15,7 @@ use podiam_agent::{
     Agent, AgentConfig, PodCredentials, Upstream, UpstreamError, credentials_router, probe_router,
 };
 use podiam_crypto::{KeyKind, Secret, SeededRng, SigningKey, VerifyingKey};
-use podiam_oidc::{Issuer, KeySet, ObjectRef, TokenRequest};
+use podiam_oidc::{Issuer, KeySet, ObjectRef, TokenRequest, Verifier};
 use podiam_types::{Clock, FixedClock};
 use time::OffsetDateTime;
 use tower::ServiceExt as _;
@@ -30,7 +30,20 @@ struct FakeUpstream {
     issuer: Issuer,
     calls: AtomicUsize,
     mode: AtomicU8,
+    /// The cluster's keys: 0 given; 1 refused (no eks:DescribeCluster); 2 unreachable.
+    keys_mode: AtomicU8,
+    key_calls: AtomicUsize,
     clock: Arc<FixedClock>,
+}
+
+impl FakeUpstream {
+    fn keys(&self) -> KeySet {
+        let mut keys = KeySet::new();
+        keys.insert(
+            VerifyingKey::from_jwk(&self.issuer.key().verifying_key().to_jwk()).expect("jwk"),
+        );
+        keys
+    }
 }
 
 #[async_trait]
@@ -42,7 +55,20 @@ impl Upstream for FakeUpstream {
         self.calls.fetch_add(1, Ordering::SeqCst);
         // Long enough for concurrent requests to pile up behind this one.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        match self.mode.load(Ordering::SeqCst) {
+        let mode = self.mode.load(Ordering::SeqCst);
+        // EKS Auth verifies the token, as the real one does.
+        if mode != 1
+            && let Err(e) =
+                Verifier::new(ISSUER, &[PIA]).verify(token, &self.keys(), self.clock.now())
+        {
+            return Err(UpstreamError {
+                status: Some(400),
+                code: "InvalidTokenException".to_owned(),
+                message: e.to_string(),
+                request_id: Some("req-2".to_owned()),
+            });
+        }
+        match mode {
             0 => Ok(PodCredentials {
                 access_key_id: format!("ASIA{:016}", self.calls.load(Ordering::SeqCst)),
                 secret_access_key: Secret::new("s".repeat(40)),
@@ -66,11 +92,22 @@ impl Upstream for FakeUpstream {
     }
 
     async fn cluster_keys(&self) -> Result<(String, KeySet), UpstreamError> {
-        let mut keys = KeySet::new();
-        keys.insert(
-            VerifyingKey::from_jwk(&self.issuer.key().verifying_key().to_jwk()).expect("jwk"),
-        );
-        Ok((ISSUER.to_owned(), keys))
+        self.key_calls.fetch_add(1, Ordering::SeqCst);
+        match self.keys_mode.load(Ordering::SeqCst) {
+            0 => Ok((ISSUER.to_owned(), self.keys())),
+            1 => Err(UpstreamError {
+                status: Some(403),
+                code: "AccessDeniedException".to_owned(),
+                message: "User: arn:aws:iam::000000000000:user/node is not authorized to perform: eks:DescribeCluster".to_owned(),
+                request_id: Some("req-3".to_owned()),
+            }),
+            _ => Err(UpstreamError {
+                status: None,
+                code: "ServiceUnavailableException".to_owned(),
+                message: "connection refused".to_owned(),
+                request_id: None,
+            }),
+        }
     }
 }
 
@@ -91,6 +128,8 @@ fn world_with(config: AgentConfig) -> World {
             .expect("issuer"),
         calls: AtomicUsize::new(0),
         mode: AtomicU8::new(0),
+        keys_mode: AtomicU8::new(0),
+        key_calls: AtomicUsize::new(0),
         clock: Arc::clone(&clock),
     });
     let agent = Arc::new(Agent::new(upstream.clone(), clock.clone(), config));
@@ -107,8 +146,11 @@ fn world() -> World {
 
 impl World {
     fn token(&self, pod: &str, audience: &str, issued_at: i64) -> String {
-        self.upstream
-            .issuer
+        Self::token_of(&self.upstream.issuer, pod, audience, issued_at)
+    }
+
+    fn token_of(issuer: &Issuer, pod: &str, audience: &str, issued_at: i64) -> String {
+        issuer
             .mint(
                 &TokenRequest {
                     namespace: "carts".into(),
@@ -417,4 +459,131 @@ async fn upstream_calls_are_rate_limited_cache_hits_are_not() {
             StatusCode::OK
         );
     }
+}
+
+#[tokio::test]
+async fn without_the_cluster_keys_eks_auth_verifies_tokens_and_the_agent_still_serves() {
+    let w = world();
+    w.upstream.keys_mode.store(1, Ordering::SeqCst);
+    assert!(!w.agent.prime().await, "the keys are refused");
+    assert_eq!(
+        w.probe("/readyz").await.0,
+        StatusCode::OK,
+        "ready without them"
+    );
+    let token = w.token("carts-1", PIA, NOW);
+    let (status, first) = w.ask("169.254.170.23", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 1);
+    // EKS Auth accepted the token: the same token is now served from the cache.
+    let (status, again) = w.ask("169.254.170.23", Some(&token)).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 1);
+    // A forged token naming the same pod is not served the pod's credentials: EKS Auth refuses
+    // it, and the pod's cache is left alone.
+    let forger =
+        Issuer::new(ISSUER, SigningKey::generate(KeyKind::EcP256).expect("key")).expect("issuer");
+    let forged = World::token_of(&forger, "carts-1", PIA, NOW);
+    let (status, body) = w.ask("169.254.170.23", Some(&forged)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("(InvalidTokenException)"), "{body}");
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(w.ask("169.254.170.23", Some(&token)).await.1, first);
+    // The pod's next token goes to EKS Auth too.
+    let next = w.token("carts-1", PIA, NOW + 60);
+    w.clock.set(at(NOW + 120));
+    assert_eq!(w.ask("169.254.170.23", Some(&next)).await.0, StatusCode::OK);
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 3);
+    // None of this asked for the keys again: a refusal is retried after five minutes.
+    assert_eq!(w.upstream.key_calls.load(Ordering::SeqCst), 1);
+    let (_, metrics) = w.probe("/metrics").await;
+    assert!(
+        metrics.contains("podiam_agent_token_keys_loaded 0"),
+        "{metrics}"
+    );
+    // The permission is granted: five minutes later the keys are fetched and used.
+    w.upstream.keys_mode.store(0, Ordering::SeqCst);
+    w.clock.set(at(NOW + 120 + 301));
+    let later = w.token("carts-2", PIA, NOW + 400);
+    assert_eq!(
+        w.ask("169.254.170.23", Some(&later)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(w.upstream.key_calls.load(Ordering::SeqCst), 2);
+    let (status, body) = w.ask("169.254.170.23", Some(&forged)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.starts_with("Service account token failed verification: "),
+        "refused locally again: {body}"
+    );
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 4);
+    let (_, metrics) = w.probe("/metrics").await;
+    assert!(
+        metrics.contains("podiam_agent_token_keys_loaded 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_keys_a_burst_of_one_token_makes_one_upstream_call() {
+    let w = world();
+    w.upstream.keys_mode.store(1, Ordering::SeqCst);
+    let token = w.token("carts-1", PIA, NOW);
+    let mut asks = Vec::new();
+    for _ in 0..200 {
+        let agent = Arc::clone(&w.agent);
+        let token = token.clone();
+        asks.push(tokio::spawn(async move {
+            credentials_router(agent)
+                .oneshot(
+                    Request::get("/v1/credentials")
+                        .header("host", "169.254.170.23")
+                        .header("authorization", token)
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response")
+                .status()
+        }));
+    }
+    for ask in asks {
+        assert_eq!(ask.await.expect("task"), StatusCode::OK);
+    }
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(w.upstream.key_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(w.agent.tokens().pending_turns(), 0, "no turn left behind");
+}
+
+#[tokio::test]
+async fn without_the_keys_an_outage_serves_the_cache_only_to_tokens_eks_auth_accepted() {
+    let w = world();
+    // The server cannot be reached for the keys at start, then for everything.
+    w.upstream.keys_mode.store(2, Ordering::SeqCst);
+    let token = w.token("carts-1", PIA, NOW);
+    assert_eq!(
+        w.ask("169.254.170.23", Some(&token)).await.0,
+        StatusCode::OK
+    );
+    w.upstream.mode.store(1, Ordering::SeqCst);
+    w.clock.set(at(NOW + 5));
+    assert_eq!(
+        w.ask("169.254.170.23", Some(&token)).await.0,
+        StatusCode::OK,
+        "an accepted token is served from the cache"
+    );
+    let unverified = w.token("carts-1", PIA, NOW + 1);
+    let (status, body) = w.ask("169.254.170.23", Some(&unverified)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains("(ServiceUnavailableException)"), "{body}");
+    // The keys were asked for once at the first request, and again only after 10 s.
+    assert_eq!(w.upstream.key_calls.load(Ordering::SeqCst), 1);
+    w.upstream.mode.store(0, Ordering::SeqCst);
+    w.upstream.keys_mode.store(0, Ordering::SeqCst);
+    w.clock.set(at(NOW + 11));
+    assert_eq!(
+        w.ask("169.254.170.23", Some(&unverified)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(w.upstream.key_calls.load(Ordering::SeqCst), 2);
 }

@@ -1,0 +1,344 @@
+//! The node agent when a server replica or its own permissions misbehave (issue 17): a replica
+//! that is SIGSTOPped (its kernel still accepts connections, nothing answers) costs a new pod's
+//! first credentials the hedge delay, not the SDK's timeout, and the replica is skipped after;
+//! an agent whose credentials lack `eks:DescribeCluster` (so it cannot fetch the cluster's
+//! token keys) still serves pods, EKS Auth verifying their tokens, and says so once.
+//!
+//! The first test runs two replicas over etcd: the binary must be built with
+//! `--features podiam/etcd`, and etcd must be installed (as for `etcd_faults.rs`).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "helpers outside the tests: a failed step stops the test"
+)]
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use podiam_e2e::{ClientEnv, EtcdCluster, Process, Server, podiam_bin};
+
+/// What a new pod may wait for its first credentials with a replica stopped.
+const FIRST_CREDENTIALS_BOUND: Duration = Duration::from_millis(1500);
+
+const PIA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+
+/// A cluster `fleet` with the `default/app` association, and a node user `node` (tagged
+/// `node-1`) allowed `actions`; returns its access key id and secret.
+fn set_up(root: &ClientEnv, actions: &str) -> (String, String) {
+    let podiam = podiam_bin();
+    root.command_of(&podiam, &["cluster", "create", "--name", "fleet"])
+        .ok();
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "app",
+        "--assume-role-policy-document",
+        PIA_TRUST,
+    ])
+    .ok();
+    root.aws(&[
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        "fleet",
+        "--namespace",
+        "default",
+        "--service-account",
+        "app",
+        "--role-arn",
+        "arn:aws:iam::000000000000:role/app",
+    ])
+    .ok();
+    root.aws(&[
+        "iam",
+        "create-user",
+        "--user-name",
+        "node",
+        "--tags",
+        "Key=podiam:node-name,Value=node-1",
+    ])
+    .ok();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}"#
+    );
+    root.aws(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        "node",
+        "--policy-name",
+        "agent",
+        "--policy-document",
+        &policy,
+    ])
+    .ok();
+    let key = root
+        .aws(&["iam", "create-access-key", "--user-name", "node"])
+        .json();
+    let field = |name: &str| {
+        key.pointer(&format!("/AccessKey/{name}"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap()
+            .to_owned()
+    };
+    (field("AccessKeyId"), field("SecretAccessKey"))
+}
+
+/// A service-account token of pod `pod` on node-1 for EKS Pod Identity.
+fn token(root: &ClientEnv, pod: &str) -> String {
+    root.command_of(
+        &podiam_bin(),
+        &[
+            "cluster",
+            "token",
+            "--cluster",
+            "fleet",
+            "--namespace",
+            "default",
+            "--service-account",
+            "app",
+            "--audience",
+            "pods.eks.amazonaws.com",
+            "--pod-name",
+            pod,
+            "--node-name",
+            "node-1",
+        ],
+    )
+    .ok()
+    .trim()
+    .to_owned()
+}
+
+/// A running agent and the ports it reported.
+struct Agent {
+    process: Process,
+    port: u16,
+    probes: u16,
+    metrics: u16,
+}
+
+/// `podiam agent` for cluster `fleet` on node-1 with the node's keys, asking `endpoints`, on
+/// loopback ports of its own choosing.
+fn start_agent(endpoints: &str, (id, secret): &(String, String)) -> Agent {
+    let mut command = Command::new(podiam_bin());
+    command
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_REGION", "us-east-1")
+        .args(["agent", "--cluster-name", "fleet", "--node-name", "node-1"])
+        .args(["--endpoint", endpoints])
+        .args(["--bind-hosts", "127.0.0.1", "--port", "0"])
+        .args(["--probe-port", "0"])
+        .args(["--metrics-address", "127.0.0.1", "--metrics-port", "0"]);
+    let (process, ready) = Process::start("podiam agent", command, |line| {
+        line.starts_with("podiam agent: ").then(|| line.to_owned())
+    });
+    let port_after = |label: &str| -> u16 {
+        ready
+            .split(label)
+            .nth(1)
+            .and_then(|rest| rest.split([',', ' ']).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port after {label:?} in {ready:?}"))
+    };
+    Agent {
+        port: port_after("listening on 127.0.0.1:"),
+        probes: port_after("probes on 127.0.0.1:"),
+        metrics: port_after("metrics on 127.0.0.1:"),
+        process,
+    }
+}
+
+/// A plain `GET path` on loopback `port` (with `Authorization: token` if given): the status
+/// and the body.
+fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let authorization = token.map_or_else(String::new, |t| format!("Authorization: {t}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+impl Agent {
+    /// `GET /v1/credentials` for the pod of `token`: the status, the body and how long it took.
+    fn credentials(&self, token: &str) -> (u16, String, Duration) {
+        let started = Instant::now();
+        let (status, body) = get(self.port, "/v1/credentials", Some(token));
+        (status, body, started.elapsed())
+    }
+
+    /// The value of the metric `name` (without labels), if the agent exports it.
+    fn metric(&self, name: &str) -> Option<f64> {
+        let (_, text) = get(self.metrics, "/metrics", None);
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+}
+
+/// SIGSTOPs a process and SIGCONTs it when dropped (a panicking test included), so that it can
+/// then be stopped and reaped like any other.
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop(pid: u32) -> Self {
+        let ok = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -STOP {pid}");
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn a_stopped_replica_costs_a_new_pod_the_hedge_delay_and_is_then_skipped() {
+    let cluster = EtcdCluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let kek = EtcdCluster::write_kek(dir.path());
+    let a = cluster.replica(&kek);
+    let b = cluster.replica(&kek);
+    let root = ClientEnv::root(&a);
+    let keys = set_up(
+        &root,
+        r#"["eks-auth:AssumeRoleForPodIdentity","eks:DescribeCluster"]"#,
+    );
+    let pods: Vec<String> = ["cached", "new-1", "new-2", "new-3"]
+        .iter()
+        .map(|pod| token(&root, pod))
+        .collect();
+    let agent = start_agent(&format!("{},{}", a.endpoint(), b.endpoint()), &keys);
+
+    // Replica A answers first while it runs.
+    let (status, body, _) = agent.credentials(&pods[0]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        agent.metric("podiam_agent_upstream_hedged_total"),
+        Some(0.0)
+    );
+
+    // A stops: its kernel still accepts connections and takes requests, nothing answers.
+    let stopped = Stopped::stop(a.pid());
+    let (status, body, took) = agent.credentials(&pods[1]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"AccessKeyId\":\"ASIA"), "{body}");
+    eprintln!("a new pod's first credentials with replica A stopped: {took:?}");
+    assert!(
+        took <= FIRST_CREDENTIALS_BOUND,
+        "a new pod waited {took:?} for its first credentials with a replica stopped"
+    );
+    assert_eq!(
+        agent.metric("podiam_agent_upstream_hedged_total"),
+        Some(1.0)
+    );
+
+    // The next new pod goes to B at once: it answered last, and A's circuit opens once its
+    // attempt times out (2 s), so A is skipped rather than hedged past.
+    let (status, body, took) = agent.credentials(&pods[2]);
+    assert_eq!(status, 200, "{body}");
+    eprintln!("the second new pod's credentials: {took:?}");
+    assert!(took <= FIRST_CREDENTIALS_BOUND, "{took:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent.metric("podiam_agent_upstream_open_circuits") != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "A's circuit did not open:\n{}",
+            agent.process.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body, took) = agent.credentials(&pods[3]);
+    assert_eq!(status, 200, "{body}");
+    eprintln!("a third new pod's credentials, A's circuit open: {took:?}");
+    assert!(took <= FIRST_CREDENTIALS_BOUND, "{took:?}");
+    assert_eq!(
+        agent.metric("podiam_agent_upstream_hedged_total"),
+        Some(1.0),
+        "nothing hedged to a replica whose circuit is open"
+    );
+    // The cached pod is unaffected.
+    let (status, _, took) = agent.credentials(&pods[0]);
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(
+        agent
+            .process
+            .output()
+            .contains("the endpoint did not answer; asking the others first for a while"),
+        "{}",
+        agent.process.output()
+    );
+    drop(stopped);
+}
+
+#[test]
+fn an_agent_without_describe_cluster_serves_pods_and_warns_once() {
+    let server = Server::start();
+    let root = ClientEnv::root(&server);
+    let keys = set_up(&root, r#"["eks-auth:AssumeRoleForPodIdentity"]"#);
+    let agent = start_agent(&server.endpoint(), &keys);
+    let (status, ready) = get(agent.probes, "/readyz", None);
+    assert_eq!((status, ready.as_str()), (200, "ready\n"));
+
+    let tokens = [token(&root, "web-1"), token(&root, "web-2")];
+    for token in &tokens {
+        let (status, body, _) = agent.credentials(token);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"AccessKeyId\":\"ASIA"), "{body}");
+        // Accepted by EKS Auth once, the token is served from the cache after.
+        let (status, again, _) = agent.credentials(token);
+        assert_eq!((status, &again), (200, &body));
+    }
+    assert_eq!(agent.metric("podiam_agent_upstream_calls_total"), Some(2.0));
+    assert_eq!(agent.metric("podiam_agent_token_keys_loaded"), Some(0.0));
+    // web-1's claims under web-2's signature: the agent cannot tell without the keys, EKS Auth
+    // refuses it, and web-1's cached credentials are not served for it.
+    let [web1, web2] = &tokens;
+    let (claims, _) = web1.rsplit_once('.').unwrap();
+    let (_, signature) = web2.rsplit_once('.').unwrap();
+    let forged = format!("{claims}.{signature}");
+    let (status, body, _) = agent.credentials(&forged);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("(InvalidTokenException)"), "{body}");
+
+    let output = agent.process.output();
+    let warnings: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains("lack eks:DescribeCluster"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{output}");
+    let warning = warnings.first().copied().unwrap_or_default();
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("AccessDeniedException"), "{warning}");
+}
