@@ -63,7 +63,7 @@ impl Default for Limits {
     /// (a SigV4 request with the longest session token needs about 10), 128 requests in
     /// flight (a request takes well under a millisecond of CPU, so 128 queued on two cores
     /// keep an admitted request's wait in tens of milliseconds), shedding while the runtime
-    /// is more than 20 ms behind.
+    /// is more than 50 ms behind on two readings in a row.
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
@@ -73,7 +73,7 @@ impl Default for Limits {
             max_head_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(10),
             max_in_flight: 128,
-            max_queue_delay: Some(Duration::from_millis(20)),
+            max_queue_delay: Some(Duration::from_millis(50)),
         }
     }
 }

@@ -121,7 +121,7 @@ pub struct ListenerArgs {
     pub max_in_flight: usize,
     /// While requests wait longer than this for a worker (the CPU is saturated), new ones are
     /// answered with the throttling error too; `0s` turns this off.
-    #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
     pub max_queue_delay: Duration,
 }
 
