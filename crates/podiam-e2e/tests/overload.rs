@@ -1,4 +1,5 @@
-//! Overload (issue 17): 4,000 clients at once against a server whose in-flight limit is 64.
+//! Overload (issue 17): 4,000 clients at once against a server whose in-flight limit is 64 and
+//! whose queue-delay limit is 50 ms.
 //! The requests over the limit are answered at once with STS's `Throttling` (which the SDKs
 //! back off on), every other request succeeds, nothing fails at the connection level, and
 //! the server's memory stays bounded. The admitted requests' latency is reported (speed
@@ -96,7 +97,12 @@ fn peak_rss_mib(pid: u32) -> f64 {
 fn overload_is_shed_with_throttling_and_memory_stays_bounded() {
     let issuer = TestIssuer::start();
     let server = Server::start_with(&ServerOptions {
-        args: vec!["--max-in-flight".to_owned(), "64".to_owned()],
+        args: vec![
+            "--max-in-flight".to_owned(),
+            "64".to_owned(),
+            "--max-queue-delay".to_owned(),
+            "50ms".to_owned(),
+        ],
         ..ServerOptions::default()
     });
     let root = ClientEnv::root(&server);

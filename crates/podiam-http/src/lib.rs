@@ -60,10 +60,11 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 10 s for headers, 60 s idle, 30 s for a body, 4,096 connections, 32 KiB of headers
-    /// (a SigV4 request with the longest session token needs about 10), 128 requests in
-    /// flight (a request takes well under a millisecond of CPU, so 128 queued on two cores
-    /// keep an admitted request's wait in tens of milliseconds), shedding while the runtime
-    /// is more than 50 ms behind on two readings in a row.
+    /// (a SigV4 request with the longest session token needs about 10), and load shedding
+    /// only when asked for: the in-flight count includes requests whose bodies are still
+    /// arriving, so a low default would let slow-body clients take every slot (4,096, the
+    /// connection limit, never sheds before it), and a process whose CPU other processes
+    /// take is behind too.
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
@@ -72,8 +73,8 @@ impl Default for Limits {
             max_connections: 4096,
             max_head_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(10),
-            max_in_flight: 128,
-            max_queue_delay: Some(Duration::from_millis(50)),
+            max_in_flight: 4096,
+            max_queue_delay: None,
         }
     }
 }

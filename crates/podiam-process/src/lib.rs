@@ -117,11 +117,14 @@ pub struct ListenerArgs {
     pub body_timeout: Duration,
     /// Requests handled at once; more are answered at once with the protocol's throttling
     /// error (`Throttling`, `ThrottlingException`, HTTP 429), which the SDKs back off on.
-    #[arg(long, value_name = "N", default_value_t = 128)]
+    /// Requests whose bodies are still arriving count, so keep it well above the slow clients
+    /// to expect (the default equals --max-connections: no shedding before that limit).
+    #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_in_flight: usize,
     /// While requests wait longer than this for a worker (the CPU is saturated), new ones are
-    /// answered with the throttling error too; `0s` turns this off.
-    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = parse_duration)]
+    /// answered with the throttling error too (e.g. `50ms`); off by default (`0s`), since a
+    /// process whose CPU other processes take is behind as well.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub max_queue_delay: Duration,
 }
 
