@@ -18,9 +18,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use http_body::Body as _;
 use tokio::sync::Semaphore;
 
 /// Paths that are never shed.
@@ -175,26 +177,127 @@ impl Admission {
                     if ALWAYS_ADMITTED.contains(&request.uri().path()) {
                         return next.run(request).await;
                     }
-                    let permit = if admission.overloaded() {
-                        None
-                    } else {
-                        Arc::clone(&admission.permits).try_acquire_owned().ok()
-                    };
-                    match permit {
-                        Some(permit) => {
-                            let response = next.run(request).await;
-                            drop(permit);
-                            response
-                        }
-                        None => {
-                            admission.shed.fetch_add(1, Ordering::Relaxed);
-                            let (parts, _body) = request.into_parts();
-                            shed(&parts)
-                        }
+                    if admission.overloaded() {
+                        admission.shed.fetch_add(1, Ordering::Relaxed);
+                        let (parts, _body) = request.into_parts();
+                        return shed(&parts);
                     }
+                    // A request counts once its body has arrived: a client that trickles a body
+                    // in must not hold a slot (the body timeout and budget bound it instead).
+                    let (parts, body) = request.into_parts();
+                    let head = head_of(&parts);
+                    let ticket = Arc::new(Ticket::default());
+                    let body = if body.is_end_stream() {
+                        if !ticket.admit(&admission.permits) {
+                            admission.shed.fetch_add(1, Ordering::Relaxed);
+                            return shed(&parts);
+                        }
+                        body
+                    } else {
+                        Body::new(AdmittedBody {
+                            inner: body,
+                            permits: Arc::clone(&admission.permits),
+                            ticket: Arc::clone(&ticket),
+                        })
+                    };
+                    let response = next.run(Request::from_parts(parts, body)).await;
+                    if ticket.refused.load(Ordering::Relaxed) {
+                        // The handler saw its body fail; the client gets the throttling answer.
+                        admission.shed.fetch_add(1, Ordering::Relaxed);
+                        return shed(&head);
+                    }
+                    drop(ticket);
+                    response
                 }
             },
         ))
+    }
+}
+
+/// A copy of a request's method, URI and headers, for a shed answer made after the handler.
+fn head_of(parts: &http::request::Parts) -> http::request::Parts {
+    let mut head = http::Request::new(());
+    *head.method_mut() = parts.method.clone();
+    *head.uri_mut() = parts.uri.clone();
+    *head.headers_mut() = parts.headers.clone();
+    head.into_parts().0
+}
+
+/// A request's slot, taken when its body has arrived and given back when the answer is made.
+#[derive(Default)]
+struct Ticket {
+    permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    refused: std::sync::atomic::AtomicBool,
+}
+
+impl Ticket {
+    /// Takes a slot; false when none is free.
+    fn admit(&self, permits: &Arc<Semaphore>) -> bool {
+        match Arc::clone(permits).try_acquire_owned() {
+            Ok(permit) => {
+                *self
+                    .permit
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(permit);
+                true
+            }
+            Err(_) => {
+                self.refused.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
+
+/// The error a body yields at its end when no slot was free (`read_body` reports it as
+/// [`crate::BodyError::Busy`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the server is at its in-flight limit")]
+pub(crate) struct NoSlot;
+
+/// A request body that takes the request's slot when its last byte has arrived.
+struct AdmittedBody {
+    inner: Body,
+    permits: Arc<Semaphore>,
+    ticket: Arc<Ticket>,
+}
+
+impl http_body::Body for AdmittedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            std::task::Poll::Ready(None) => {
+                let admitted = this
+                    .ticket
+                    .permit
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .is_some();
+                if admitted || this.ticket.admit(&this.permits) {
+                    std::task::Poll::Ready(None)
+                } else {
+                    std::task::Poll::Ready(Some(Err(Box::new(NoSlot))))
+                }
+            }
+            std::task::Poll::Ready(Some(frame)) => {
+                std::task::Poll::Ready(Some(frame.map_err(Into::into)))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -287,6 +390,94 @@ mod tests {
         }
         release.notify_waiters();
         assert!(waiter.await.is_ok(), "a slot is free again");
+    }
+
+    fn post_router() -> Router {
+        Router::new().route(
+            "/work",
+            axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+    }
+
+    type Frames = Result<http_body::Frame<bytes::Bytes>, std::io::Error>;
+
+    /// A request whose body is still arriving holds no slot; it takes one when its body is
+    /// complete.
+    #[tokio::test]
+    async fn a_slow_body_holds_no_slot_until_it_has_arrived() {
+        let admission = Admission::new(1);
+        let router = admission.wrap(post_router(), shed());
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Frames>(1);
+        let frames = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+        let slow = http::Request::post("/work")
+            .body(Body::new(http_body_util::StreamBody::new(frames)))
+            .unwrap_or_default();
+        let trickling = tokio::spawn(router.clone().oneshot(slow));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(admission.in_flight(), 0, "a trickling body holds no slot");
+        // Another request is served meanwhile.
+        let quick = http::Request::post("/work")
+            .body(Body::from("abc"))
+            .unwrap_or_default();
+        let status = router.clone().oneshot(quick).await.ok().map(|r| r.status());
+        assert_eq!(status, Some(StatusCode::OK));
+        // The slow body completes: it takes the free slot and is served.
+        let _ = sender
+            .send(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+                b"xyz",
+            ))))
+            .await;
+        drop(sender);
+        let status = trickling
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|r| r.status());
+        assert_eq!(status, Some(StatusCode::OK));
+        assert_eq!(admission.in_flight(), 0);
+        assert_eq!(admission.shed_total(), 0);
+    }
+
+    /// A request whose body has arrived while every slot is taken gets the shed answer, even
+    /// though its handler already ran with a failed body.
+    #[tokio::test]
+    async fn a_complete_body_without_a_slot_is_shed() {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let admission = Admission::new(1);
+        let router =
+            admission.wrap(
+                slow_router(Arc::clone(&release)).route(
+                    "/post",
+                    axum::routing::post(
+                        |body: Result<
+                            axum::body::Bytes,
+                            axum::extract::rejection::BytesRejection,
+                        >| async move {
+                            match body {
+                                Ok(_) => StatusCode::OK,
+                                Err(_) => StatusCode::BAD_REQUEST,
+                            }
+                        },
+                    ),
+                ),
+                shed(),
+            );
+        let holder = tokio::spawn(router.clone().oneshot(get_request("/work")));
+        while admission.in_flight() < 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let post = http::Request::post("/post")
+            .body(Body::new(http_body_util::StreamBody::new(
+                futures_util::stream::iter([Ok::<_, std::io::Error>(http_body::Frame::data(
+                    bytes::Bytes::from_static(b"abc"),
+                ))]),
+            )))
+            .unwrap_or_default();
+        let status = router.clone().oneshot(post).await.ok().map(|r| r.status());
+        assert_eq!(status, Some(StatusCode::TOO_MANY_REQUESTS));
+        assert_eq!(admission.shed_total(), 1);
+        release.notify_waiters();
+        let _ = holder.await;
     }
 
     /// A runtime kept busy by work that never yields is behind; requests are shed until it

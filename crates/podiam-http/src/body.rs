@@ -188,6 +188,9 @@ fn classify(error: &axum::Error) -> BodyError {
         if e.is::<BodyTimedOut>() {
             return BodyError::TimedOut;
         }
+        if e.is::<crate::admission::NoSlot>() {
+            return BodyError::Busy;
+        }
         source = e.source();
     }
     BodyError::Incomplete

@@ -60,11 +60,11 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 10 s for headers, 60 s idle, 30 s for a body, 4,096 connections, 32 KiB of headers
-    /// (a SigV4 request with the longest session token needs about 10), and load shedding
-    /// only when asked for: the in-flight count includes requests whose bodies are still
-    /// arriving, so a low default would let slow-body clients take every slot (4,096, the
-    /// connection limit, never sheds before it), and a process whose CPU other processes
-    /// take is behind too.
+    /// (a SigV4 request with the longest session token needs about 10), 1,024 requests in
+    /// flight (counted from their last body byte, so slow clients take no slot; high enough
+    /// that requests waiting on a slow issuer or an etcd election do not shed the others in
+    /// normal operation), and no queue-delay shedding unless asked for (a process whose CPU
+    /// other processes take is behind too).
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
@@ -73,7 +73,7 @@ impl Default for Limits {
             max_connections: 4096,
             max_head_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(10),
-            max_in_flight: 4096,
+            max_in_flight: 1024,
             max_queue_delay: None,
         }
     }

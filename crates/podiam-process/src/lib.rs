@@ -117,9 +117,9 @@ pub struct ListenerArgs {
     pub body_timeout: Duration,
     /// Requests handled at once; more are answered at once with the protocol's throttling
     /// error (`Throttling`, `ThrottlingException`, HTTP 429), which the SDKs back off on.
-    /// Requests whose bodies are still arriving count, so keep it well above the slow clients
-    /// to expect (the default equals --max-connections: no shedding before that limit).
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    /// A request counts from its body's last byte (slow clients take no slot) until its
+    /// answer.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_in_flight: usize,
     /// While requests wait longer than this for a worker (the CPU is saturated), new ones are
     /// answered with the throttling error too (e.g. `50ms`); off by default (`0s`), since a
