@@ -112,16 +112,35 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), BootError> {
 
 /// Reads a key-encryption key file (base64 of 32 bytes).
 pub fn read_kek(path: &Path) -> Result<Keyring, BootError> {
-    let text = Secret::new(std::fs::read_to_string(path).map_err(|e| io("cannot read", path, e))?);
-    let bytes = Secret::new(STANDARD.decode(text.expose().trim()).map_err(|_| {
+    let raw = Secret::new(std::fs::read(path).map_err(|e| io("cannot read", path, e))?);
+    let bytes = kek_bytes(raw.expose()).ok_or_else(|| {
         BootError::Config(format!(
-            "{} is not a base64 key-encryption key",
-            path.display()
+            "{} is not a key-encryption key: expected the base64 of 32 bytes (one line, as \
+             `head -c 32 /dev/urandom | base64 > kek` writes) or exactly 32 raw bytes \
+             (`head -c 32 /dev/urandom > kek`); this file has {} bytes",
+            path.display(),
+            raw.expose().len()
         ))
-    })?);
+    })?;
     let key = AeadKey::from_bytes(KeyId(0), bytes.expose())
         .map_err(|e| BootError::Config(format!("{}: {e}", path.display())))?;
     Ok(Keyring::new(key))
+}
+
+/// The key in a KEK file: the documented base64 form (surrounding whitespace allowed), or
+/// exactly [`AeadKey::LEN`] raw bytes. Base64 is tried first: 32 raw bytes that happen to be
+/// valid base64 text would decode to 24 bytes, which is not a key, so the two cannot be
+/// confused.
+fn kek_bytes(file: &[u8]) -> Option<Secret<Vec<u8>>> {
+    let decoded = std::str::from_utf8(file)
+        .ok()
+        .and_then(|text| STANDARD.decode(text.trim()).ok())
+        .filter(|bytes| bytes.len() == AeadKey::LEN);
+    match decoded {
+        Some(bytes) => Some(Secret::new(bytes)),
+        None if file.len() == AeadKey::LEN => Some(Secret::new(file.to_vec())),
+        None => None,
+    }
 }
 
 /// The key-encryption key: from `--kek-file`, or `<data-dir>/kek` (created on first start).
@@ -421,4 +440,57 @@ async fn open_inner(
         new_root_key: started.new_root_key,
         root_credentials_path,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        let _ = std::fs::write(&path, bytes);
+        path
+    }
+
+    /// `--kek-file` takes the base64 form and 32 raw bytes, and they are the same key.
+    #[test]
+    fn a_kek_file_is_base64_or_32_raw_bytes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let raw: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37).wrapping_add(200)).collect();
+        let encoded = format!("{}\n", STANDARD.encode(&raw));
+        let from_base64 = read_kek(&write(dir.path(), "b64", encoded.as_bytes()));
+        let from_raw = read_kek(&write(dir.path(), "raw", &raw));
+        let (Ok(a), Ok(b)) = (from_base64, from_raw) else {
+            panic!("both forms are accepted");
+        };
+        let sealed = a
+            .seal(b"secret", b"aad", &podiam_crypto::SystemRng)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            b.open(&sealed, b"aad").ok().as_deref(),
+            Some(&b"secret"[..]),
+            "the same key"
+        );
+        // 32 printable raw bytes that are also valid base64 text are still the raw key.
+        let printable = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef";
+        assert!(read_kek(&write(dir.path(), "printable", printable)).is_ok());
+    }
+
+    #[test]
+    fn anything_else_says_what_a_kek_file_holds() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for (name, bytes) in [
+            ("short", &b"\x01\x02\x03"[..]),
+            ("b64-short", &b"AAEC\n"[..]),
+            ("text", &b"not a key at all, just some words\n"[..]),
+        ] {
+            let Err(BootError::Config(message)) = read_kek(&write(dir.path(), name, bytes)) else {
+                panic!("{name} is refused");
+            };
+            assert!(
+                message.contains("base64 of 32 bytes") && message.contains("/dev/urandom"),
+                "{message}"
+            );
+        }
+    }
 }

@@ -45,7 +45,8 @@ pub(crate) struct ServerArgs {
     /// A PEM bundle of extra CAs for fetching issuers' keys over HTTPS.
     #[arg(long, value_name = "FILE")]
     oidc_ca_file: Option<PathBuf>,
-    /// The key-encryption key (default: DATA_DIR/kek, created on first start).
+    /// The key-encryption key (default: DATA_DIR/kek, created on first start): the base64 of
+    /// 32 bytes (`head -c 32 /dev/urandom | base64 > kek`) or 32 raw bytes.
     #[arg(long, value_name = "FILE")]
     kek_file: Option<PathBuf>,
     /// The URL clients reach this server at; hosted issuers' URLs are under it
