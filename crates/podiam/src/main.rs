@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "podiam",
-    version,
+    version = env!("PODIAM_LONG_VERSION"),
     propagate_version = true,
     max_term_width = 100
 )]

@@ -1,0 +1,42 @@
+//! `podiam --version` names the build: the version, the git commit it was built from (when
+//! built from a git checkout), and the compiled-in features.
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let features: Vec<&str> = [("etcd", "CARGO_FEATURE_ETCD")]
+        .into_iter()
+        .filter(|(_, var)| std::env::var_os(var).is_some())
+        .map(|(name, _)| name)
+        .collect();
+    let features = if features.is_empty() {
+        "none".to_owned()
+    } else {
+        features.join(", ")
+    };
+    println!(
+        "cargo:rustc-env=PODIAM_LONG_VERSION={version} (commit {commit}; features: {features})"
+    );
+    // A new commit or checkout changes what HEAD names.
+    let git = Path::new("../../.git");
+    for file in ["HEAD", "packed-refs"] {
+        println!("cargo:rerun-if-changed={}", git.join(file).display());
+    }
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
+        && let Some(reference) = head.trim().strip_prefix("ref: ")
+    {
+        println!("cargo:rerun-if-changed={}", git.join(reference).display());
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}
