@@ -1,5 +1,8 @@
 //! What podiam's commands share as processes: log set-up, the shutdown signal, durations on
-//! the command line, and the exit code of a command's result (one `error:` line, never a panic).
+//! the command line, configuration from the environment and a file ([`config`]), and the exit
+//! code of a command's result (one `error:` line, never a panic).
+
+pub mod config;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -17,7 +17,7 @@ mod token_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Short-lived AWS credentials for Kubernetes pods: IAM roles and trust policies, OIDC
 /// providers, STS, EKS Pod Identity, the node agent and IMDS — self-hosted, on the real AWS
@@ -74,8 +74,15 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The commands that run as services, whose flags also come from `PODIAM_…` variables and a
+/// `--config` file.
+const SERVICES: &[&str] = &["server", "agent", "webhook", "gateway", "dev"];
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = podiam_process::config::matches(Cli::command(), |command, file| {
+        podiam_process::config::configure(command, SERVICES, file)
+    });
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Server(args) => server_cmd::run(*args),
         Command::Dev(args) => dev::run(*args),

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// The podiam node agent: EKS Pod Identity credentials at 169.254.170.23, IMDSv2 for the
 /// node's role, and `setup-link` for the link-local addresses.
@@ -14,5 +14,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    podiam_agent::cli::run(Cli::parse().agent)
+    let matches = podiam_process::config::matches(Cli::command(), |command, file| {
+        podiam_process::config::configure_root(command, "agent", file)
+    });
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    podiam_agent::cli::run(cli.agent)
 }
