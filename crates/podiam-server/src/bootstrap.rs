@@ -456,7 +456,9 @@ mod tests {
     #[test]
     fn a_kek_file_is_base64_or_32_raw_bytes() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let raw: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37).wrapping_add(200)).collect();
+        let raw: Vec<u8> = (0u8..32)
+            .map(|i| i.wrapping_mul(37).wrapping_add(200))
+            .collect();
         let encoded = format!("{}\n", STANDARD.encode(&raw));
         let from_base64 = read_kek(&write(dir.path(), "b64", encoded.as_bytes()));
         let from_raw = read_kek(&write(dir.path(), "raw", &raw));
