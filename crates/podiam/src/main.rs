@@ -3,6 +3,7 @@
 mod cli_io;
 mod cluster_cmd;
 mod dev;
+mod docs_cmd;
 mod etcd_args;
 mod exec_cmd;
 mod explain;
@@ -66,6 +67,10 @@ enum Command {
     /// Mint and verify Kubernetes service-account tokens; print OIDC discovery.
     #[command(subcommand)]
     Token(Box<token_cmd::TokenCommand>),
+    /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(docs_cmd::CompletionsArgs),
+    /// Write the manual pages.
+    Man(docs_cmd::ManArgs),
 }
 
 /// mimalloc: the services allocate many small JSON and TLS buffers across threads, where
@@ -77,6 +82,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The commands that run as services, whose flags also come from `PODIAM_…` variables and a
 /// `--config` file.
 const SERVICES: &[&str] = &["server", "agent", "webhook", "gateway", "dev"];
+
+/// The command line as parsed, with the services' variables and `--config` (for completions
+/// and manual pages too).
+fn command_line() -> clap::Command {
+    podiam_process::config::configure(Cli::command(), SERVICES, None)
+        .unwrap_or_else(|_| Cli::command())
+}
 
 fn main() -> ExitCode {
     let matches = podiam_process::config::matches(Cli::command(), |command, file| {
@@ -96,5 +108,7 @@ fn main() -> ExitCode {
         Command::Policy(command) => policy_cmd::run(command),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Token(command) => token_cmd::run(*command),
+        Command::Completions(args) => docs_cmd::completions(command_line(), &args),
+        Command::Man(args) => docs_cmd::man(command_line(), &args),
     }
 }
