@@ -369,15 +369,8 @@ impl PodCache {
         upstream: &dyn Upstream,
         now: OffsetDateTime,
     ) -> Result<Arc<Cached>, UpstreamError> {
-        self.stats.upstream_calls.inc();
-        match upstream.assume_role_for_pod_identity(token).await {
-            Ok(credentials) => {
-                self.set_outage(now, None);
-                let cached = Arc::new(Cached {
-                    body: render(&credentials),
-                    expiration: credentials.expiration,
-                    fetched: now,
-                });
+        match self.ask(token, upstream, now).await {
+            Ok(cached) => {
                 if self.config.max_entries > 0 {
                     let slot = self.slot(key, now);
                     slot.last_used
@@ -391,6 +384,23 @@ impl PodCache {
                 Err(e)
             }
         }
+    }
+
+    /// One `AssumeRoleForPodIdentity` call: counted, and an answer ends any outage.
+    async fn ask(
+        &self,
+        token: &str,
+        upstream: &dyn Upstream,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Cached>, UpstreamError> {
+        self.stats.upstream_calls.inc();
+        let credentials = upstream.assume_role_for_pod_identity(token).await?;
+        self.set_outage(now, None);
+        Ok(Arc::new(Cached {
+            body: render(&credentials),
+            expiration: credentials.expiration,
+            fetched: now,
+        }))
     }
 
     /// Forgets pods whose credentials are over (a pod that still runs asks again).
@@ -407,15 +417,8 @@ impl PodCache {
         upstream: &dyn Upstream,
         now: OffsetDateTime,
     ) -> Result<Arc<Cached>, Miss> {
-        self.stats.upstream_calls.inc();
-        match upstream.assume_role_for_pod_identity(token).await {
-            Ok(credentials) => {
-                self.set_outage(now, None);
-                let cached = Arc::new(Cached {
-                    body: render(&credentials),
-                    expiration: credentials.expiration,
-                    fetched: now,
-                });
+        match self.ask(token, upstream, now).await {
+            Ok(cached) => {
                 Self::write(slot, Some(Arc::clone(&cached)));
                 Ok(cached)
             }

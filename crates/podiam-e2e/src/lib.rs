@@ -341,3 +341,69 @@ pub fn create_irsa_role(
     .ok();
     trust
 }
+
+/// The trust policy EKS Pod Identity needs.
+const NODE_PIA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+
+/// A cluster `fleet` with the `default/app` association, and a node user `node` (tagged
+/// `node-1`) allowed `actions`; returns its access key id and secret.
+pub fn pod_identity_node(root: &ClientEnv, actions: &str) -> (String, String) {
+    let podiam = podiam_bin();
+    root.command_of(&podiam, &["cluster", "create", "--name", "fleet"])
+        .ok();
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "app",
+        "--assume-role-policy-document",
+        NODE_PIA_TRUST,
+    ])
+    .ok();
+    root.aws(&[
+        "eks",
+        "create-pod-identity-association",
+        "--cluster-name",
+        "fleet",
+        "--namespace",
+        "default",
+        "--service-account",
+        "app",
+        "--role-arn",
+        "arn:aws:iam::000000000000:role/app",
+    ])
+    .ok();
+    root.aws(&[
+        "iam",
+        "create-user",
+        "--user-name",
+        "node",
+        "--tags",
+        "Key=podiam:node-name,Value=node-1",
+    ])
+    .ok();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}"#
+    );
+    root.aws(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        "node",
+        "--policy-name",
+        "agent",
+        "--policy-document",
+        &policy,
+    ])
+    .ok();
+    let key = root
+        .aws(&["iam", "create-access-key", "--user-name", "node"])
+        .json();
+    let field = |name: &str| {
+        key.pointer(&format!("/AccessKey/{name}"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (field("AccessKeyId"), field("SecretAccessKey"))
+}

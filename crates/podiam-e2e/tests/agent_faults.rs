@@ -23,71 +23,6 @@ use podiam_e2e::{ClientEnv, EtcdCluster, Process, Server, podiam_bin};
 /// What a new pod may wait for its first credentials with a replica stopped.
 const FIRST_CREDENTIALS_BOUND: Duration = Duration::from_millis(1500);
 
-const PIA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
-
-/// A cluster `fleet` with the `default/app` association, and a node user `node` (tagged
-/// `node-1`) allowed `actions`; returns its access key id and secret.
-fn set_up(root: &ClientEnv, actions: &str) -> (String, String) {
-    let podiam = podiam_bin();
-    root.command_of(&podiam, &["cluster", "create", "--name", "fleet"])
-        .ok();
-    root.aws(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        "app",
-        "--assume-role-policy-document",
-        PIA_TRUST,
-    ])
-    .ok();
-    root.aws(&[
-        "eks",
-        "create-pod-identity-association",
-        "--cluster-name",
-        "fleet",
-        "--namespace",
-        "default",
-        "--service-account",
-        "app",
-        "--role-arn",
-        "arn:aws:iam::000000000000:role/app",
-    ])
-    .ok();
-    root.aws(&[
-        "iam",
-        "create-user",
-        "--user-name",
-        "node",
-        "--tags",
-        "Key=podiam:node-name,Value=node-1",
-    ])
-    .ok();
-    let policy = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}"#
-    );
-    root.aws(&[
-        "iam",
-        "put-user-policy",
-        "--user-name",
-        "node",
-        "--policy-name",
-        "agent",
-        "--policy-document",
-        &policy,
-    ])
-    .ok();
-    let key = root
-        .aws(&["iam", "create-access-key", "--user-name", "node"])
-        .json();
-    let field = |name: &str| {
-        key.pointer(&format!("/AccessKey/{name}"))
-            .and_then(serde_json::Value::as_str)
-            .unwrap()
-            .to_owned()
-    };
-    (field("AccessKeyId"), field("SecretAccessKey"))
-}
-
 /// A service-account token of pod `pod` on node-1 for EKS Pod Identity.
 fn token(root: &ClientEnv, pod: &str) -> String {
     root.command_of(
@@ -230,7 +165,7 @@ fn a_stopped_replica_costs_a_new_pod_the_hedge_delay_and_is_then_skipped() {
     let a = cluster.replica(&kek);
     let b = cluster.replica(&kek);
     let root = ClientEnv::root(&a);
-    let keys = set_up(
+    let keys = podiam_e2e::pod_identity_node(
         &root,
         r#"["eks-auth:AssumeRoleForPodIdentity","eks:DescribeCluster"]"#,
     );
@@ -306,7 +241,7 @@ fn a_stopped_replica_costs_a_new_pod_the_hedge_delay_and_is_then_skipped() {
 fn an_agent_without_describe_cluster_serves_pods_and_warns_once() {
     let server = Server::start();
     let root = ClientEnv::root(&server);
-    let keys = set_up(&root, r#"["eks-auth:AssumeRoleForPodIdentity"]"#);
+    let keys = podiam_e2e::pod_identity_node(&root, r#"["eks-auth:AssumeRoleForPodIdentity"]"#);
     let agent = start_agent(&server.endpoint(), &keys);
     let (status, ready) = get(agent.probes, "/readyz", None);
     assert_eq!((status, ready.as_str()), (200, "ready\n"));

@@ -272,45 +272,10 @@ fn the_agent_fails_over_when_a_server_replica_dies() {
     let b = cluster.replica(&kek);
     let root = ClientEnv::root(&a);
     let podiam = podiam_e2e::podiam_bin();
-    root.command_of(&podiam, &["cluster", "create", "--name", "fleet"])
-        .ok();
-    root.aws(&[
-        "iam", "create-role", "--role-name", "app",
-        "--assume-role-policy-document",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#,
-    ])
-    .ok();
-    root.aws(&[
-        "eks",
-        "create-pod-identity-association",
-        "--cluster-name",
-        "fleet",
-        "--namespace",
-        "default",
-        "--service-account",
-        "app",
-        "--role-arn",
-        "arn:aws:iam::000000000000:role/app",
-    ])
-    .ok();
-    root.aws(&[
-        "iam",
-        "create-user",
-        "--user-name",
-        "node",
-        "--tags",
-        "Key=podiam:node-name,Value=node-1",
-    ])
-    .ok();
-    root.aws(&[
-        "iam", "put-user-policy", "--user-name", "node", "--policy-name", "agent",
-        "--policy-document",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["eks-auth:AssumeRoleForPodIdentity","eks:DescribeCluster"],"Resource":"*"}]}"#,
-    ])
-    .ok();
-    let key = root
-        .aws(&["iam", "create-access-key", "--user-name", "node"])
-        .json();
+    let (key_id, secret) = podiam_e2e::pod_identity_node(
+        &root,
+        r#"["eks-auth:AssumeRoleForPodIdentity","eks:DescribeCluster"]"#,
+    );
     let token = |pod: &str| {
         root.command_of(
             &podiam,
@@ -338,14 +303,8 @@ fn the_agent_fails_over_when_a_server_replica_dies() {
     let mut command = std::process::Command::new(&podiam);
     command
         .env_clear()
-        .env(
-            "AWS_ACCESS_KEY_ID",
-            key["AccessKey"]["AccessKeyId"].as_str().unwrap(),
-        )
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            key["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
-        )
+        .env("AWS_ACCESS_KEY_ID", &key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
         .env("AWS_REGION", "us-east-1")
         .args(["agent", "--cluster-name", "fleet", "--node-name", "node-1"])
         .args(["--endpoint", &format!("{},{}", a.endpoint(), b.endpoint())])
