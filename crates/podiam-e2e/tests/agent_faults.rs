@@ -4,8 +4,8 @@
 //! an agent whose credentials lack `eks:DescribeCluster` (so it cannot fetch the cluster's
 //! token keys) still serves pods, EKS Auth verifying their tokens, and says so once.
 //!
-//! The first test runs two replicas over etcd: the binary must be built with
-//! `--features podiam/etcd`, and etcd must be installed (as for `etcd_faults.rs`).
+//! The first test runs two replicas over etcd, which must be installed (as for
+//! `etcd_faults.rs`).
 
 #![expect(
     clippy::unwrap_used,

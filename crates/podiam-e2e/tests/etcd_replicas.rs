@@ -1,5 +1,4 @@
-//! Two `podiam server` replicas over one three-member etcd cluster (the binary built with
-//! `--features etcd`): what one replica writes, the other serves within a second through its
+//! Two `podiam server` replicas over one three-member etcd cluster: what one replica writes, the other serves within a second through its
 //! watch; a session one replica seals verifies on the other; and a replica that starts with
 //! another key-encryption key is refused.
 

@@ -116,7 +116,6 @@ impl StoreConfig {
     }
 }
 
-#[cfg(feature = "etcd")]
 async fn open_etcd(config: &EtcdConfig) -> Result<Arc<dyn Store>, BootError> {
     let read = |path: &PathBuf| {
         std::fs::read(path)
@@ -177,13 +176,6 @@ async fn open_etcd(config: &EtcdConfig) -> Result<Arc<dyn Store>, BootError> {
         ))
     })?;
     Ok(Arc::new(store))
-}
-
-#[cfg(not(feature = "etcd"))]
-async fn open_etcd(_config: &EtcdConfig) -> Result<Arc<dyn Store>, BootError> {
-    Err(BootError::Config(
-        "this podiam was built without the etcd store; build it with `cargo build --release -p podiam --features etcd` (needs protoc: apt-get install protobuf-compiler)".to_owned(),
-    ))
 }
 
 #[cfg(test)]

@@ -5,17 +5,15 @@
 //! [`Compare`] holds (compare-and-swap by revision), [`Store::list`] pages through a prefix in
 //! key order, and [`Store::watch`] streams every change under a prefix after a revision, so a
 //! cache can list once and then follow. Backends: [`MemoryStore`] (tests, and the fake behind
-//! unit tests of the layers above) and [`RedbStore`] (embedded, durable, the default); both pass
-//! the conformance suite in `tests/`. A [`Replica`] keeps an in-memory [`View`] of a prefix
+//! unit tests of the layers above), [`RedbStore`] (embedded, durable, the default) and
+//! [`EtcdStore`] (several replicas over an etcd cluster); all pass the conformance suite in
+//! `tests/`. A [`Replica`] keeps an in-memory [`View`] of a prefix
 //! up to date through the watch, so the services above read without touching the store.
 
 mod authenticated;
 mod copy;
 mod error;
-#[cfg(feature = "etcd")]
-mod etcd_members;
-#[cfg(feature = "etcd")]
-mod etcd_store;
+mod etcd;
 mod hub;
 mod memory;
 mod redb_store;
@@ -25,8 +23,7 @@ mod types;
 pub use authenticated::AuthenticatedStore;
 pub use copy::{Copied, copy_store};
 pub use error::StoreError;
-#[cfg(feature = "etcd")]
-pub use etcd_store::{EtcdOptions, EtcdStore};
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 pub use replica::{Replica, View};

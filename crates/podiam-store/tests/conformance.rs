@@ -349,7 +349,6 @@ conformance!(redb, || async {
 // etcd: the cluster `scripts/test` starts (`PODIAM_ETCD_ENDPOINTS`), else three members
 // started for the test; each test in a namespace of its own. The revision checks assume no
 // other writer, so these tests run one at a time (`.config/nextest.toml`).
-#[cfg(feature = "etcd")]
 async fn etcd_store() -> (Arc<dyn Store>, Option<Box<dyn std::any::Any + Send>>) {
     static NAMESPACE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let (endpoints, guard) = match std::env::var("PODIAM_ETCD_ENDPOINTS") {
@@ -376,7 +375,6 @@ async fn etcd_store() -> (Arc<dyn Store>, Option<Box<dyn std::any::Any + Send>>)
     (Arc::new(store) as Arc<dyn Store>, guard)
 }
 
-#[cfg(feature = "etcd")]
 conformance!(etcd, || etcd_store());
 
 /// Records bound to their keys with a MAC (how replicas use etcd) behave as a store still.
@@ -391,7 +389,6 @@ conformance!(authenticated_memory, || async {
     (authenticated(Arc::new(MemoryStore::new())), None)
 });
 
-#[cfg(feature = "etcd")]
 conformance!(authenticated_etcd, || async {
     let (store, guard) = etcd_store().await;
     (authenticated(store), guard)

@@ -3,7 +3,6 @@
 //! deadline, a replica of the store starts with a member down, and a transaction whose answer
 //! was lost is reported committed once rather than as a conflict.
 
-#![cfg(feature = "etcd")]
 #![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
 
 use std::sync::Arc;

@@ -1,9 +1,10 @@
 //! Failover across etcd members, inside the store.
 //!
-//! etcd-client balances over its endpoints with tonic's balance channel, which sends a request
-//! to a member whose connection has failed and returns that member's `tcp connect error` to
-//! the caller: with one member of three down, about a third of the calls fail, and a replica
-//! cannot even start. A member that hangs costs every call routed to it the full timeout.
+//! A client that balances over all endpoints (etcd-client's, with tonic's balance channel)
+//! sends requests to a member whose connection has failed and returns that member's `tcp
+//! connect error` to the caller: with one member of three down, about a third of the calls
+//! fail, and a replica cannot even start. A member that hangs costs every call routed to it
+//! the full timeout.
 //!
 //! Here each member has its own client, calls go to the member that answered last, and a call
 //! that fails in a way another member (or a moment later, the same cluster) could answer is
@@ -20,10 +21,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions};
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
+use tonic::{Code, Status};
 
+use super::client::{ConnectOptions, MemberClient};
+use super::proto::etcdserverpb::RangeRequest;
 use crate::StoreError;
 
 /// The first pause of a member's circuit; it doubles with each failure in a row.
@@ -43,22 +45,16 @@ pub(crate) enum Failure {
     Final,
 }
 
-/// Sorts an etcd-client error.
-pub(crate) fn classify(error: &etcd_client::Error) -> Failure {
-    use etcd_client::Error as E;
-    use tonic::Code;
-    match error {
-        E::GRpcStatus(status) => match status.code() {
-            // Connection failures surface as Unavailable with the transport's message.
-            Code::Unavailable => Failure::Retry {
-                delivered: !is_connect_failure(status.message()),
-            },
-            Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal => {
-                Failure::Retry { delivered: true }
-            }
-            _ => Failure::Final,
+/// Sorts a failed call's status.
+pub(crate) fn classify(status: &Status) -> Failure {
+    match status.code() {
+        // Connection failures surface as Unavailable with the transport's message.
+        Code::Unavailable => Failure::Retry {
+            delivered: !is_connect_failure(status.message()),
         },
-        E::TransportError(_) | E::IoError(_) => Failure::Retry { delivered: true },
+        Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Internal => {
+            Failure::Retry { delivered: true }
+        }
         _ => Failure::Final,
     }
 }
@@ -72,11 +68,11 @@ fn is_connect_failure(message: &str) -> bool {
         || message.contains("no leader")
 }
 
-/// One etcd member: its client, made on first use (with a user, making it asks the member for
-/// a token, which must not stop a replica from starting while that member is down).
+/// One etcd member: its client (which connects on first use, so that a replica starts while
+/// the member is down) and its health.
 struct Member {
     endpoint: String,
-    client: OnceCell<Client>,
+    client: MemberClient,
     health: Mutex<Health>,
 }
 
@@ -125,7 +121,6 @@ impl Member {
 pub(crate) struct Members {
     members: Vec<Member>,
     preferred: AtomicUsize,
-    options: ConnectOptions,
     /// A call's whole budget, retries included.
     deadline: Duration,
     /// One try's budget (a hung member costs at most this).
@@ -154,24 +149,26 @@ pub(crate) struct Tries {
 impl Members {
     pub(crate) fn new(
         endpoints: &[String],
-        options: ConnectOptions,
+        options: &ConnectOptions,
         deadline: Duration,
         attempt: Duration,
-    ) -> Self {
-        Self {
-            members: endpoints
-                .iter()
-                .map(|endpoint| Member {
+    ) -> Result<Self, StoreError> {
+        let members = endpoints
+            .iter()
+            .map(|endpoint| {
+                Ok(Member {
                     endpoint: endpoint.clone(),
-                    client: OnceCell::new(),
+                    client: MemberClient::new(endpoint, options)?,
                     health: Mutex::new(Health::default()),
                 })
-                .collect(),
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self {
+            members,
             preferred: AtomicUsize::new(0),
-            options,
             deadline,
             attempt,
-        }
+        })
     }
 
     /// The member to try next: the preferred one, or the next whose circuit is closed; when
@@ -197,16 +194,6 @@ impl Members {
             })
     }
 
-    async fn client(&self, member: &Member) -> Result<Client, etcd_client::Error> {
-        member
-            .client
-            .get_or_try_init(|| {
-                Client::connect([member.endpoint.as_str()], Some(self.options.clone()))
-            })
-            .await
-            .cloned()
-    }
-
     /// Runs `op` against the members until one answers or the deadline passes.
     pub(crate) async fn call<T, F, Fut>(
         self: &Arc<Self>,
@@ -214,8 +201,8 @@ impl Members {
         mut op: F,
     ) -> Result<(T, Tries), StoreError>
     where
-        F: FnMut(Client) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>>,
+        F: FnMut(MemberClient) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
     {
         let started = Instant::now();
         let deadline = started + self.deadline;
@@ -229,10 +216,7 @@ impl Members {
                 return Err(StoreError::Backend("etcd: no endpoint".to_owned()));
             };
             let budget = self.attempt.min(deadline.saturating_duration_since(now));
-            let attempt = async {
-                let client = self.client(member).await?;
-                op(client).await
-            };
+            let attempt = op(member.client.clone());
             let (failure, last_error) = match tokio::time::timeout(budget, attempt).await {
                 Ok(Ok(value)) => {
                     member.answered();
@@ -307,16 +291,11 @@ async fn probe(members: Weak<Members>, index: usize) {
         let Some(member) = members.members.get(index) else {
             return;
         };
-        let asked = async {
-            let client = members.client(member).await?;
-            client
-                .kv_client()
-                .get(
-                    "\u{0}probe",
-                    Some(etcd_client::GetOptions::new().with_count_only()),
-                )
-                .await
-        };
+        let asked = member.client.range(RangeRequest {
+            key: b"\0probe".to_vec(),
+            count_only: true,
+            ..RangeRequest::default()
+        });
         // Any answer that is not a failure of the member (a permission error for a key
         // outside a restricted user's namespace, say) shows it serves again.
         let answers = match tokio::time::timeout(members.attempt, asked).await {
@@ -339,12 +318,17 @@ mod tests {
 
     fn members(n: usize) -> Members {
         let endpoints: Vec<String> = (0..n).map(|i| format!("http://127.0.0.1:{i}")).collect();
+        let options = ConnectOptions {
+            connect_timeout: Duration::from_secs(1),
+            ..ConnectOptions::default()
+        };
         Members::new(
             &endpoints,
-            ConnectOptions::new(),
+            &options,
             Duration::from_secs(5),
             Duration::from_secs(1),
         )
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[tokio::test(start_paused = true)]
@@ -375,8 +359,8 @@ mod tests {
         assert_eq!(m.pick(None, now), 1);
     }
 
-    #[test]
-    fn circuits_grow_to_a_cap() {
+    #[tokio::test]
+    async fn circuits_grow_to_a_cap() {
         let m = members(1);
         let now = Instant::now();
         for _ in 0..10 {
@@ -388,37 +372,32 @@ mod tests {
 
     #[test]
     fn errors_are_sorted() {
-        use etcd_client::Error as E;
-        let status = |code, message: &str| E::GRpcStatus(tonic::Status::new(code, message));
+        let status = |code, message: &str| Status::new(code, message);
         assert_eq!(
-            classify(&status(tonic::Code::Unavailable, "tcp connect error")),
+            classify(&status(Code::Unavailable, "tcp connect error")),
             Failure::Retry { delivered: false }
         );
         assert_eq!(
-            classify(&status(
-                tonic::Code::Unavailable,
-                "etcdserver: leader changed"
-            )),
+            classify(&status(Code::Unavailable, "etcdserver: leader changed")),
             Failure::Retry { delivered: true }
         );
         assert_eq!(
-            classify(&status(tonic::Code::Unavailable, "etcdserver: no leader")),
+            classify(&status(Code::Unavailable, "etcdserver: no leader")),
             Failure::Retry { delivered: false }
         );
         assert_eq!(
             classify(&status(
-                tonic::Code::InvalidArgument,
+                Code::InvalidArgument,
                 "etcdserver: key is not provided"
             )),
             Failure::Final
         );
         assert_eq!(
             classify(&status(
-                tonic::Code::PermissionDenied,
+                Code::PermissionDenied,
                 "etcdserver: permission denied"
             )),
             Failure::Final
         );
-        assert_eq!(classify(&E::InvalidArgs("x".into())), Failure::Final);
     }
 }

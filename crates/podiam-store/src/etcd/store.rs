@@ -1,12 +1,11 @@
-//! [`EtcdStore`]: the store over an etcd v3 cluster (the `etcd` feature). etcd's own model is
-//! the store's: one revision for the whole keyspace, transactions with comparisons, ranges and
+//! [`EtcdStore`]: the store over an etcd v3 cluster. etcd's own model is the store's: one revision for the whole keyspace, transactions with comparisons, ranges and
 //! watches from a revision, so every call maps to one etcd request.
 //!
 //! Every key lives under a namespace (`/podiam/` by default), so several podiam installations,
 //! or test runs, can share one etcd. Several podiam servers over the same namespace share
 //! everything: each one's caches follow the others' writes through the watch.
 //!
-//! Calls fail over between members inside the store ([`crate::etcd_members`]): a minority of
+//! Calls fail over between members inside the store (`super::members`): a minority of
 //! members down, hung or in an election costs a call time within its deadline, not an error. A
 //! transaction whose answer was lost is tried again; when the retry finds its comparison no
 //! longer holds, the store reads whether the first try's writes are there, so a committed
@@ -17,13 +16,15 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use etcd_client::{
-    Certificate, Compare as EtcdCompare, CompareOp, ConnectOptions, EventType, GetOptions,
-    Identity, TlsOptions, Txn, TxnOp, WatchOptions,
-};
 use tokio::sync::mpsc;
 
-use crate::etcd_members::Members;
+use super::client::ConnectOptions;
+use super::members::Members;
+use super::proto::etcdserverpb::{
+    Compare as EtcdCompare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    WatchCreateRequest, compare, request_op,
+};
+use super::proto::mvccpb::{KeyValue, event::EventType};
 
 use crate::types::{Watch, validate_ops};
 use crate::{
@@ -81,8 +82,16 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
-fn backend(e: etcd_client::Error) -> StoreError {
-    StoreError::Backend(format!("etcd: {e}"))
+fn backend(status: &tonic::Status) -> StoreError {
+    StoreError::Backend(format!("etcd: {}", status.message()))
+}
+
+/// A range read of one key.
+fn get_one(key: Vec<u8>) -> RangeRequest {
+    RangeRequest {
+        key,
+        ..RangeRequest::default()
+    }
 }
 
 /// etcd revisions are `i64`; ours are `u64`.
@@ -120,27 +129,18 @@ impl EtcdStore {
         let attempt = options
             .request_timeout
             .unwrap_or(Duration::from_millis(1_500));
-        let mut connect = ConnectOptions::new()
-            .with_connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(1)))
-            .with_timeout(attempt)
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
-            .with_require_leader(true);
-        if let Some(ca) = &options.ca_pem {
-            let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
-            if let Some((cert, key)) = &options.client_cert_pem {
-                tls = tls.identity(Identity::from_pem(cert, key));
-            }
-            connect = connect.with_tls(tls);
-        }
-        if let Some((user, password)) = &options.user {
-            connect = connect.with_user(user.clone(), password.clone());
-        }
+        let connect = ConnectOptions {
+            connect_timeout: options.connect_timeout.unwrap_or(Duration::from_secs(1)),
+            ca_pem: options.ca_pem.clone(),
+            client_cert_pem: options.client_cert_pem.clone(),
+            user: options.user.clone(),
+        };
         let members = Members::new(
             endpoints,
-            connect,
+            &connect,
             options.deadline.unwrap_or(Duration::from_secs(5)),
             attempt,
-        );
+        )?;
         let namespace = if options.namespace.is_empty() {
             "/podiam/".to_owned()
         } else {
@@ -163,15 +163,15 @@ impl EtcdStore {
             let (response, _) = self
                 .members
                 .call("get", |client| {
-                    let key = key.clone();
-                    async move { client.kv_client().get(key, None).await }
+                    let request = get_one(key.clone().into_bytes());
+                    async move { client.range(request).await }
                 })
                 .await?;
-            let current = response.kvs().first();
-            let header = response.header().map(|h| from_etcd(h.revision()));
+            let current = response.kvs.first();
+            let header = response.header.map(|h| from_etcd(h.revision));
             match (op, current) {
-                (Op::Put(_, value), Some(kv)) if kv.value() == value.as_slice() => {
-                    revision = Some(from_etcd(kv.mod_revision()));
+                (Op::Put(_, value), Some(kv)) if kv.value == *value => {
+                    revision = Some(from_etcd(kv.mod_revision));
                 }
                 (Op::Delete(_), None) => revision = revision.or(header),
                 _ => return Ok(None),
@@ -193,13 +193,24 @@ impl EtcdStore {
             .ok_or_else(|| StoreError::Corrupt(format!("key {text:?} is outside the namespace")))
     }
 
-    fn entry(&self, kv: &etcd_client::KeyValue) -> Result<Entry, StoreError> {
+    fn entry(&self, kv: KeyValue) -> Result<Entry, StoreError> {
         Ok(Entry {
-            key: self.ours(kv.key())?,
-            value: kv.value().to_vec(),
-            create_revision: from_etcd(kv.create_revision()),
-            mod_revision: from_etcd(kv.mod_revision()),
+            key: self.ours(&kv.key)?,
+            value: kv.value,
+            create_revision: from_etcd(kv.create_revision),
+            mod_revision: from_etcd(kv.mod_revision),
         })
+    }
+}
+
+/// A comparison that `target` of `key` equals `value`.
+fn equal(key: String, target: compare::CompareTarget, value: compare::TargetUnion) -> EtcdCompare {
+    EtcdCompare {
+        result: compare::CompareResult::Equal.into(),
+        target: target.into(),
+        key: key.into_bytes(),
+        range_end: Vec::new(),
+        target_union: Some(value),
     }
 }
 
@@ -211,11 +222,16 @@ impl Store for EtcdStore {
         let (response, _) = self
             .members
             .call("get", |client| {
-                let full = full.clone();
-                async move { client.kv_client().get(full, None).await }
+                let request = get_one(full.clone().into_bytes());
+                async move { client.range(request).await }
             })
             .await?;
-        response.kvs().first().map(|e| self.entry(e)).transpose()
+        response
+            .kvs
+            .into_iter()
+            .next()
+            .map(|e| self.entry(e))
+            .transpose()
     }
 
     async fn txn(&self, compares: &[Compare], ops: &[Op]) -> Result<TxnOutcome, StoreError> {
@@ -223,32 +239,56 @@ impl Store for EtcdStore {
         let mut conditions = Vec::with_capacity(compares.len());
         for compare in compares {
             conditions.push(match compare {
+                // A key that does not exist has version 0.
                 Compare::Absent(key) => {
                     validate_key(key)?;
-                    EtcdCompare::version(self.full(key), CompareOp::Equal, 0)
+                    equal(
+                        self.full(key),
+                        compare::CompareTarget::Version,
+                        compare::TargetUnion::Version(0),
+                    )
                 }
                 Compare::ModRevision(key, revision) => {
                     validate_key(key)?;
-                    EtcdCompare::mod_revision(self.full(key), CompareOp::Equal, to_etcd(*revision)?)
+                    equal(
+                        self.full(key),
+                        compare::CompareTarget::Mod,
+                        compare::TargetUnion::ModRevision(to_etcd(*revision)?),
+                    )
                 }
             });
         }
-        let operations: Vec<TxnOp> = ops
+        let success = ops
             .iter()
-            .map(|op| match op {
-                Op::Put(key, value) => TxnOp::put(self.full(key), value.clone(), None),
-                Op::Delete(key) => TxnOp::delete(self.full(key), None),
+            .map(|op| RequestOp {
+                request: Some(match op {
+                    Op::Put(key, value) => request_op::Request::RequestPut(PutRequest {
+                        key: self.full(key).into_bytes(),
+                        value: value.clone(),
+                        ..PutRequest::default()
+                    }),
+                    Op::Delete(key) => {
+                        request_op::Request::RequestDeleteRange(DeleteRangeRequest {
+                            key: self.full(key).into_bytes(),
+                            ..DeleteRangeRequest::default()
+                        })
+                    }
+                }),
             })
             .collect();
-        let txn = Txn::new().when(conditions).and_then(operations);
+        let txn = TxnRequest {
+            compare: conditions,
+            success,
+            failure: Vec::new(),
+        };
         let (response, tries) = self
             .members
             .call("txn", |client| {
                 let txn = txn.clone();
-                async move { client.kv_client().txn(txn).await }
+                async move { client.txn(txn).await }
             })
             .await?;
-        if !response.succeeded() {
+        if !response.succeeded {
             // The first try may have committed and lost its answer: then the comparison fails
             // on the retry because of our own write. Report that commit, not a conflict.
             if tries.ambiguous
@@ -261,8 +301,8 @@ impl Store for EtcdStore {
             return Ok(TxnOutcome::Failed);
         }
         let revision = response
-            .header()
-            .map(|h| from_etcd(h.revision()))
+            .header
+            .map(|h| from_etcd(h.revision))
             .ok_or_else(|| StoreError::Backend("etcd answered without a header".to_owned()))?;
         Ok(TxnOutcome::Committed(revision))
     }
@@ -288,30 +328,28 @@ impl Store for EtcdStore {
         let (response, _) = self
             .members
             .call("list", |client| {
-                let (start, end) = (start.clone(), end.clone());
-                async move {
-                    client
-                        .kv_client()
-                        .get(
-                            start,
-                            Some(GetOptions::new().with_range(end).with_limit(limit)),
-                        )
-                        .await
-                }
+                let request = RangeRequest {
+                    key: start.clone(),
+                    range_end: end.clone(),
+                    limit,
+                    ..RangeRequest::default()
+                };
+                async move { client.range(request).await }
             })
             .await?;
+        let revision = response
+            .header
+            .map(|h| from_etcd(h.revision))
+            .unwrap_or_default();
+        let more = response.more;
         let entries = response
-            .kvs()
-            .iter()
+            .kvs
+            .into_iter()
             .map(|e| self.entry(e))
             .collect::<Result<Vec<_>, _>>()?;
-        let revision = response
-            .header()
-            .map(|h| from_etcd(h.revision()))
-            .unwrap_or_default();
         Ok(Page {
             entries,
-            more: response.more(),
+            more,
             revision,
         })
     }
@@ -322,16 +360,13 @@ impl Store for EtcdStore {
         let (mut stream, _) = self
             .members
             .call("watch", |client| {
-                let full = full.clone();
-                async move {
-                    client
-                        .watch_client()
-                        .watch(
-                            full,
-                            Some(WatchOptions::new().with_prefix().with_start_revision(start)),
-                        )
-                        .await
-                }
+                let create = WatchCreateRequest {
+                    key: full.clone().into_bytes(),
+                    range_end: prefix_end(full.as_bytes()),
+                    start_revision: start,
+                    ..WatchCreateRequest::default()
+                };
+                async move { client.watch(create).await }
             })
             .await?;
         let (tx, rx) = mpsc::channel(1024);
@@ -365,46 +400,55 @@ impl Store for EtcdStore {
                     Ok(Some(message)) => message,
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = tx.send(Err(backend(e))).await;
+                        let _ = tx.send(Err(backend(&e))).await;
                         return;
                     }
                 };
-                if message.compact_revision() > 0 {
+                if message.compact_revision > 0 {
                     let _ = tx
                         .send(Err(StoreError::Compacted {
                             requested: after.saturating_add(1),
-                            oldest: from_etcd(message.compact_revision()),
+                            oldest: from_etcd(message.compact_revision),
                         }))
                         .await;
                     return;
                 }
-                if message.canceled() {
+                if message.canceled {
                     let _ = tx
                         .send(Err(StoreError::Backend(format!(
                             "etcd cancelled the watch: {}",
-                            message.cancel_reason()
+                            message.cancel_reason
                         ))))
                         .await;
                     return;
                 }
-                for event in message.events() {
-                    let Some(kv) = event.kv() else { continue };
-                    let key = match store.ours(kv.key()) {
+                for event in message.events {
+                    let kind = event.r#type;
+                    let Some(kv) = event.kv else { continue };
+                    let key = match store.ours(&kv.key) {
                         Ok(key) => key,
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;
                             return;
                         }
                     };
-                    let (kind, value) = match event.event_type() {
-                        EventType::Put => (EventKind::Put, Some(kv.value().to_vec())),
-                        EventType::Delete => (EventKind::Delete, None),
+                    let (kind, value) = match EventType::try_from(kind) {
+                        Ok(EventType::Put) => (EventKind::Put, Some(kv.value)),
+                        Ok(EventType::Delete) => (EventKind::Delete, None),
+                        Err(_) => {
+                            let _ = tx
+                                .send(Err(StoreError::Backend(format!(
+                                    "etcd sent a watch event of unknown type {kind}"
+                                ))))
+                                .await;
+                            return;
+                        }
                     };
                     let event = Event {
                         kind,
                         key,
                         value,
-                        revision: from_etcd(kv.mod_revision()),
+                        revision: from_etcd(kv.mod_revision),
                     };
                     if tx.send(Ok(event)).await.is_err() {
                         // The watcher was dropped; the stream ends with this task.
@@ -422,18 +466,17 @@ impl Store for EtcdStore {
         let (response, _) = self
             .members
             .call("revision", |client| {
-                let key = key.clone();
-                async move {
-                    client
-                        .kv_client()
-                        .get(key, Some(GetOptions::new().with_count_only()))
-                        .await
-                }
+                let request = RangeRequest {
+                    key: key.clone().into_bytes(),
+                    count_only: true,
+                    ..RangeRequest::default()
+                };
+                async move { client.range(request).await }
             })
             .await?;
         response
-            .header()
-            .map(|h| from_etcd(h.revision()))
+            .header
+            .map(|h| from_etcd(h.revision))
             .ok_or_else(|| StoreError::Backend("etcd answered without a header".to_owned()))
     }
 }
