@@ -23,6 +23,23 @@ use crate::cache::{CacheConfig, Hit, Miss, PodCache};
 use crate::tokens::{Checked, PodKey, TokenChecker};
 use crate::{Upstream, UpstreamError};
 
+/// Whether a request whose `Host` names `host` was addressed to the agent: one of `hosts`, or,
+/// when the agent listens on every address (`0.0.0.0` or `::`, in a container with a published
+/// port, say), any IP address. A name is never accepted then: a page that rebinds its own name
+/// to the agent's address cannot reach it through a browser.
+fn addressed_to_us(hosts: &[String], host: &str) -> bool {
+    if hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return true;
+    }
+    let unspecified = hosts.iter().any(|h| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
+    });
+    unspecified && host.parse::<std::net::IpAddr>().is_ok()
+}
+
 /// How the agent is set up.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -290,12 +307,7 @@ impl Agent {
                 );
             }
         };
-        if !self
-            .config
-            .hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&host))
-        {
+        if !addressed_to_us(&self.config.hosts, &host) {
             self.metrics.refused.inc();
             return text(
                 StatusCode::FORBIDDEN,
@@ -523,4 +535,25 @@ pub fn probe_router(agent: Arc<Agent>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::addressed_to_us;
+
+    #[test]
+    fn requests_must_be_addressed_to_the_agent() {
+        let link_local = ["169.254.170.23".to_owned(), "fd00:ec2::23".to_owned()];
+        assert!(addressed_to_us(&link_local, "169.254.170.23"));
+        assert!(addressed_to_us(&link_local, "fd00:ec2::23"));
+        assert!(!addressed_to_us(&link_local, "127.0.0.1"));
+        assert!(!addressed_to_us(&link_local, "evil.example"));
+        // Listening everywhere: any IP address, never a name.
+        let everywhere = ["0.0.0.0".to_owned()];
+        assert!(addressed_to_us(&everywhere, "127.0.0.1"));
+        assert!(addressed_to_us(&everywhere, "172.17.0.2"));
+        assert!(!addressed_to_us(&everywhere, "evil.example"));
+        assert!(!addressed_to_us(&everywhere, "localhost"));
+        assert!(addressed_to_us(&["[::]".to_owned()], "::1"));
+    }
 }

@@ -63,7 +63,9 @@ struct RunArgs {
     /// This node's name (tokens bound to another node are refused) [default: $NODE_NAME].
     #[arg(long, env = "NODE_NAME")]
     node_name: Option<String>,
-    /// Addresses to listen on; one that cannot be bound (IPv6 off) is logged, not fatal.
+    /// Addresses to listen on; one that cannot be bound (IPv6 off) is logged, not fatal. SDKs
+    /// must call the agent through one of them (the Host header is checked); with `0.0.0.0` or
+    /// `[::]` (a container with a published port), through any IP address, never a name.
     #[arg(
         long,
         value_delimiter = ',',

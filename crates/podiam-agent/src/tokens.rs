@@ -54,6 +54,9 @@ pub struct PodKey {
     pub pod_uid: String,
     /// The pod's name.
     pub pod_name: String,
+    /// The node the token is bound to, if any: credentials fetched for a token bound to one
+    /// node are never served for a token that names another (EKS Auth refuses that one).
+    pub node_name: Option<String>,
 }
 
 /// A refused token: the status and the plain-text body the SDK gets.
@@ -180,6 +183,7 @@ fn pod_key(claims: &podiam_oidc::Claims) -> Result<Arc<PodKey>, Refusal> {
         service_account: k8s.serviceaccount.name.clone(),
         pod_uid: pod.uid.clone(),
         pod_name: pod.name.clone(),
+        node_name: k8s.node.as_ref().map(|node| node.name.clone()),
     }))
 }
 

@@ -150,6 +150,17 @@ impl World {
     }
 
     fn token_of(issuer: &Issuer, pod: &str, audience: &str, issued_at: i64) -> String {
+        Self::token_bound(issuer, pod, audience, issued_at, None)
+    }
+
+    /// A token bound to `node` (as the kubelet's are).
+    fn token_bound(
+        issuer: &Issuer,
+        pod: &str,
+        audience: &str,
+        issued_at: i64,
+        node: Option<&str>,
+    ) -> String {
         issuer
             .mint(
                 &TokenRequest {
@@ -163,7 +174,10 @@ impl World {
                         name: pod.into(),
                         uid: format!("uid-{pod}"),
                     }),
-                    node: None,
+                    node: node.map(|name| ObjectRef {
+                        name: name.into(),
+                        uid: format!("uid-{name}"),
+                    }),
                     lifetime: Duration::from_secs(3600),
                     warn_after: None,
                 },
@@ -338,6 +352,27 @@ async fn a_thousand_first_requests_for_one_pod_make_one_upstream_call() {
     w.ask("169.254.170.23", Some(&w.token("carts-2", PIA, NOW)))
         .await;
     assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 2);
+}
+
+/// Credentials fetched for a token bound to one node are never served, from the cache, for a
+/// token of the same pod that names another node: that token goes to EKS Auth, which decides
+/// (and refuses it when the agent's identity is not that node's).
+#[tokio::test]
+async fn the_cache_does_not_serve_a_token_bound_to_another_node() {
+    let w = world();
+    let issuer = &w.upstream.issuer;
+    let on_1 = World::token_bound(issuer, "carts-1", PIA, NOW, Some("node-1"));
+    let (status, _) = w.ask("169.254.170.23", Some(&on_1)).await;
+    assert_eq!(status, StatusCode::OK);
+    w.ask("169.254.170.23", Some(&on_1)).await;
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 1, "a cache hit");
+    let on_2 = World::token_bound(issuer, "carts-1", PIA, NOW, Some("node-2"));
+    w.ask("169.254.170.23", Some(&on_2)).await;
+    assert_eq!(
+        w.upstream.calls.load(Ordering::SeqCst),
+        2,
+        "the token for another node went upstream"
+    );
 }
 
 #[tokio::test]
