@@ -96,3 +96,45 @@ fn render_prints_the_pod_and_takes_booleans_three_ways() {
     assert!(!ok);
     assert!(err.contains("maybe"), "{err}");
 }
+
+/// `--pod -` reads the pod from standard input (as in `kubectl get pod -o yaml | podiam webhook
+/// render --pod -`, or `docker run -i … webhook render --pod -`); only one input can be stdin.
+#[test]
+fn the_pod_can_come_from_standard_input() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let run = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_podiam"))
+            .args(["webhook", "render"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(POD.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, patch, err) = run(&["--pod", "-", "--pod-identity"]);
+    assert!(ok, "{err}");
+    assert!(
+        patch.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+        "{patch}"
+    );
+    let (ok, _, err) = run(&["--pod", "-", "--service-account", "-"]);
+    assert!(!ok);
+    assert!(
+        err.contains("only one of --pod and --service-account"),
+        "{err}"
+    );
+}

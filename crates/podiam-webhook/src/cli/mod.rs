@@ -129,10 +129,10 @@ pub enum Output {
 /// `podiam webhook render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The pod (YAML or JSON).
+    /// The pod (YAML or JSON; `-` reads standard input).
     #[arg(long, value_name = "FILE")]
     pod: PathBuf,
-    /// Its ServiceAccount (YAML or JSON).
+    /// Its ServiceAccount (YAML or JSON; `-` reads standard input).
     #[arg(long, value_name = "FILE")]
     service_account: Option<PathBuf>,
     /// A pod identity association exists for the ServiceAccount (`--flag`, `=true`, `=false`).
@@ -149,17 +149,19 @@ pub struct RenderArgs {
     mutation: MutationArgs,
 }
 
-/// Reads a Kubernetes object from YAML or JSON.
+/// Reads a Kubernetes object from YAML or JSON, in a file or (`-`) on standard input.
 fn read_object(path: &std::path::Path) -> anyhow::Result<Value> {
     let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(
+    let limit = crate::MAX_REVIEW_BYTES as u64 + 1;
+    let source: Box<dyn std::io::Read> = if path == std::path::Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-            crate::MAX_REVIEW_BYTES as u64 + 1,
-        ),
-        &mut text,
-    )
-    .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
+        )
+    };
+    std::io::Read::read_to_string(&mut std::io::Read::take(source, limit), &mut text)
+        .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
     if text.len() > crate::MAX_REVIEW_BYTES {
         bail!(
             "{} is larger than {} bytes",
@@ -206,6 +208,10 @@ pub fn run(args: WebhookArgs) -> ExitCode {
 }
 
 fn render(args: &RenderArgs) -> anyhow::Result<ExitCode> {
+    let stdin = std::path::Path::new("-");
+    if args.pod == stdin && args.service_account.as_deref() == Some(stdin) {
+        bail!("only one of --pod and --service-account can read standard input (-)");
+    }
     let pod = read_object(&args.pod)?;
     let account = args
         .service_account
