@@ -18,6 +18,8 @@ pub struct ServerOptions {
     pub faketime: Option<String>,
     /// Listen here instead of `127.0.0.1:0` (e.g. a veth address a namespace can reach).
     pub listen: Option<String>,
+    /// Extra environment variables (`PODIAM_<FLAG>` settings, say).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running server with its own data directory (removed on drop).
@@ -142,6 +144,7 @@ impl Server {
             .args(&options.args)
             .env_remove("PODIAM_DATA_DIR")
             .env("RUST_LOG", "info")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);

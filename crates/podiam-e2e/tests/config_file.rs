@@ -1,6 +1,6 @@
-//! `podiam server --config FILE` (issue 19): the file's keys are the long flag names, a
-//! `[server]` table wins over shared keys, a flag wins over the file, and a key that is not a
-//! flag stops the server with one line.
+//! `podiam server --config FILE` and `PODIAM_<FLAG>` variables (issue 19): the file's keys are
+//! the long flag names, a `[server]` table wins over shared keys, a variable wins over the
+//! file, a flag wins over both, and a key that is not a flag stops the server with one line.
 
 use podiam_e2e::{ClientEnv, Server, ServerOptions};
 
@@ -35,7 +35,7 @@ fn flags_come_from_the_config_file_unless_given() {
     let flagged = Server::start_with(&ServerOptions {
         args: vec![
             "--config".to_owned(),
-            config,
+            config.clone(),
             "--account-id".to_owned(),
             "333333333333".to_owned(),
         ],
@@ -46,6 +46,38 @@ fn flags_come_from_the_config_file_unless_given() {
         "333333333333",
         "a flag wins over the file"
     );
+    let env = vec![("PODIAM_ACCOUNT_ID".to_owned(), "444444444444".to_owned())];
+    let from_env = Server::start_with(&ServerOptions {
+        args: vec!["--config".to_owned(), config.clone()],
+        env: env.clone(),
+        ..ServerOptions::default()
+    });
+    assert_eq!(
+        account_of(&from_env),
+        "444444444444",
+        "a variable wins over the file"
+    );
+    let flag_and_env = Server::start_with(&ServerOptions {
+        args: vec![
+            "--config".to_owned(),
+            config.clone(),
+            "--account-id".to_owned(),
+            "555555555555".to_owned(),
+        ],
+        env,
+        ..ServerOptions::default()
+    });
+    assert_eq!(
+        account_of(&flag_and_env),
+        "555555555555",
+        "a flag wins over a variable"
+    );
+    // The config file itself can come from PODIAM_CONFIG.
+    let named_by_env = Server::start_with(&ServerOptions {
+        env: vec![("PODIAM_CONFIG".to_owned(), config.clone())],
+        ..ServerOptions::default()
+    });
+    assert_eq!(account_of(&named_by_env), "222222222222", "PODIAM_CONFIG");
 
     std::fs::write(&file, "acount-id = \"1\"\n").unwrap_or_else(|e| panic!("{e}"));
     let out = std::process::Command::new(podiam_e2e::podiam_bin())
