@@ -161,8 +161,13 @@ pub struct ClientEnv {
 impl ClientEnv {
     /// The base environment for `server`, with no credentials.
     pub fn new(server: &Server) -> Self {
-        let home = server.dir().join("client-home");
-        std::fs::create_dir_all(&home).expect("create the client home");
+        Self::for_endpoint(&server.endpoint(), &server.dir().join("client-home"))
+    }
+
+    /// The base environment for a server at `endpoint` (one in a container, say), with `home`
+    /// as `HOME`; no credentials.
+    pub fn for_endpoint(endpoint: &str, home: &Path) -> Self {
+        std::fs::create_dir_all(home).expect("create the client home");
         let vars = [
             ("PATH", std::env::var("PATH").unwrap_or_default()),
             ("HOME", home.display().to_string()),
@@ -176,7 +181,7 @@ impl ClientEnv {
                 "AWS_SHARED_CREDENTIALS_FILE",
                 home.join("no-credentials").display().to_string(),
             ),
-            ("AWS_ENDPOINT_URL", server.endpoint()),
+            ("AWS_ENDPOINT_URL", endpoint.to_owned()),
             ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
             ("AWS_REGION", "us-east-1".to_owned()),
             ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
