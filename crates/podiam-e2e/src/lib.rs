@@ -412,3 +412,30 @@ pub fn pod_identity_node(root: &ClientEnv, actions: &str) -> (String, String) {
     };
     (field("AccessKeyId"), field("SecretAccessKey"))
 }
+
+/// A token of pod `pod` on node-1 for EKS Pod Identity, from `podiam cluster token` for the
+/// `fleet` cluster that [`pod_identity_node`] makes, in namespace `default`.
+pub fn pod_identity_token(root: &ClientEnv, service_account: &str, pod: &str) -> String {
+    root.command_of(
+        &podiam_bin(),
+        &[
+            "cluster",
+            "token",
+            "--cluster",
+            "fleet",
+            "--namespace",
+            "default",
+            "--service-account",
+            service_account,
+            "--audience",
+            "pods.eks.amazonaws.com",
+            "--pod-name",
+            pod,
+            "--node-name",
+            "node-1",
+        ],
+    )
+    .ok()
+    .trim()
+    .to_owned()
+}

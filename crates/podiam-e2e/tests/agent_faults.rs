@@ -18,36 +18,10 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use podiam_e2e::{ClientEnv, EtcdCluster, Process, Server, podiam_bin};
+use podiam_e2e::{ClientEnv, EtcdCluster, Process, Server, pod_identity_token, podiam_bin};
 
 /// What a new pod may wait for its first credentials with a replica stopped.
 const FIRST_CREDENTIALS_BOUND: Duration = Duration::from_millis(1500);
-
-/// A service-account token of pod `pod` on node-1 for EKS Pod Identity.
-fn token(root: &ClientEnv, pod: &str) -> String {
-    root.command_of(
-        &podiam_bin(),
-        &[
-            "cluster",
-            "token",
-            "--cluster",
-            "fleet",
-            "--namespace",
-            "default",
-            "--service-account",
-            "app",
-            "--audience",
-            "pods.eks.amazonaws.com",
-            "--pod-name",
-            pod,
-            "--node-name",
-            "node-1",
-        ],
-    )
-    .ok()
-    .trim()
-    .to_owned()
-}
 
 /// A running agent and the ports it reported.
 struct Agent {
@@ -171,7 +145,7 @@ fn a_stopped_replica_costs_a_new_pod_the_hedge_delay_and_is_then_skipped() {
     );
     let pods: Vec<String> = ["cached", "new-1", "new-2", "new-3"]
         .iter()
-        .map(|pod| token(&root, pod))
+        .map(|pod| pod_identity_token(&root, "app", pod))
         .collect();
     let agent = start_agent(&format!("{},{}", a.endpoint(), b.endpoint()), &keys);
 
@@ -246,7 +220,10 @@ fn an_agent_without_describe_cluster_serves_pods_and_warns_once() {
     let (status, ready) = get(agent.probes, "/readyz", None);
     assert_eq!((status, ready.as_str()), (200, "ready\n"));
 
-    let tokens = [token(&root, "web-1"), token(&root, "web-2")];
+    let tokens = [
+        pod_identity_token(&root, "app", "web-1"),
+        pod_identity_token(&root, "app", "web-2"),
+    ];
     for token in &tokens {
         let (status, body, _) = agent.credentials(token);
         assert_eq!(status, 200, "{body}");

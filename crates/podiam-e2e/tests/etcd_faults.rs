@@ -276,28 +276,7 @@ fn the_agent_fails_over_when_a_server_replica_dies() {
         &root,
         r#"["eks-auth:AssumeRoleForPodIdentity","eks:DescribeCluster"]"#,
     );
-    let token = |pod: &str| {
-        root.command_of(
-            &podiam,
-            &[
-                "cluster",
-                "token",
-                "--cluster",
-                "fleet",
-                "--namespace",
-                "default",
-                "--service-account",
-                "app",
-                "--audience",
-                "pods.eks.amazonaws.com",
-                "--pod-name",
-                pod,
-                "--node-name",
-                "node-1",
-            ],
-        )
-        .ok()
-    };
+    let token = |pod: &str| podiam_e2e::pod_identity_token(&root, "app", pod);
     let (first, second) = (token("first"), token("second"));
 
     let mut command = std::process::Command::new(&podiam);

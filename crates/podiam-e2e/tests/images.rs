@@ -25,7 +25,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use podiam_e2e::{ClientEnv, pod_identity_node, podiam_bin};
+use podiam_e2e::{ClientEnv, pod_identity_node, pod_identity_token};
 
 /// The images under test, or `None` (with a note) when none are named.
 fn images(test: &str) -> Option<Vec<String>> {
@@ -366,28 +366,7 @@ fn the_agent_serves_a_pods_credentials_on_a_published_port() {
         );
         let token_file = home.path().join("token");
         let token = |service_account: &str, file: &Path| {
-            root.command_of(
-                &podiam_bin(),
-                &[
-                    "cluster",
-                    "token",
-                    "--cluster",
-                    "fleet",
-                    "--namespace",
-                    "default",
-                    "--service-account",
-                    service_account,
-                    "--audience",
-                    "pods.eks.amazonaws.com",
-                    "--pod-name",
-                    "app-1",
-                    "--node-name",
-                    "node-1",
-                    "--out",
-                    &file.display().to_string(),
-                ],
-            )
-            .ok();
+            std::fs::write(file, pod_identity_token(&root, service_account, "app-1")).unwrap();
         };
         token("app", &token_file);
         let pod = ClientEnv::for_endpoint(&endpoint, &home.path().join("pod"))
