@@ -162,16 +162,33 @@ fn logs(container: &str) -> String {
     )
 }
 
-/// The root access key a new server prints on its first start.
+/// The root access key of a server container, from its credentials file; the log names the
+/// key's id and never its secret.
 fn root_key(container: &str) -> (String, String) {
-    let log = logs(container);
+    let dir = tempfile::tempdir().unwrap();
+    docker_ok(&[
+        "cp",
+        &format!("{container}:/var/lib/podiam/root-credentials"),
+        &dir.path().display().to_string(),
+    ]);
+    let text = std::fs::read_to_string(dir.path().join("root-credentials")).unwrap();
     let value = |name: &str| {
-        log.lines()
-            .find_map(|line| line.trim().strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name} in the server's log:\n{log}"))
-            .to_owned()
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(|v| v.trim_start_matches([' ', '=']).trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in root-credentials:\n{text}"))
     };
-    (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"))
+    let (id, secret) = (value("aws_access_key_id"), value("aws_secret_access_key"));
+    let log = logs(container);
+    assert!(
+        log.contains(&format!("Created the root access key {id};")),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&secret),
+        "the secret is in the container's log:\n{log}"
+    );
+    (id, secret)
 }
 
 /// A server container of `image` on `port` (published on loopback), data on `volume`.

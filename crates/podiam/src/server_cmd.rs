@@ -115,9 +115,16 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             started.elapsed().as_millis()
         );
         if let Some((id, secret)) = &opened.new_root_key {
-            println!("Created the root access key; it is also in {} (mode 0600):", opened.root_credentials_path.display());
-            println!("  AWS_ACCESS_KEY_ID={id}");
-            println!("  AWS_SECRET_ACCESS_KEY={}", secret.expose());
+            let path = opened.root_credentials_path.display();
+            // The secret goes to a person at a terminal, never into a log: under systemd,
+            // docker or Kubernetes, standard output is the journal or the container's log.
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                println!("Created the root access key; it is also in {path} (mode 0600):");
+                println!("  AWS_ACCESS_KEY_ID={id}");
+                println!("  AWS_SECRET_ACCESS_KEY={}", secret.expose());
+            } else {
+                println!("Created the root access key {id}; its secret is in {path} (mode 0600), and not printed here because standard output is not a terminal");
+            }
         }
         println!("Use it with: AWS_ENDPOINT_URL=http://{address} AWS_DEFAULT_REGION={} AWS_REGION={}", config.region, config.region);
         tracing::info!(%address, "serving");
