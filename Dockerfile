@@ -23,6 +23,8 @@ RUN cargo build --locked --profile "${PROFILE}" -p podiam --bin podiam -p podiam
 FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/usr/local/bin/ /usr/local/bin/
 COPY --from=build --chown=65532:65532 /out/var/lib/podiam/ /var/lib/podiam/
+# The server's data (a volume's mount point; owned by the user).
+ENV PODIAM_DATA_DIR=/var/lib/podiam
 USER 65532:65532
 WORKDIR /home/nonroot
 ENTRYPOINT ["/usr/local/bin/podiam"]

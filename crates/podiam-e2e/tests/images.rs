@@ -205,15 +205,7 @@ fn server(
     let public_url = format!("--public-url=http://127.0.0.1:{port}");
     let mut args = vec!["-p", &publish, "-v", &mount];
     args.extend_from_slice(extra);
-    args.extend([
-        image,
-        "server",
-        "--listen",
-        "0.0.0.0:4599",
-        "--data-dir",
-        "/var/lib/podiam",
-        &public_url,
-    ]);
+    args.extend([image, "server", "--listen", "0.0.0.0:4599", &public_url]);
     let name = made.run(what, &args);
     wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &name);
     name
@@ -494,7 +486,7 @@ fn the_dockerfile_gives_the_layout_of_the_scratch_image() {
             "image",
             "inspect",
             "--format",
-            "{{.Config.User}} {{json .Config.Entrypoint}}",
+            "{{.Config.User}} {{json .Config.Entrypoint}} {{json .Config.Env}}",
             image,
         ])
     };

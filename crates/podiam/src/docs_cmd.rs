@@ -66,7 +66,18 @@ pub fn man(command: clap::Command, args: &ManArgs) -> ExitCode {
     let result = match &args.out_dir {
         Some(dir) => std::fs::create_dir_all(dir)
             .and_then(|()| clap_mangen::generate_to(command, dir))
-            .with_context(|| format!("cannot write the manual pages to {}", dir.display())),
+            .with_context(|| format!("cannot write the manual pages to {}", dir.display()))
+            .map(|()| {
+                let pages = std::fs::read_dir(dir)
+                    .map(|entries| {
+                        entries
+                            .filter_map(Result::ok)
+                            .filter(|e| e.path().extension().is_some_and(|x| x == "1"))
+                            .count()
+                    })
+                    .unwrap_or(0);
+                println!("{} manual pages in {}", pages, dir.display());
+            }),
         None => {
             let mut out = Vec::new();
             clap_mangen::Man::new(command)

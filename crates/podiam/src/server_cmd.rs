@@ -126,7 +126,9 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 println!("Created the root access key {id}; its secret is in {path} (mode 0600), and not printed here because standard output is not a terminal");
             }
         }
-        println!("Use it with: AWS_ENDPOINT_URL=http://{address} AWS_DEFAULT_REGION={} AWS_REGION={}", config.region, config.region);
+        // Clients reach the server at its public URL when one is set (0.0.0.0 is no address).
+        let endpoint = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+        println!("Use it with: AWS_ENDPOINT_URL={endpoint} AWS_DEFAULT_REGION={} AWS_REGION={}", config.region, config.region);
         tracing::info!(%address, "serving");
         let limits = args.listener.limits();
         match args.metrics_listen {

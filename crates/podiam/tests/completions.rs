@@ -67,6 +67,12 @@ fn man_pages_cover_every_command() {
             .unwrap_or_else(|e| panic!("{page}: {e}"));
         assert!(text.contains(".TH"), "{page} is a man page");
     }
+    let pages = std::fs::read_dir(dir.path()).map_or(0, Iterator::count);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{pages} manual pages in {}", dir.path().display()),
+        "it says what it wrote"
+    );
     let server = std::fs::read_to_string(dir.path().join("podiam-server.1")).unwrap_or_default();
     assert!(
         server.contains("PODIAM_LISTEN"),
