@@ -13,7 +13,6 @@ mod authorize_api;
 mod bootstrap;
 mod eks_api;
 mod eks_auth_api;
-pub mod gateway;
 mod iam_api;
 mod issuers;
 mod keys_api;

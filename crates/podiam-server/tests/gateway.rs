@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt as _;
 use podiam_client::{AwsClient, Credentials, StaticCredentials, Timeouts};
 use podiam_crypto::{Secret, SeededRng};
-use podiam_server::gateway::{Gateway, GatewayConfig, gateway_router};
+use podiam_gateway::proxy::{Gateway, GatewayConfig, gateway_router};
 use podiam_sigv4::{LookupError, SecretLookup, Verifier};
 use serde_json::{Value, json};
 use support::{ACCOUNT, Creds, World};

@@ -1,7 +1,6 @@
 //! Typed errors to AWS error codes, in one place.
 
 use podiam_eks::EksError;
-use podiam_gateway::GatewayError;
 use podiam_http::BodyError;
 use podiam_iam::IamError;
 use podiam_oidc::{TokenError, TokenErrorKind};
@@ -253,23 +252,6 @@ pub fn eks_error(error: &EksError, api: Api) -> WireError {
 /// A rest-json error body: `{"message": …}` (the code goes in `x-amzn-ErrorType`).
 pub fn rest_json_error(error: &WireError) -> String {
     serde_json::json!({ "message": error.message }).to_string()
-}
-
-/// A DynamoDB request the gateway cannot map to authorizations, as DynamoDB answers it.
-pub fn gateway_error(error: &GatewayError) -> WireError {
-    let message = error.to_string();
-    match error {
-        GatewayError::UnknownOperation(_) => {
-            WireError::new("UnknownOperationException", 400, message)
-        }
-        GatewayError::Serialization(_) => WireError::new("SerializationException", 400, message),
-        GatewayError::TooLarge => WireError::new("RequestEntityTooLarge", 413, message),
-        GatewayError::Validation(_) => WireError::new("ValidationException", 400, message),
-        GatewayError::ResourceNotFound(_) => {
-            WireError::new("ResourceNotFoundException", 400, message)
-        }
-        _ => WireError::new("InternalServerError", 500, "Internal server error"),
-    }
 }
 
 /// The error codes a `/podiam/authorize` denial may carry for a proxied service.

@@ -9,8 +9,8 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use podiam_client::{AwsClient, ChainCredentials, Credentials, Timeouts};
 use podiam_crypto::{Secret, SystemRng};
+use podiam_gateway::proxy::{Gateway, GatewayConfig, gateway_router};
 use podiam_process::{LogFormat, exit_on, init_logging, parse_duration, shutdown_signal};
-use podiam_server::gateway::{Gateway, GatewayConfig, gateway_router};
 use podiam_types::SystemClock;
 
 /// Run the DynamoDB gateway: verify each caller's SigV4 signature, evaluate their IAM policies

@@ -21,9 +21,9 @@ use podiam_client::{
     AwsClient, Credentials, ProfileCredentials, ProvideCredentials, StaticCredentials, Timeouts,
 };
 use podiam_crypto::{Secret, SystemRng};
+use podiam_gateway::proxy::{Gateway, GatewayConfig, gateway_router};
 use podiam_process::{LogFormat, exit_on, init_logging, shutdown_signal};
 use podiam_server::ServerConfig;
-use podiam_server::gateway::{Gateway, GatewayConfig, gateway_router};
 use podiam_types::{Clock, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;

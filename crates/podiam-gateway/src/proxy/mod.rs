@@ -2,14 +2,17 @@
 //! DynamoDB-compatible endpoint — the authorization layer of the service.
 //!
 //! For each request: check its envelope (`POST /`, one `X-Amz-Target`, no query string, no
-//! `Action`: [`podiam_gateway::envelope`]), read the body (at most DynamoDB's 16 MiB), check it
-//! against the operation's strict shape ([`podiam_gateway::shape`]), map it to the IAM actions,
-//! resources and condition keys it needs ([`podiam_gateway::dynamodb`]; item keys need the
+//! `Action`: [`crate::envelope`]), read the body (at most DynamoDB's 16 MiB), check it
+//! against the operation's strict shape ([`crate::shape`]), map it to the IAM actions,
+//! resources and condition keys it needs ([`crate::dynamodb`]; item keys need the
 //! table's key schema, read with `DescribeTable` and cached), ask the podiam server whether the
 //! caller's signature verifies and their policies allow all of them (`/podiam/authorize`), then
 //! either answer DynamoDB's own error JSON or send upstream a request the gateway builds: `POST
 //! /`, the authorized target, the exact body bytes that were authorized, signed with the
 //! upstream's credentials. Nothing else of the client's request is passed on.
+//!
+//! The only module of this crate that does I/O, behind the `proxy` feature: the mapping modules
+//! stay pure and are fuzzed without it.
 
 mod metrics;
 
@@ -18,6 +21,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::items::{self, KeySchema};
+use crate::{GatewayError, dynamodb, envelope, shape};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -28,11 +33,9 @@ use axum::routing::get;
 use bytes::Bytes;
 use podiam_client::{AwsClient, ClientError, Credentials};
 use podiam_crypto::{Rng, sha256_hex};
-use podiam_gateway::items::{self, KeySchema};
-use podiam_gateway::{dynamodb, envelope, shape};
 use podiam_sigv4::{SigningParams, sign};
 use podiam_types::Clock;
-use podiam_wire::{Api, WireError, body_error, gateway_error, json10_error};
+use podiam_wire::{Api, WireError, body_error, json10_error};
 use serde_json::{Value, json};
 
 pub use metrics::GatewayMetrics;
@@ -213,9 +216,7 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
             }
             let principal = authorize(&gateway, &parts, &body, peer, Some(&wanted)).await?;
             return Err(Refusal {
-                error: gateway_error(&podiam_gateway::GatewayError::ResourceNotFound(
-                    table.clone(),
-                )),
+                error: gateway_error(&GatewayError::ResourceNotFound(table.clone())),
                 principal: Some(principal),
             });
         }
@@ -468,6 +469,23 @@ async fn authorize(
             })
         }
         _ => Err(Refusal::from(internal_error())),
+    }
+}
+
+/// A DynamoDB request the gateway cannot map to authorizations, as DynamoDB answers it.
+fn gateway_error(error: &GatewayError) -> WireError {
+    let message = error.to_string();
+    match error {
+        GatewayError::UnknownOperation(_) => {
+            WireError::new("UnknownOperationException", 400, message)
+        }
+        GatewayError::Serialization(_) => WireError::new("SerializationException", 400, message),
+        GatewayError::TooLarge => WireError::new("RequestEntityTooLarge", 413, message),
+        GatewayError::Validation(_) => WireError::new("ValidationException", 400, message),
+        GatewayError::ResourceNotFound(_) => {
+            WireError::new("ResourceNotFoundException", 400, message)
+        }
+        _ => WireError::new("InternalServerError", 500, "Internal server error"),
     }
 }
 
