@@ -210,6 +210,11 @@ impl podiam_store::View for EksState {
     }
 
     fn apply(&mut self, key: &str, value: Option<&[u8]>, revision: u64) {
+        // The idempotency indexes (`eks/index/…`, two per association) change nothing here:
+        // remembering their revisions cost 90 bytes a key (BENCHMARKS.md, "Store scale").
+        if !key.starts_with(keys::CLUSTER) && !key.starts_with(keys::ASSOCIATION) {
+            return;
+        }
         if self.seen.get(key).is_some_and(|seen| *seen >= revision) {
             return;
         }
@@ -242,5 +247,24 @@ impl podiam_store::View for EksState {
                 Arc::new(AssociationEntry { record }),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use podiam_crypto::{AeadKey, KeyId};
+    use podiam_store::View as _;
+
+    use super::*;
+
+    #[test]
+    fn keys_the_view_does_not_hold_are_not_remembered() {
+        let kek = Keyring::new(AeadKey::from_bytes(KeyId(0), &[9; 32]).unwrap());
+        let mut state = EksState::new(Arc::new(kek));
+        state.apply("eks/index/token/association/x", Some(b"c/a-1"), 1);
+        state.apply("eks/index/token/cluster/y", None, 2);
+        assert!(state.seen.is_empty());
+        state.apply("eks/association/c/a-1", None, 3);
+        assert_eq!(state.seen.get("eks/association/c/a-1"), Some(&3));
     }
 }

@@ -1,6 +1,8 @@
 //! The in-memory copy of IAM that every read and every authorization uses.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -81,18 +83,74 @@ pub struct IamState {
     /// The newest revision applied per key (deletes included), so a late event never undoes a
     /// newer one.
     seen: HashMap<String, u64>,
+    /// Every parsed document, once per distinct text.
+    documents: Documents,
 }
 
-fn parse_all<'a>(documents: impl Iterator<Item = &'a String>, what: &str) -> Vec<Arc<Policy>> {
-    documents
-        .filter_map(|text| match Policy::parse(text) {
-            Ok(p) => Some(Arc::new(p)),
+/// A parsed document, found by its text.
+#[derive(Debug)]
+struct Interned(Arc<Policy>);
+
+impl PartialEq for Interned {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.text() == other.0.text()
+    }
+}
+
+impl Eq for Interned {}
+
+impl Hash for Interned {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.text().hash(state);
+    }
+}
+
+impl Borrow<str> for Interned {
+    fn borrow(&self) -> &str {
+        self.0.text()
+    }
+}
+
+/// Parsed documents shared by text: a fleet's roles mostly carry the same few documents (every
+/// Pod Identity role has the same trust policy), and a parsed document costs several times its
+/// text (BENCHMARKS.md, "Store scale").
+#[derive(Debug, Default)]
+struct Documents {
+    parsed: HashSet<Interned>,
+    /// Documents nobody else holds are dropped when the table reaches this size.
+    prune_at: usize,
+}
+
+impl Documents {
+    /// The parsed `text`, shared with every other holder of the same text.
+    fn parse(&mut self, text: &str, what: &str) -> Option<Arc<Policy>> {
+        if let Some(known) = self.parsed.get(text) {
+            return Some(Arc::clone(&known.0));
+        }
+        match Policy::parse(text) {
+            Ok(policy) => {
+                let policy = Arc::new(policy);
+                if self.parsed.len() >= self.prune_at {
+                    self.parsed.retain(|p| Arc::strong_count(&p.0) > 1);
+                    self.prune_at = (self.parsed.len() * 2).max(64);
+                }
+                self.parsed.insert(Interned(Arc::clone(&policy)));
+                Some(policy)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "a stored {what} policy no longer parses; it is ignored");
                 None
             }
-        })
-        .collect()
+        }
+    }
+
+    fn parse_all<'a>(
+        &mut self,
+        texts: impl Iterator<Item = &'a String>,
+        what: &str,
+    ) -> Vec<Arc<Policy>> {
+        texts.filter_map(|text| self.parse(text, what)).collect()
+    }
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
@@ -118,6 +176,7 @@ impl IamState {
             keys: HashMap::new(),
             providers: BTreeMap::new(),
             seen: HashMap::new(),
+            documents: Documents::default(),
         }
     }
 
@@ -134,7 +193,9 @@ impl IamState {
         };
         if let Some(name) = key.strip_prefix(keys::USER) {
             if let Some(record) = decode::<UserRecord>(key, value) {
-                let inline = parse_all(record.inline.values(), "user inline");
+                let inline = self
+                    .documents
+                    .parse_all(record.inline.values(), "user inline");
                 self.users.insert(
                     name.to_owned(),
                     Arc::new(UserEntry {
@@ -146,8 +207,10 @@ impl IamState {
             }
         } else if let Some(name) = key.strip_prefix(keys::ROLE) {
             if let Some(record) = decode::<RoleRecord>(key, value) {
-                let trust = parse_all(std::iter::once(&record.trust), "trust").pop();
-                let inline = parse_all(record.inline.values(), "role inline");
+                let trust = self.documents.parse(&record.trust, "trust");
+                let inline = self
+                    .documents
+                    .parse_all(record.inline.values(), "role inline");
                 self.roles.insert(
                     name.to_owned(),
                     Arc::new(RoleEntry {
@@ -162,7 +225,7 @@ impl IamState {
             if let Some(record) = decode::<PolicyRecord>(key, value) {
                 let default = record
                     .default_document()
-                    .and_then(|d| parse_all(std::iter::once(&d.to_owned()), "managed").pop());
+                    .and_then(|d| self.documents.parse(d, "managed"));
                 self.policies.insert(
                     arn.to_owned(),
                     Arc::new(PolicyEntry {
@@ -377,5 +440,77 @@ impl podiam_store::View for IamState {
 
     fn apply(&mut self, key: &str, value: Option<&[u8]>, revision: u64) {
         IamState::apply(self, key, value, revision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podiam_crypto::{AeadKey, KeyId};
+
+    const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+
+    fn role(name: &str, trust: &str) -> Vec<u8> {
+        let record = RoleRecord {
+            name: name.to_owned(),
+            id: format!("AROA{name}"),
+            path: "/".to_owned(),
+            created: 0,
+            trust: trust.to_owned(),
+            description: None,
+            max_session: 3600,
+            boundary: None,
+            tags: Vec::new(),
+            inline: BTreeMap::from([("app".to_owned(), TRUST.to_owned())]),
+            attached: Vec::new(),
+        };
+        serde_json::to_vec(&record).unwrap()
+    }
+
+    fn state() -> IamState {
+        let kek = Keyring::new(AeadKey::from_bytes(KeyId(0), &[9; 32]).unwrap());
+        IamState::new("000000000000", "aws", Arc::new(kek))
+    }
+
+    #[test]
+    fn identical_documents_are_parsed_once_and_shared() {
+        let mut state = state();
+        let other = TRUST.replace("pods.eks", "ec2");
+        state.apply("iam/role/a", Some(&role("a", TRUST)), 1);
+        state.apply("iam/role/b", Some(&role("b", TRUST)), 2);
+        state.apply("iam/role/c", Some(&role("c", &other)), 3);
+        let (a, b, c) = (
+            state.role("a").unwrap(),
+            state.role("b").unwrap(),
+            state.role("c").unwrap(),
+        );
+        let (ta, tb, tc) = (
+            a.trust.as_ref().unwrap(),
+            b.trust.as_ref().unwrap(),
+            c.trust.as_ref().unwrap(),
+        );
+        assert!(Arc::ptr_eq(ta, tb));
+        assert!(!Arc::ptr_eq(ta, tc));
+        assert_eq!(tc.text(), other);
+        // The inline policy has the same text as a's trust policy: one parse for both.
+        assert!(Arc::ptr_eq(ta, &a.inline[0]));
+        assert!(Arc::ptr_eq(&a.inline[0], &c.inline[0]));
+    }
+
+    #[test]
+    fn documents_nobody_holds_are_dropped() {
+        let mut state = state();
+        for i in 0..500 {
+            let trust = TRUST.replace("pods.eks", &format!("s{i}"));
+            state.apply("iam/role/r", Some(&role("r", &trust)), i + 1);
+        }
+        // Only the current role's trust policy and the shared inline policy are held.
+        assert!(
+            state.documents.parsed.len() <= 128,
+            "{}",
+            state.documents.parsed.len()
+        );
+        let current = state.role("r").unwrap();
+        assert!(current.trust.as_ref().unwrap().text().contains("s499"));
     }
 }

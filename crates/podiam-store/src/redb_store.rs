@@ -20,6 +20,14 @@ const DATA: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("data");
 /// `revision` to the store revision.
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
+/// redb's page cache (read cache and write buffer together). Every read the services make goes
+/// to their in-memory views, so the store is read only for a transaction's comparisons, a
+/// read-modify-write and a full listing at start; redb's default (1 GiB) let the cache grow to
+/// the whole file, which a start's listing reads: 114 MB of RSS at 30,000 roles and
+/// associations (BENCHMARKS.md, "Store scale"). The branch pages a lookup walks stay cached;
+/// the rest comes from the OS page cache.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -63,7 +71,10 @@ pub struct RedbStore {
 impl RedbStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(backend)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(backend)?;
         let write = db.begin_write().map_err(backend)?;
         let revision = {
             write.open_table(DATA).map_err(backend)?;
