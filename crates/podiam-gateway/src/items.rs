@@ -132,12 +132,14 @@ impl KeySchemas for BTreeMap<String, KeySchema> {
     }
 }
 
-/// The tables (as the request names them) whose key schemas [`item_authorizations`] needs:
-/// every table of an item operation but `Scan`.
+/// The tables (as the request names them) whose key schemas the item condition keys need
+/// (`dynamodb:LeadingKeys` reads the partition key): every table of an item operation but
+/// `Scan`.
 ///
 /// # Errors
 ///
-/// As [`item_authorizations`], for a body it cannot read.
+/// [`GatewayError`] (serialization or validation, in DynamoDB's words) for a body it cannot
+/// read or an entry without a table name.
 pub fn tables_needing_key_schemas(op: &str, body: &[u8]) -> Result<Vec<String>, GatewayError> {
     let mut tables = BTreeSet::new();
     match op {
