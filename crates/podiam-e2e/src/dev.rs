@@ -63,6 +63,20 @@ impl DevStack {
         self.dev.output()
     }
 
+    /// `aws eks list-pod-identity-associations` for the scenario's `carts` namespace.
+    pub fn carts_associations(&self) -> serde_json::Value {
+        self.shell()
+            .aws(&[
+                "eks",
+                "list-pod-identity-associations",
+                "--cluster-name",
+                "eks-workshop",
+                "--namespace",
+                "carts",
+            ])
+            .json()
+    }
+
     /// The shell of the README: the env file's variables (the root's keys included), a private
     /// `HOME`, the venv's `aws` on `PATH`.
     pub fn shell(&self) -> ClientEnv {

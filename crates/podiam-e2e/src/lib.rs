@@ -29,7 +29,7 @@ pub use etcd::EtcdCluster;
 pub use issuer::TestIssuer;
 pub use netns::NetNs;
 pub use process::{GRACE, Process, STARTUP, start_moto, stop_gracefully};
-pub use server::{Server, ServerOptions};
+pub use server::{Server, ServerOptions, credentials_file_keys};
 pub use upstream::{
     GatewayProcess, LoggedUpstream, Upstream, start_gateway, start_logged_upstream,
 };

@@ -84,13 +84,7 @@ impl Server {
     pub fn root_keys(&self) -> (String, String) {
         let text =
             std::fs::read_to_string(self.root_credentials_file()).expect("root-credentials exists");
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim_start_matches([' ', '=']).trim().to_owned())
-                .unwrap_or_else(|| panic!("{name} in root-credentials"))
-        };
-        (field("aws_access_key_id"), field("aws_secret_access_key"))
+        credentials_file_keys(&text)
     }
 
     /// Everything the server printed on standard output.
@@ -274,4 +268,15 @@ impl Drop for Server {
             crate::stop_gracefully(&mut child, true);
         }
     }
+}
+
+/// The access key id and secret of a shared-credentials file such as `root-credentials`.
+pub fn credentials_file_keys(text: &str) -> (String, String) {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim_start_matches([' ', '=']).trim().to_owned())
+            .unwrap_or_else(|| panic!("{name} in the credentials file:\n{text}"))
+    };
+    (field("aws_access_key_id"), field("aws_secret_access_key"))
 }

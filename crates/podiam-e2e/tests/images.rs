@@ -14,7 +14,6 @@
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::panic,
     reason = "test fixtures fail loudly"
 )]
 
@@ -25,7 +24,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use podiam_e2e::{ClientEnv, pod_identity_node, pod_identity_token};
+use podiam_e2e::{ClientEnv, credentials_file_keys, pod_identity_node, pod_identity_token};
 
 /// The images under test, or `None` (with a note) when none are named.
 fn images(test: &str) -> Option<Vec<String>> {
@@ -172,13 +171,7 @@ fn root_key(container: &str) -> (String, String) {
         &dir.path().display().to_string(),
     ]);
     let text = std::fs::read_to_string(dir.path().join("root-credentials")).unwrap();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name))
-            .map(|v| v.trim_start_matches([' ', '=']).trim().to_owned())
-            .unwrap_or_else(|| panic!("no {name} in root-credentials:\n{text}"))
-    };
-    let (id, secret) = (value("aws_access_key_id"), value("aws_secret_access_key"));
+    let (id, secret) = credentials_file_keys(&text);
     let log = logs(container);
     assert!(
         log.contains(&format!("Created the root access key {id};")),

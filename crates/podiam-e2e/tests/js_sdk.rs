@@ -103,22 +103,13 @@ fn now_ms() -> u128 {
 /// Deletes the scenario's carts/carts association, so that the annotation decides (as in the
 /// workshop's IRSA lab); with it, `podiam exec` gives the pod Pod Identity.
 fn delete_carts_association(stack: &DevStack) {
-    let shell = stack.shell();
-    let list = shell
-        .aws(&[
-            "eks",
-            "list-pod-identity-associations",
-            "--cluster-name",
-            "eks-workshop",
-            "--namespace",
-            "carts",
-        ])
-        .json();
+    let list = stack.carts_associations();
     let id = list["associations"][0]["associationId"]
         .as_str()
         .unwrap_or_else(|| panic!("the scenario's association is listed: {list}"))
         .to_owned();
-    shell
+    stack
+        .shell()
         .aws(&[
             "eks",
             "delete-pod-identity-association",

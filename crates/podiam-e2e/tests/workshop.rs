@@ -152,16 +152,7 @@ fn the_pages_commands(stack: &DevStack) {
             .json();
         assert_eq!(printed, page_trust(role), "{role}");
     }
-    let list = shell
-        .aws(&[
-            "eks",
-            "list-pod-identity-associations",
-            "--cluster-name",
-            "eks-workshop",
-            "--namespace",
-            "carts",
-        ])
-        .json();
+    let list = stack.carts_associations();
     let id = list["associations"][0]["associationId"]
         .as_str()
         .expect("an association id")
