@@ -493,7 +493,7 @@ pub fn credentials_router(agent: Arc<Agent>) -> Router {
 }
 
 /// [`credentials_router`] behind the load shedding of `limits`: a request over the in-flight
-/// limit, or arriving while the agent is behind, gets the answer the agent gives when its
+/// limit, or that waited too long before it was read, gets the answer the agent gives when its
 /// upstream rate is exceeded (429, which the SDKs' container provider retries).
 pub fn admitted_credentials_router(agent: Arc<Agent>, limits: podiam_http::Limits) -> Router {
     let counted = Arc::clone(&agent);

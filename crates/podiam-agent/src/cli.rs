@@ -229,7 +229,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut bound = Vec::new();
         for ip in &hosts {
             let address = SocketAddr::new(*ip, args.port);
-            match tokio::net::TcpListener::bind(address).await {
+            match podiam_http::bind(address).await {
                 Ok(listener) => {
                     bound.push(listener.local_addr().unwrap_or(address));
                     let router = admitted_credentials_router(Arc::clone(&agent), limits);
@@ -246,7 +246,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
             SocketAddr::new(IpAddr::from([127, 0, 0, 1]), args.probe_port),
             SocketAddr::new(args.metrics_address, args.metrics_port),
         ] {
-            let listener = tokio::net::TcpListener::bind(address)
+            let listener = podiam_http::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address} for probes and metrics"))?;
             probes.push(listener.local_addr().unwrap_or(address).to_string());
@@ -276,7 +276,7 @@ fn run_agent(args: RunArgs) -> anyhow::Result<ExitCode> {
                 Arc::new(SystemClock),
                 Arc::new(SystemRng),
             ));
-            let listener = tokio::net::TcpListener::bind(address)
+            let listener = podiam_http::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address} for IMDS"))?;
             bound.push(listener.local_addr().unwrap_or(address));

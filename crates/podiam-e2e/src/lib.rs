@@ -12,6 +12,7 @@
 )]
 
 pub mod admission;
+mod agent;
 mod apiserver;
 mod certs;
 mod dev;
@@ -21,7 +22,9 @@ mod netns;
 mod process;
 mod server;
 mod upstream;
+mod webhook;
 
+pub use agent::{AgentProcess, http_get};
 pub use apiserver::FakeApiServer;
 pub use certs::TestCa;
 pub use dev::DevStack;
@@ -33,6 +36,7 @@ pub use server::{Server, ServerOptions, credentials_file_keys};
 pub use upstream::{
     GatewayProcess, LoggedUpstream, Upstream, start_gateway, start_logged_upstream,
 };
+pub use webhook::WebhookProcess;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -9,103 +9,16 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     reason = "helpers outside the tests: a failed step stops the test"
 )]
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use podiam_e2e::{ClientEnv, EtcdCluster, Process, Server, pod_identity_token, podiam_bin};
+use podiam_e2e::{AgentProcess, ClientEnv, EtcdCluster, Server, http_get, pod_identity_token};
 
 /// What a new pod may wait for its first credentials with a replica stopped.
 const FIRST_CREDENTIALS_BOUND: Duration = Duration::from_millis(1500);
-
-/// A running agent and the ports it reported.
-struct Agent {
-    process: Process,
-    port: u16,
-    probes: u16,
-    metrics: u16,
-}
-
-/// `podiam agent` for cluster `fleet` on node-1 with the node's keys, asking `endpoints`, on
-/// loopback ports of its own choosing.
-fn start_agent(endpoints: &str, (id, secret): &(String, String)) -> Agent {
-    let mut command = Command::new(podiam_bin());
-    command
-        .env_clear()
-        .env("AWS_ACCESS_KEY_ID", id)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_REGION", "us-east-1")
-        .args(["agent", "--cluster-name", "fleet", "--node-name", "node-1"])
-        .args(["--endpoint", endpoints])
-        .args(["--bind-hosts", "127.0.0.1", "--port", "0"])
-        .args(["--probe-port", "0"])
-        .args(["--metrics-address", "127.0.0.1", "--metrics-port", "0"]);
-    let (process, ready) = Process::start("podiam agent", command, |line| {
-        line.starts_with("podiam agent: ").then(|| line.to_owned())
-    });
-    let port_after = |label: &str| -> u16 {
-        ready
-            .split(label)
-            .nth(1)
-            .and_then(|rest| rest.split([',', ' ']).next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port after {label:?} in {ready:?}"))
-    };
-    Agent {
-        port: port_after("listening on 127.0.0.1:"),
-        probes: port_after("probes on 127.0.0.1:"),
-        metrics: port_after("metrics on 127.0.0.1:"),
-        process,
-    }
-}
-
-/// A plain `GET path` on loopback `port` (with `Authorization: token` if given): the status
-/// and the body.
-fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let authorization = token.map_or_else(String::new, |t| format!("Authorization: {t}\r\n"));
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
-}
-
-impl Agent {
-    /// `GET /v1/credentials` for the pod of `token`: the status, the body and how long it took.
-    fn credentials(&self, token: &str) -> (u16, String, Duration) {
-        let started = Instant::now();
-        let (status, body) = get(self.port, "/v1/credentials", Some(token));
-        (status, body, started.elapsed())
-    }
-
-    /// The value of the metric `name` (without labels), if the agent exports it.
-    fn metric(&self, name: &str) -> Option<f64> {
-        let (_, text) = get(self.metrics, "/metrics", None);
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-    }
-}
 
 /// SIGSTOPs a process and SIGCONTs it when dropped (a panicking test included), so that it can
 /// then be stopped and reaped like any other.
@@ -147,7 +60,7 @@ fn a_stopped_replica_costs_a_new_pod_the_hedge_delay_and_is_then_skipped() {
         .iter()
         .map(|pod| pod_identity_token(&root, "app", pod))
         .collect();
-    let agent = start_agent(&format!("{},{}", a.endpoint(), b.endpoint()), &keys);
+    let agent = AgentProcess::start(&format!("{},{}", a.endpoint(), b.endpoint()), &keys, &[]);
 
     // Replica A answers first while it runs.
     let (status, body, _) = agent.credentials(&pods[0]);
@@ -216,8 +129,8 @@ fn an_agent_without_describe_cluster_serves_pods_and_warns_once() {
     let server = Server::start();
     let root = ClientEnv::root(&server);
     let keys = podiam_e2e::pod_identity_node(&root, r#"["eks-auth:AssumeRoleForPodIdentity"]"#);
-    let agent = start_agent(&server.endpoint(), &keys);
-    let (status, ready) = get(agent.probes, "/readyz", None);
+    let agent = AgentProcess::start(&server.endpoint(), &keys, &[]);
+    let (status, ready) = http_get(agent.probes, "/readyz", None);
     assert_eq!((status, ready.as_str()), (200, "ready\n"));
 
     let tokens = [

@@ -4,131 +4,17 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::panic,
     clippy::indexing_slicing,
     reason = "test fixtures fail loudly"
 )]
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
-use podiam_e2e::admission::{apply_answer, container_env as env_of, create_review, pod};
-use podiam_e2e::{ClientEnv, FakeApiServer, Server, TestCa, podiam_bin};
-use serde_json::Value;
+use podiam_e2e::admission::container_env as env_of;
+use podiam_e2e::{ClientEnv, FakeApiServer, Server, TestCa, WebhookProcess};
 
 const PIA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:TagSession","sts:AssumeRole"]}]}"#;
 const CARTS_ROLE: &str = "arn:aws:iam::000000000000:role/eks-workshop-carts-dynamo-irsa";
-
-struct Webhook {
-    child: Child,
-    https: SocketAddr,
-    metrics: SocketAddr,
-    client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        podiam_e2e::stop_gracefully(&mut self.child, false);
-    }
-}
-
-fn address_after(line: &str, marker: &str) -> SocketAddr {
-    line.split(marker)
-        .nth(1)
-        .and_then(|rest| rest.split([',', ' ']).next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address after {marker:?} in {line:?}"))
-}
-
-impl Webhook {
-    fn start(env: &ClientEnv, dir: &std::path::Path, api: &FakeApiServer, ca: &TestCa) -> Self {
-        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-        ca.issue(&["localhost"], &cert, &key);
-        let kubeconfig = api.kubeconfig(dir);
-        let mut child = env.spawn_of(
-            &podiam_bin(),
-            &[
-                "webhook",
-                "--cluster-name",
-                "eks-workshop",
-                "--tls-cert",
-                &cert.display().to_string(),
-                "--tls-key",
-                &key.display().to_string(),
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-address",
-                "127.0.0.1",
-                "--metrics-port",
-                "0",
-                "--kubeconfig",
-                &kubeconfig.display().to_string(),
-                "--association-refresh",
-                "500ms",
-                "--aws-default-region",
-                "us-west-2",
-            ],
-            &dir.join("webhook.log"),
-        );
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("podiam webhook: cluster eks-workshop"),
-            "{line:?}; log:\n{}",
-            std::fs::read_to_string(dir.join("webhook.log")).unwrap_or_default()
-        );
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        Self {
-            child,
-            https: address_after(&line, "listening on https://"),
-            metrics: address_after(&line, "metrics on http://"),
-            client,
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let url = format!("http://{}{path}", self.metrics);
-        self.runtime.block_on(async {
-            let response = self.client.get(url).send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        })
-    }
-
-    fn review(&self, namespace: &str, service_account: &str) -> (Value, Value) {
-        let pod = pod(namespace, service_account);
-        let review = create_review("admission.k8s.io/v1", "e2e", &pod);
-        let url = format!("https://localhost:{}/mutate", self.https.port());
-        let answer: Value = self.runtime.block_on(async {
-            let response = self
-                .client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(review.to_string())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
-        });
-        assert_eq!(answer["response"]["uid"], "e2e");
-        assert_eq!(answer["response"]["allowed"], true);
-        let mutated = apply_answer(&pod, &answer);
-        (answer, mutated)
-    }
-}
 
 fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
@@ -202,7 +88,8 @@ fn the_webhook_follows_service_accounts_and_associations() {
     );
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("podiam e2e CA");
-    let webhook = Webhook::start(&least_privilege(&server, &root), dir.path(), &api, &ca);
+    let webhook =
+        WebhookProcess::start(&least_privilege(&server, &root), dir.path(), &api, &ca, &[]);
 
     until("readiness", Duration::from_secs(10), || {
         webhook.get("/readyz").0 == 200
@@ -277,7 +164,7 @@ fn sigterm_stops_the_webhook_cleanly() {
     let api = FakeApiServer::start();
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("podiam e2e CA");
-    let mut webhook = Webhook::start(&root, dir.path(), &api, &ca);
+    let mut webhook = WebhookProcess::start(&root, dir.path(), &api, &ca, &[]);
     // The cluster does not exist: not ready, and the refresh error is counted, not fatal.
     until(
         "a failed association refresh",

@@ -1,20 +1,23 @@
 //! Load shedding: a request is answered at once with the protocol's throttling error, which the
-//! AWS SDKs back off on, when too many are in the handlers already or when the runtime is
-//! behind. There is no queue of our own: a request waits neither for a slot nor in memory.
+//! AWS SDKs back off on, when too many are in the handlers already or when it waited too long
+//! before the server read it. There is no queue of our own: a request waits neither for a slot
+//! nor in memory.
 //!
 //! The in-flight count alone does not see CPU overload: a handler that does its work without
 //! awaiting (verifying a signature, sealing a session) runs within one poll, so however many
 //! clients wait, only as many requests as there are worker threads are ever "in flight". They
-//! wait instead in the runtime's queue of ready connections. So a probe task measures how late
-//! the runtime wakes it (every 10 ms); that delay is what a request now waits before its
-//! connection is served. While it exceeds the queue-delay limit, new requests are shed: a
-//! throttling answer costs a fraction of a real one, so the queue drains and the delay falls.
+//! wait instead in the kernel (the socket's buffer, epoll's ready list) and in the runtime's
+//! queue. The listener stamps each request with that wait ([`QueueWait`], from the kernel's
+//! receive time), and a request that waited longer than the queue-delay limit is answered with
+//! the throttling error at once: that answer costs a fraction of a real one, so the backlog
+//! drains, and the requests that are served are the ones that have not waited long (CoDel's
+//! rule, per request).
 //!
 //! Health and metrics endpoints are always admitted: an overloaded server is alive, and its
 //! metrics are how an operator sees the overload.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::Router;
@@ -24,6 +27,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body::Body as _;
 use tokio::sync::Semaphore;
+
+use crate::QueueWait;
 
 /// Paths that are never shed.
 const ALWAYS_ADMITTED: &[&str] = &["/healthz", "/readyz", "/metrics"];
@@ -37,56 +42,9 @@ pub struct Admission {
     permits: Arc<Semaphore>,
     limit: usize,
     shed: Arc<AtomicU64>,
-    /// The runtime's scheduling delay (see the module doc).
-    probe: Arc<Probe>,
+    /// The latest request's wait before it was read, in microseconds.
+    latest_wait_us: Arc<AtomicU64>,
     max_delay: Option<Duration>,
-}
-
-/// How often the probe measures the runtime's delay.
-const PROBE_INTERVAL: Duration = Duration::from_millis(10);
-
-/// What the probe last saw, in microseconds since `base`.
-struct Probe {
-    base: tokio::time::Instant,
-    /// How late it woke last time.
-    late_us: AtomicU64,
-    /// How late it woke the time before.
-    previous_late_us: AtomicU64,
-    /// When it last ran.
-    ran_us: AtomicU64,
-}
-
-impl Probe {
-    fn now_us(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    /// The delay now: the smaller of the two latest readings, where a probe that is overdue
-    /// (the runtime is stalled and has not run it) counts as a reading of how overdue it is.
-    /// One slow request that stalls a worker once makes one late reading, not overload;
-    /// overload makes every reading late.
-    fn delay(&self) -> Duration {
-        let last = self.late_us.load(Ordering::Relaxed);
-        let previous = self.previous_late_us.load(Ordering::Relaxed);
-        let interval = u64::try_from(PROBE_INTERVAL.as_micros()).unwrap_or(u64::MAX);
-        let overdue = self
-            .now_us()
-            .saturating_sub(self.ran_us.load(Ordering::Relaxed))
-            .saturating_sub(interval);
-        let latest_two = if overdue > 0 {
-            last.min(overdue)
-        } else {
-            last.min(previous)
-        };
-        Duration::from_micros(latest_two)
-    }
-
-    fn record(&self, late: Duration) {
-        let late = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-        let last = self.late_us.swap(late, Ordering::Relaxed);
-        self.previous_late_us.store(last, Ordering::Relaxed);
-        self.ran_us.store(self.now_us(), Ordering::Relaxed);
-    }
 }
 
 impl std::fmt::Debug for Admission {
@@ -107,47 +65,34 @@ impl Admission {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
             shed: Arc::new(AtomicU64::new(0)),
-            probe: Arc::new(Probe {
-                base: tokio::time::Instant::now(),
-                late_us: AtomicU64::new(0),
-                previous_late_us: AtomicU64::new(0),
-                ran_us: AtomicU64::new(0),
-            }),
+            latest_wait_us: Arc::new(AtomicU64::new(0)),
             max_delay: None,
         }
     }
 
-    /// Also sheds while the runtime is more than `max_delay` behind (none: never).
+    /// Also sheds a request that waited more than `max_delay` before it was read (none:
+    /// never).
     #[must_use]
     pub fn with_max_queue_delay(mut self, max_delay: Option<Duration>) -> Self {
         self.max_delay = max_delay;
         self
     }
 
-    /// How far behind the runtime was at the last probe.
+    /// How long the latest request waited before it was read.
     pub fn queue_delay(&self) -> Duration {
-        if self.max_delay.is_none() {
-            return Duration::ZERO;
-        }
-        self.probe.delay()
+        Duration::from_micros(self.latest_wait_us.load(Ordering::Relaxed))
     }
 
-    fn overloaded(&self) -> bool {
-        self.max_delay.is_some_and(|max| self.queue_delay() > max)
-    }
-
-    /// Starts the probe on the current runtime (if any); it ends with the last clone.
-    fn start_probe(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
+    /// Whether `request` waited too long to be worth serving now.
+    fn waited_too_long(&self, request: &Request) -> bool {
+        let Some(QueueWait(waited)) = request.extensions().get::<QueueWait>().copied() else {
+            return false;
         };
-        if self.max_delay.is_none() {
-            return;
-        }
-        self.probe
-            .ran_us
-            .store(self.probe.now_us(), Ordering::Relaxed);
-        runtime.spawn(probe(Arc::downgrade(&self.probe)));
+        self.latest_wait_us.store(
+            u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.max_delay.is_some_and(|max| waited > max)
     }
 
     /// The limit.
@@ -167,7 +112,6 @@ impl Admission {
 
     /// `router` behind this limit; a request over it gets `shed`'s answer.
     pub fn wrap(&self, router: Router, shed: Shed) -> Router {
-        self.start_probe();
         let admission = self.clone();
         router.layer(axum::middleware::from_fn(
             move |request: Request, next: Next| {
@@ -177,7 +121,7 @@ impl Admission {
                     if ALWAYS_ADMITTED.contains(&request.uri().path()) {
                         return next.run(request).await;
                     }
-                    if admission.overloaded() {
+                    if admission.waited_too_long(&request) {
                         admission.shed.fetch_add(1, Ordering::Relaxed);
                         let (parts, _body) = request.into_parts();
                         return shed(&parts);
@@ -298,19 +242,6 @@ impl http_body::Body for AdmittedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Measures, every [`PROBE_INTERVAL`], how much later than asked the runtime woke the probe.
-async fn probe(state: Weak<Probe>) {
-    loop {
-        let asked = tokio::time::Instant::now() + PROBE_INTERVAL;
-        tokio::time::sleep_until(asked).await;
-        let late = tokio::time::Instant::now().saturating_duration_since(asked);
-        let Some(state) = state.upgrade() else {
-            return;
-        };
-        state.record(late);
     }
 }
 
@@ -480,51 +411,40 @@ mod tests {
         let _ = holder.await;
     }
 
-    /// A runtime kept busy by work that never yields is behind; requests are shed until it
-    /// catches up, even with free slots.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-    async fn a_runtime_that_is_behind_sheds() {
-        let release = Arc::new(tokio::sync::Notify::new());
+    /// A request that waited longer than the queue-delay limit before it was read is shed,
+    /// even with free slots; one that did not is served; an unstamped one is served.
+    #[tokio::test]
+    async fn a_request_that_waited_too_long_is_shed() {
         let admission = Admission::new(1_000).with_max_queue_delay(Some(Duration::from_millis(20)));
-        let router = admission.wrap(slow_router(release), shed());
-        // One stall of the only worker thread (a slow request) is not overload: nothing is
-        // shed after it.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        tokio::spawn(async { std::thread::sleep(Duration::from_millis(150)) });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            admission.queue_delay() < Duration::from_millis(20),
-            "{:?}",
-            admission.queue_delay()
+        let router = admission.wrap(post_router(), shed());
+        let stamped = |waited_ms: u64| {
+            let mut request = http::Request::post("/work")
+                .body(Body::from("abc"))
+                .unwrap_or_default();
+            request
+                .extensions_mut()
+                .insert(QueueWait(Duration::from_millis(waited_ms)));
+            request
+        };
+        let status = |request: Request| {
+            let router = router.clone();
+            async move { router.oneshot(request).await.ok().map(|r| r.status()) }
+        };
+        assert_eq!(
+            status(stamped(50)).await,
+            Some(StatusCode::TOO_MANY_REQUESTS)
         );
-        tokio::time::sleep(Duration::from_millis(80)).await;
-        // Work that keeps the worker busy, yielding now and then (overload): every reading is
-        // late, so the runtime is behind and requests are shed. This test's own task runs on
-        // the thread that blocks on it, so it can look meanwhile.
-        tokio::spawn(async {
-            for _ in 0..8 {
-                std::thread::sleep(Duration::from_millis(40));
-                tokio::task::yield_now().await;
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(
-            admission.queue_delay() > Duration::from_millis(20),
-            "{:?}",
-            admission.queue_delay()
-        );
-        let status = router
-            .clone()
-            .oneshot(get_request("/work"))
-            .await
-            .ok()
-            .map(|r| r.status());
-        assert_eq!(status, Some(StatusCode::TOO_MANY_REQUESTS));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        // Once the runtime keeps up again, requests are admitted.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(admission.queue_delay() < Duration::from_millis(20));
-        let health = router.oneshot(get_request("/healthz")).await.ok();
-        assert_eq!(health.map(|r| r.status()), Some(StatusCode::OK));
+        assert_eq!(admission.queue_delay(), Duration::from_millis(50));
+        assert_eq!(status(stamped(5)).await, Some(StatusCode::OK));
+        let unstamped = http::Request::post("/work")
+            .body(Body::from("abc"))
+            .unwrap_or_default();
+        assert_eq!(status(unstamped).await, Some(StatusCode::OK));
+        assert_eq!(admission.shed_total(), 1);
+        // Without a limit nothing is shed for waiting.
+        let unlimited = Admission::new(1_000);
+        let router = unlimited.wrap(post_router(), shed());
+        let answer = router.oneshot(stamped(500)).await.ok().map(|r| r.status());
+        assert_eq!(answer, Some(StatusCode::OK));
     }
 }

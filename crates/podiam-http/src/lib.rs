@@ -15,22 +15,71 @@
 //!   throttled instead of being buffered.
 //!
 //! * **Load shedding.** An [`Admission`] answers at once with the protocol's throttling error
-//!   the requests over its in-flight limit, and all new ones while the runtime is behind by
-//!   more than the queue-delay limit; there is no queue (health and metrics are always served).
+//!   the requests over its in-flight limit, and those that waited longer than the queue-delay
+//!   limit before the server read them (the kernel's receive time, see [`QueueWait`]); there is
+//!   no queue (health and metrics are always served).
 //!
 //! A [`PeerFilter`] can refuse connections by source address (IMDS serves the node only), and
 //! [`addressed_host`] reads the one `Host` a request was addressed to.
 
+/// `AsyncWrite` for a stream wrapper whose writes go straight through to its `inner` field.
+macro_rules! write_through {
+    (impl[$($generics:tt)*] $type:ty) => {
+        impl<$($generics)*> tokio::io::AsyncWrite for $type {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                tokio::io::AsyncWrite::poll_write(std::pin::Pin::new(&mut self.get_mut().inner), cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                tokio::io::AsyncWrite::poll_flush(std::pin::Pin::new(&mut self.get_mut().inner), cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                tokio::io::AsyncWrite::poll_shutdown(std::pin::Pin::new(&mut self.get_mut().inner), cx)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                tokio::io::AsyncWrite::poll_write_vectored(
+                    std::pin::Pin::new(&mut self.get_mut().inner),
+                    cx,
+                    bufs,
+                )
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                tokio::io::AsyncWrite::is_write_vectored(&self.inner)
+            }
+        }
+    };
+}
+pub(crate) use write_through;
+
 mod admission;
+mod arrival;
 mod body;
 mod guard;
 mod host;
 mod serve;
 
 pub use admission::{Admission, Shed};
+pub use arrival::{ArrivalStream, QueueWait};
 pub use body::{BodyBudget, BodyError, BudgetPermit, read_body};
 pub use host::addressed_host;
-pub use serve::{Handshake, PeerFilter, serve, serve_with};
+pub use serve::{Handshake, LISTEN_BACKLOG, PeerFilter, bind, serve, serve_with};
 
 use std::time::Duration;
 
@@ -54,7 +103,8 @@ pub struct Limits {
     /// Requests in the handlers at once; more are shed with the protocol's throttling answer
     /// (applied by the service, which knows that answer: see [`Admission`]).
     pub max_in_flight: usize,
-    /// While the runtime is this far behind, new requests are shed too (see [`Admission`]).
+    /// A request that waited longer than this before the server read it is shed too (see
+    /// [`Admission`]).
     pub max_queue_delay: Option<Duration>,
 }
 
@@ -63,8 +113,8 @@ impl Default for Limits {
     /// (a SigV4 request with the longest session token needs about 10), 1,024 requests in
     /// flight (counted from their last body byte, so slow clients take no slot; high enough
     /// that requests waiting on a slow issuer or an etcd election do not shed the others in
-    /// normal operation), and no queue-delay shedding unless asked for (a process whose CPU
-    /// other processes take is behind too).
+    /// normal operation), and no queue-delay shedding unless asked for (requests also wait
+    /// when other processes take the CPU).
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),

@@ -16,11 +16,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
 use crate::Limits;
+use crate::arrival::{Arrival, ArrivalStream};
 use crate::body::TimedBody;
 use crate::guard::{ConnState, GuardedIo};
 
@@ -29,7 +30,25 @@ pub type PeerFilter = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
 
 /// Turns an accepted TCP stream into the stream HTTP is spoken on (a TLS handshake, say).
 pub type Handshake<S> =
-    Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = io::Result<S>> + Send>> + Send + Sync>;
+    Arc<dyn Fn(ArrivalStream) -> Pin<Box<dyn Future<Output = io::Result<S>> + Send>> + Send + Sync>;
+
+/// How many finished handshakes the kernel holds for the accept loop (Linux caps it at
+/// `net.core.somaxconn`, 4,096 by default). The runtime's default, 1,024, is too few for a
+/// connection storm: the kernel drops the handshakes beyond it, and those clients' requests
+/// arrive a second later, when TCP retransmits (seen with 4,000 clients connecting at once).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `address` with the [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as `bind` has).
+pub async fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serves `router` over plain TCP until `shutdown` completes, then lets in-flight requests
 /// finish for [`Limits::drain_timeout`].
@@ -40,7 +59,7 @@ pub async fn serve(
     filter: Option<PeerFilter>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let plain: Handshake<TcpStream> = Arc::new(|stream| Box::pin(async move { Ok(stream) }));
+    let plain: Handshake<ArrivalStream> = Arc::new(|stream| Box::pin(async move { Ok(stream) }));
     serve_with(listener, router, limits, filter, plain, shutdown).await;
 }
 
@@ -55,6 +74,7 @@ pub async fn serve_with<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    crate::arrival::stamp_arrivals(&listener);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -91,6 +111,8 @@ pub async fn serve_with<S>(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
+            let arrival = Arc::new(Arrival::default());
+            let stream = ArrivalStream::new(stream, Arc::clone(&arrival));
             let stream = match tokio::time::timeout(limits.header_timeout, handshake(stream)).await
             {
                 Ok(Ok(stream)) => stream,
@@ -111,11 +133,15 @@ pub async fn serve_with<S>(
             ));
             let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 state.request_started();
+                let waited = arrival.waited();
                 let state = Arc::clone(&state);
                 let router = router.clone();
                 async move {
                     let (mut parts, body) = request.into_parts();
                     parts.extensions.insert(ConnectInfo(peer));
+                    if let Some(waited) = waited {
+                        parts.extensions.insert(waited);
+                    }
                     let body = Body::new(TimedBody::new(body, limits.body_timeout));
                     let response = router.oneshot(http::Request::from_parts(parts, body)).await;
                     state.request_finished();

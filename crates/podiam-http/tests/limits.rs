@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::routing::{get, post};
-use podiam_http::{BodyBudget, BodyError, Limits, PeerFilter, read_body, serve};
+use podiam_http::{BodyBudget, BodyError, Limits, PeerFilter, QueueWait, read_body, serve};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -39,6 +39,14 @@ async fn peer(ConnectInfo(peer): ConnectInfo<SocketAddr>) -> String {
     peer.ip().to_string()
 }
 
+/// How long the request waited before the server read it, in ms ("none" when not measured).
+async fn waited(request: Request) -> String {
+    request
+        .extensions()
+        .get::<QueueWait>()
+        .map_or_else(|| "none".to_owned(), |w| w.0.as_millis().to_string())
+}
+
 struct Server {
     address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -52,6 +60,7 @@ impl Server {
         let router = Router::new()
             .route("/echo", post(echo))
             .route("/peer", get(peer))
+            .route("/waited", get(waited))
             .with_state(BodyBudget::new(1 << 20));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, router, limits, filter, async move {
@@ -259,5 +268,42 @@ async fn a_request_body_is_read_whole_when_it_arrives_in_time() {
         .await
         .expect("text");
     assert_eq!(answer, "read 5000");
+    server.stop().await;
+}
+
+/// The listener stamps each request with how long it sat unread: here a request that waited in
+/// the kernel's accept queue and socket buffer while the only connection slot was held.
+#[tokio::test]
+async fn a_request_knows_how_long_it_waited_before_it_was_read() {
+    let mut one = limits();
+    one.max_connections = 1;
+    one.idle_timeout = Duration::from_secs(10);
+    one.header_timeout = Duration::from_secs(10);
+    let server = Server::start(one, None).await;
+    // The kernel turns receive stamps on in deferred work, not at once.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let request = b"GET /waited HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut fresh = TcpStream::connect(server.address).await.expect("fresh");
+    fresh.write_all(request).await.expect("write");
+    let (answer, _) = read_until_closed(&mut fresh, Duration::from_secs(3)).await;
+    let quick: u64 = answer
+        .rsplit("\r\n\r\n")
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .expect("a measured wait");
+    assert!(quick < 1_000, "an idle server read it late: {answer}");
+    let holder = TcpStream::connect(server.address).await.expect("holder");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut waiting = TcpStream::connect(server.address).await.expect("waiting");
+    waiting.write_all(request).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    drop(holder);
+    let (answer, _) = read_until_closed(&mut waiting, Duration::from_secs(5)).await;
+    let waited: u64 = answer
+        .rsplit("\r\n\r\n")
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .expect("a measured wait");
+    assert!((380..5_000).contains(&waited), "{answer}");
     server.stop().await;
 }

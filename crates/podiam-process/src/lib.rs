@@ -124,9 +124,10 @@ pub struct ListenerArgs {
     /// answer.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_in_flight: usize,
-    /// While requests wait longer than this for a worker (the CPU is saturated), new ones are
-    /// answered with the throttling error too (e.g. `50ms`); off by default (`0s`), since a
-    /// process whose CPU other processes take is behind as well.
+    /// A request that waited longer than this before the server read it (measured from the
+    /// kernel's receive time: the CPU is saturated) is answered with the throttling error too
+    /// (e.g. `50ms`); off by default (`0s`), since requests also wait when other processes
+    /// take the CPU.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub max_queue_delay: Duration,
 }

@@ -109,7 +109,7 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             clock,
             rng: Arc::new(SystemRng),
         })?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = podiam_http::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (choose another with --listen)", args.listen))?;
         let address = listener.local_addr().context("no local address")?;

@@ -85,7 +85,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = podiam_http::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (is another server running there? choose one with --listen)", args.listen))?;
         let address = listener.local_addr().context("no local address")?;
@@ -133,7 +133,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let limits = args.listener.limits();
         match args.metrics_listen {
             Some(metrics_address) => {
-                let metrics = tokio::net::TcpListener::bind(metrics_address)
+                let metrics = podiam_http::bind(metrics_address)
                     .await
                     .with_context(|| format!("cannot listen on {metrics_address} for metrics (--metrics-listen)"))?;
                 println!("Metrics: http://{}/metrics", metrics.local_addr().context("no local address")?);

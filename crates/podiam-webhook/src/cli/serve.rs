@@ -183,11 +183,11 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             rng: Arc::new(SystemRng),
             metrics,
         });
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = podiam_http::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {} (port 443 needs CAP_NET_BIND_SERVICE)", args.listen))?;
         let metrics_address = SocketAddr::new(args.metrics_address, args.metrics_port);
-        let metrics_listener = tokio::net::TcpListener::bind(metrics_address)
+        let metrics_listener = podiam_http::bind(metrics_address)
             .await
             .with_context(|| format!("cannot listen on {metrics_address} for metrics"))?;
         let https_address = listener.local_addr()?;

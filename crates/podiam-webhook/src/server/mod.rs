@@ -130,8 +130,8 @@ pub fn router(webhook: Arc<Webhook>) -> Router {
         .with_state(webhook)
 }
 
-/// [`router`] behind the load shedding of `limits`: a review over the in-flight limit, or
-/// arriving while the process is behind, is answered 429 at once (the API server then applies
+/// [`router`] behind the load shedding of `limits`: a review over the in-flight limit, or one
+/// that waited too long before it was read, is answered 429 at once (the API server then applies
 /// the webhook's `failurePolicy`, and its client retries).
 pub fn admitted_router(webhook: Arc<Webhook>, limits: podiam_http::Limits) -> Router {
     let metrics = Arc::clone(&webhook.metrics);

@@ -194,10 +194,11 @@ pub async fn serve_https(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let handshake: podiam_http::Handshake<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> =
-        Arc::new(move |stream| {
-            let acceptor = acceptor.clone();
-            Box::pin(async move { acceptor.accept(stream).await })
-        });
+    let handshake: podiam_http::Handshake<
+        tokio_rustls::server::TlsStream<podiam_http::ArrivalStream>,
+    > = Arc::new(move |stream| {
+        let acceptor = acceptor.clone();
+        Box::pin(async move { acceptor.accept(stream).await })
+    });
     podiam_http::serve_with(listener, router, limits, None, handshake, shutdown).await;
 }

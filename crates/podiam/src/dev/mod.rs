@@ -98,7 +98,7 @@ pub(crate) fn run(args: DevArgs) -> ExitCode {
 }
 
 async fn listen(address: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address).await.with_context(|| {
+    podiam_http::bind(address).await.with_context(|| {
         format!("cannot listen on {address} for the {what} (is podiam dev already running? choose another with {flag})")
     })
 }
