@@ -677,7 +677,7 @@ impl Eks {
         self.state()
             .association(&record.cluster, &record.id)
             .filter(|a| a.record == record)
-            .unwrap_or_else(|| Arc::new(AssociationEntry { record }))
+            .unwrap_or_else(|| Arc::new(AssociationEntry::read(record)))
     }
 
     /// `DescribePodIdentityAssociation`.
@@ -704,12 +704,10 @@ impl Eks {
         self.describe_cluster(cluster)?;
         let state = self.state();
         let items: Vec<(String, Arc<AssociationEntry>)> = state
-            .associations
-            .range((cluster.to_owned(), String::new())..)
-            .take_while(|((c, _), _)| c == cluster)
-            .filter(|(_, a)| namespace.is_none_or(|n| a.record.namespace == n))
-            .filter(|(_, a)| service_account.is_none_or(|s| a.record.service_account == s))
-            .map(|((_, id), a)| (id.clone(), Arc::clone(a)))
+            .associations_of(cluster)
+            .filter(|a| namespace.is_none_or(|n| a.record.namespace == n))
+            .filter(|a| service_account.is_none_or(|s| a.record.service_account == s))
+            .map(|a| (a.record.id.clone(), Arc::clone(a)))
             .collect();
         drop(state);
         Ok(page(items, next, max))

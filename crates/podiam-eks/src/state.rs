@@ -1,7 +1,10 @@
 //! Everything EKS holds, in memory, indexed for the hot paths: an association by service
 //! account, a hosted issuer by URL.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -21,6 +24,8 @@ pub struct ClusterEntry {
     pub signer: Option<Arc<Issuer>>,
     /// The keys tokens are verified with: every hosted key, or an uploaded JWKS.
     pub keys: Option<KeySet>,
+    /// The record's store revision (0 for an entry not taken from the view).
+    revision: u64,
 }
 
 /// An association.
@@ -28,6 +33,146 @@ pub struct ClusterEntry {
 pub struct AssociationEntry {
     /// The stored record.
     pub record: AssociationRecord,
+    /// The record's store revision (0 for an entry not taken from the view).
+    revision: u64,
+}
+
+impl AssociationEntry {
+    /// An entry for a record read from the store rather than from the view.
+    pub(crate) fn read(record: AssociationRecord) -> Self {
+        Self {
+            record,
+            revision: 0,
+        }
+    }
+}
+
+/// `(cluster, id)`: how associations are kept, in order, and found.
+trait ClusterIdKey {
+    fn parts(&self) -> (&str, &str);
+}
+
+impl ClusterIdKey for (&str, &str) {
+    fn parts(&self) -> (&str, &str) {
+        *self
+    }
+}
+
+impl PartialEq for dyn ClusterIdKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn ClusterIdKey + '_ {}
+
+impl PartialOrd for dyn ClusterIdKey + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn ClusterIdKey + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+/// An association ordered by its record's `(cluster, id)`, without copies of those strings as
+/// a map key (two more allocations an association).
+#[derive(Debug)]
+struct ByClusterId(Arc<AssociationEntry>);
+
+impl ClusterIdKey for ByClusterId {
+    fn parts(&self) -> (&str, &str) {
+        (&self.0.record.cluster, &self.0.record.id)
+    }
+}
+
+impl PartialEq for ByClusterId {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for ByClusterId {}
+
+impl PartialOrd for ByClusterId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByClusterId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The same order as the borrowed form's.
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl<'a> Borrow<dyn ClusterIdKey + 'a> for ByClusterId {
+    fn borrow(&self) -> &(dyn ClusterIdKey + 'a) {
+        self
+    }
+}
+
+/// `(cluster, namespace, service account)`: how a pod's association is found.
+trait ServiceAccountKey {
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+impl ServiceAccountKey for (&str, &str, &str) {
+    fn parts(&self) -> (&str, &str, &str) {
+        *self
+    }
+}
+
+impl PartialEq for dyn ServiceAccountKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn ServiceAccountKey + '_ {}
+
+impl Hash for dyn ServiceAccountKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+/// An association in the service-account index, found by its record's
+/// `(cluster, namespace, service account)` without copies of those strings: the index as a map
+/// of copied tuples cost 342 bytes an association (BENCHMARKS.md, "Store scale").
+#[derive(Debug)]
+struct ByServiceAccount(Arc<AssociationEntry>);
+
+impl ServiceAccountKey for ByServiceAccount {
+    fn parts(&self) -> (&str, &str, &str) {
+        let r = &self.0.record;
+        (&r.cluster, &r.namespace, &r.service_account)
+    }
+}
+
+impl PartialEq for ByServiceAccount {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for ByServiceAccount {}
+
+impl Hash for ByServiceAccount {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The same hash as the borrowed form's.
+        self.parts().hash(state);
+    }
+}
+
+impl<'a> Borrow<dyn ServiceAccountKey + 'a> for ByServiceAccount {
+    fn borrow(&self) -> &(dyn ServiceAccountKey + 'a) {
+        self
+    }
 }
 
 /// The EKS state of one account and region.
@@ -35,13 +180,17 @@ pub struct AssociationEntry {
 pub struct EksState {
     pub(crate) clusters: BTreeMap<String, Arc<ClusterEntry>>,
     /// `(cluster, id)`.
-    pub(crate) associations: BTreeMap<(String, String), Arc<AssociationEntry>>,
-    /// `(cluster, namespace, service account)` → id.
-    by_service_account: HashMap<(String, String, String), String>,
+    associations: BTreeSet<ByClusterId>,
+    /// By `(cluster, namespace, service account)`.
+    by_service_account: HashSet<ByServiceAccount>,
     /// Issuer URL without its scheme → cluster.
     issuers: HashMap<String, String>,
     kek: Arc<Keyring>,
-    seen: HashMap<String, u64>,
+    /// The revision of each key whose latest change left no entry (a delete, a record that
+    /// does not decode). With the entries' own revisions it gives the newest revision applied
+    /// per key, so that a late event never undoes a newer one; a map of every key's revision
+    /// cost 120 bytes an association (BENCHMARKS.md, "Store scale").
+    unheld: HashMap<String, u64>,
 }
 
 fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
@@ -71,11 +220,11 @@ impl EksState {
     pub fn new(kek: Arc<Keyring>) -> Self {
         Self {
             clusters: BTreeMap::new(),
-            associations: BTreeMap::new(),
-            by_service_account: HashMap::new(),
+            associations: BTreeSet::new(),
+            by_service_account: HashSet::new(),
             issuers: HashMap::new(),
             kek,
-            seen: HashMap::new(),
+            unheld: HashMap::new(),
         }
     }
 
@@ -86,9 +235,20 @@ impl EksState {
 
     /// An association by cluster and id.
     pub fn association(&self, cluster: &str, id: &str) -> Option<Arc<AssociationEntry>> {
+        let key: &dyn ClusterIdKey = &(cluster, id);
+        self.associations.get(key).map(|found| Arc::clone(&found.0))
+    }
+
+    /// The associations of a cluster, by id.
+    pub fn associations_of<'a>(
+        &'a self,
+        cluster: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<AssociationEntry>> + 'a {
+        let start: &dyn ClusterIdKey = &(cluster, "");
         self.associations
-            .get(&(cluster.to_owned(), id.to_owned()))
-            .cloned()
+            .range::<dyn ClusterIdKey, _>((Bound::Included(start), Bound::Unbounded))
+            .take_while(move |a| a.0.record.cluster == cluster)
+            .map(|a| &a.0)
     }
 
     /// The association of a service account.
@@ -98,12 +258,10 @@ impl EksState {
         namespace: &str,
         service_account: &str,
     ) -> Option<Arc<AssociationEntry>> {
-        let id = self.by_service_account.get(&(
-            cluster.to_owned(),
-            namespace.to_owned(),
-            service_account.to_owned(),
-        ))?;
-        self.association(cluster, id)
+        let key: &dyn ServiceAccountKey = &(cluster, namespace, service_account);
+        self.by_service_account
+            .get(key)
+            .map(|found| Arc::clone(&found.0))
     }
 
     /// The cluster whose token issuer has this URL (any scheme).
@@ -120,10 +278,7 @@ impl EksState {
 
     /// How many associations a cluster has.
     pub fn association_count(&self, cluster: &str) -> usize {
-        self.associations
-            .range((cluster.to_owned(), String::new())..)
-            .take_while(|((c, _), _)| c == cluster)
-            .count()
+        self.associations_of(cluster).count()
     }
 
     /// A cluster record with its issuer's keys opened.
@@ -177,6 +332,18 @@ impl EksState {
             record,
             signer,
             keys,
+            revision: 0,
+        }
+    }
+
+    /// The revision of the entry `key` holds, if any.
+    fn held_revision(&self, key: &str) -> Option<u64> {
+        if let Some(name) = key.strip_prefix(keys::CLUSTER) {
+            self.clusters.get(name).map(|c| c.revision)
+        } else {
+            let (cluster, id) = key.strip_prefix(keys::ASSOCIATION)?.split_once('/')?;
+            let key: &dyn ClusterIdKey = &(cluster, id);
+            self.associations.get(key).map(|a| a.0.revision)
         }
     }
 
@@ -187,18 +354,20 @@ impl EksState {
             }
         } else if let Some(rest) = key.strip_prefix(keys::ASSOCIATION)
             && let Some((cluster, id)) = rest.split_once('/')
-            && let Some(old) = self
-                .associations
-                .remove(&(cluster.to_owned(), id.to_owned()))
+            && let Some(old) = self.associations.take(&(cluster, id) as &dyn ClusterIdKey)
         {
-            let r = &old.record;
-            let index = (
-                r.cluster.clone(),
-                r.namespace.clone(),
-                r.service_account.clone(),
+            let r = &old.0.record;
+            let index: &dyn ServiceAccountKey = &(
+                r.cluster.as_str(),
+                r.namespace.as_str(),
+                r.service_account.as_str(),
             );
-            if self.by_service_account.get(&index) == Some(&r.id) {
-                self.by_service_account.remove(&index);
+            if self
+                .by_service_account
+                .get(index)
+                .is_some_and(|current| current.0.record.id == r.id)
+            {
+                self.by_service_account.remove(index);
             }
         }
     }
@@ -215,37 +384,45 @@ impl podiam_store::View for EksState {
         if !key.starts_with(keys::CLUSTER) && !key.starts_with(keys::ASSOCIATION) {
             return;
         }
-        if self.seen.get(key).is_some_and(|seen| *seen >= revision) {
+        let newest = self.held_revision(key).max(self.unheld.get(key).copied());
+        if newest.is_some_and(|newest| newest >= revision) {
             return;
         }
-        self.seen.insert(key.to_owned(), revision);
-        self.remove(key);
         let Some(value) = value else {
+            self.remove(key);
+            self.unheld.insert(key.to_owned(), revision);
             return;
         };
-        if key.starts_with(keys::CLUSTER) {
-            if let Some(record) = decode::<ClusterRecord>(key, value) {
+        let held = if key.starts_with(keys::CLUSTER) {
+            decode::<ClusterRecord>(key, value).map(|record| {
+                self.remove(key);
                 self.issuers
                     .insert(issuer_key(record.issuer.url()), record.name.clone());
-                let entry = self.open_cluster(record);
+                let entry = ClusterEntry {
+                    revision,
+                    ..self.open_cluster(record)
+                };
                 self.clusters
                     .insert(entry.record.name.clone(), Arc::new(entry));
+            })
+        } else {
+            decode::<AssociationRecord>(key, value).map(|record| {
+                self.remove(key);
+                let entry = Arc::new(AssociationEntry { record, revision });
+                self.by_service_account
+                    .replace(ByServiceAccount(Arc::clone(&entry)));
+                self.associations.replace(ByClusterId(entry));
+            })
+        };
+        match held {
+            Some(()) => {
+                self.unheld.remove(key);
             }
-        } else if key.starts_with(keys::ASSOCIATION)
-            && let Some(record) = decode::<AssociationRecord>(key, value)
-        {
-            self.by_service_account.insert(
-                (
-                    record.cluster.clone(),
-                    record.namespace.clone(),
-                    record.service_account.clone(),
-                ),
-                record.id.clone(),
-            );
-            self.associations.insert(
-                (record.cluster.clone(), record.id.clone()),
-                Arc::new(AssociationEntry { record }),
-            );
+            // A record that does not decode leaves no entry.
+            None => {
+                self.remove(key);
+                self.unheld.insert(key.to_owned(), revision);
+            }
         }
     }
 }
@@ -263,8 +440,51 @@ mod tests {
         let mut state = EksState::new(Arc::new(kek));
         state.apply("eks/index/token/association/x", Some(b"c/a-1"), 1);
         state.apply("eks/index/token/cluster/y", None, 2);
-        assert!(state.seen.is_empty());
+        assert!(state.unheld.is_empty());
         state.apply("eks/association/c/a-1", None, 3);
-        assert_eq!(state.seen.get("eks/association/c/a-1"), Some(&3));
+        assert_eq!(state.unheld.get("eks/association/c/a-1"), Some(&3));
+    }
+
+    fn association(id: &str, namespace: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "id": id, "cluster": "c", "namespace": namespace, "service_account": "sa",
+            "role_arn": "arn:aws:iam::000000000000:role/r", "created": 0, "modified": 0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn associations_are_found_by_service_account_and_late_events_are_ignored() {
+        let kek = Keyring::new(AeadKey::from_bytes(KeyId(0), &[9; 32]).unwrap());
+        let mut state = EksState::new(Arc::new(kek));
+        state.apply("eks/association/c/a-1", Some(&association("a-1", "ns")), 5);
+        let found = state.association_for("c", "ns", "sa").unwrap();
+        assert_eq!(found.record.id, "a-1");
+        assert!(state.association_for("c", "other", "sa").is_none());
+        // An older change arriving late is ignored; the same revision too.
+        state.apply("eks/association/c/a-1", None, 4);
+        state.apply("eks/association/c/a-1", None, 5);
+        assert!(state.association("c", "a-1").is_some());
+        // Moved to another namespace: the index follows.
+        state.apply("eks/association/c/a-1", Some(&association("a-1", "ns2")), 6);
+        assert!(state.association_for("c", "ns", "sa").is_none());
+        assert!(state.association_for("c", "ns2", "sa").is_some());
+        // Deleted, then an older put arrives late.
+        state.apply("eks/association/c/a-1", None, 8);
+        state.apply("eks/association/c/a-1", Some(&association("a-1", "ns")), 7);
+        assert!(state.association("c", "a-1").is_none());
+        assert!(state.association_for("c", "ns", "sa").is_none());
+        assert!(state.association_for("c", "ns2", "sa").is_none());
+        // Another association of the same service account in its place.
+        state.apply("eks/association/c/a-2", Some(&association("a-2", "ns")), 9);
+        assert_eq!(
+            state.association_for("c", "ns", "sa").unwrap().record.id,
+            "a-2"
+        );
+        state.apply("eks/association/c/a-1", None, 10);
+        assert_eq!(
+            state.association_for("c", "ns", "sa").unwrap().record.id,
+            "a-2"
+        );
     }
 }

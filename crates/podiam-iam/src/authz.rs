@@ -154,7 +154,7 @@ struct CallerPolicies {
 impl IamState {
     fn managed(&self, arns: &[String]) -> Vec<Arc<Policy>> {
         arns.iter()
-            .filter_map(|arn| self.policy(arn).and_then(|p| p.default.clone()))
+            .filter_map(|arn| self.policy(arn).and_then(|p| p.default_policy()))
             .collect()
     }
 
@@ -162,7 +162,7 @@ impl IamState {
         // A boundary that no longer exists allows nothing.
         arn.map(|arn| {
             self.policy(arn)
-                .and_then(|p| p.default.clone())
+                .and_then(|p| p.default_policy())
                 .unwrap_or_else(|| Arc::new(Policy::allow_nothing()))
         })
     }
@@ -175,7 +175,7 @@ impl IamState {
                 session: Vec::new(),
             },
             Caller::User(user) => {
-                let mut identity = user.inline.clone();
+                let mut identity = user.inline();
                 identity.extend(self.managed(&user.record.attached));
                 CallerPolicies {
                     identity,
@@ -186,7 +186,7 @@ impl IamState {
             Caller::Session { session, role } => {
                 let (identity, boundary) = match role {
                     Some(role) => {
-                        let mut identity = role.inline.clone();
+                        let mut identity = role.inline();
                         identity.extend(self.managed(&role.record.attached));
                         (identity, self.boundary(role.record.boundary.as_deref()))
                     }

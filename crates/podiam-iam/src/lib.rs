@@ -19,8 +19,8 @@ pub use authz::{Caller, RequestFacts};
 pub use error::IamError;
 pub use ids::{new_access_key_id, new_unique_id};
 pub use model::{
-    AccessKeyRecord, KeyStatus, PolicyRecord, PolicyVersionRecord, ProviderRecord, RoleRecord,
-    UserRecord,
+    AccessKeyRecord, InlinePolicies, KeyStatus, PolicyRecord, PolicyVersionRecord, ProviderRecord,
+    RoleRecord, UserRecord,
 };
 pub use ops::{NewRole, NewUser, Paged, PolicyScope, RoleUpdate};
 pub use service::{Iam, IamConfig};

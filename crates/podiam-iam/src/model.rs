@@ -23,7 +23,7 @@ pub struct UserRecord {
     pub tags: Vec<(String, String)>,
     /// Inline policies by name (documents as submitted).
     #[serde(default)]
-    pub inline: BTreeMap<String, String>,
+    pub inline: InlinePolicies,
     /// Attached managed policy ARNs.
     #[serde(default)]
     pub attached: Vec<String>,
@@ -31,6 +31,98 @@ pub struct UserRecord {
     /// `DeleteUser` and `CreateAccessKey` cannot both succeed.
     #[serde(default)]
     pub access_keys: Vec<String>,
+}
+
+/// Inline policies by name, in name order; stored as a JSON object of name to document.
+///
+/// A sorted vector rather than a `BTreeMap`: a principal has a few inline policies at most (a
+/// role usually one), and a `BTreeMap`'s smallest node costs 544 bytes, a third of a role's
+/// record in memory (BENCHMARKS.md, "Store scale").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InlinePolicies(Vec<(String, String)>);
+
+impl InlinePolicies {
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name))
+    }
+
+    /// The document of a policy.
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.find(name)
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|(_, d)| d)
+    }
+
+    /// Adds or replaces a policy; returns the document it replaced.
+    pub fn insert(&mut self, name: String, document: String) -> Option<String> {
+        match self.find(&name) {
+            Ok(i) => self
+                .0
+                .get_mut(i)
+                .map(|(_, d)| std::mem::replace(d, document)),
+            Err(i) => {
+                self.0.insert(i, (name, document));
+                None
+            }
+        }
+    }
+
+    /// Removes a policy; returns its document.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let i = self.find(name).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// How many policies.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The names, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(n, _)| n)
+    }
+
+    /// The documents, in name order.
+    pub fn values(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(_, d)| d)
+    }
+
+    /// `(name, document)` pairs, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(n, d)| (n, d))
+    }
+}
+
+impl<const N: usize> From<[(String, String); N]> for InlinePolicies {
+    fn from(pairs: [(String, String); N]) -> Self {
+        BTreeMap::from(pairs).into()
+    }
+}
+
+impl From<BTreeMap<String, String>> for InlinePolicies {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Self(map.into_iter().collect())
+    }
+}
+
+impl Serialize for InlinePolicies {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for InlinePolicies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Through a map: the same reading as before (sorted, a repeated name's last document).
+        BTreeMap::<String, String>::deserialize(deserializer).map(Self::from)
+    }
 }
 
 /// `iam/role/{lower-case name}`.
@@ -59,7 +151,7 @@ pub struct RoleRecord {
     pub tags: Vec<(String, String)>,
     /// Inline policies by name.
     #[serde(default)]
-    pub inline: BTreeMap<String, String>,
+    pub inline: InlinePolicies,
     /// Attached managed policy ARNs.
     #[serde(default)]
     pub attached: Vec<String>,
@@ -193,5 +285,40 @@ pub(crate) mod keys {
 
     pub(crate) fn provider(url: &str) -> String {
         format!("{PROVIDER}{url}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_policies_keep_the_stored_form_and_order() {
+        let text = r#"{"b":"{}","a":"{\"x\":1}","b":"last"}"#;
+        let mut inline: InlinePolicies = serde_json::from_str(text).unwrap();
+        assert_eq!(inline.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(inline.get("b").map(String::as_str), Some("last"));
+        assert_eq!(
+            serde_json::to_string(&inline).unwrap(),
+            r#"{"a":"{\"x\":1}","b":"last"}"#
+        );
+        assert_eq!(inline.insert("c".into(), "3".into()), None);
+        assert_eq!(inline.insert("0".into(), "0".into()), None);
+        assert_eq!(inline.insert("b".into(), "2".into()), Some("last".into()));
+        assert_eq!(inline.keys().collect::<Vec<_>>(), ["0", "a", "b", "c"]);
+        assert_eq!(inline.remove("a"), Some(r#"{"x":1}"#.into()));
+        assert_eq!(inline.remove("a"), None);
+        assert_eq!(inline.len(), 3);
+        assert_eq!(
+            inline.iter().collect::<Vec<_>>(),
+            [
+                (&"0".to_owned(), &"0".to_owned()),
+                (&"b".to_owned(), &"2".to_owned()),
+                (&"c".to_owned(), &"3".to_owned())
+            ]
+        );
+        let empty: UserRecord =
+            serde_json::from_str(r#"{"name":"u","id":"AIDA","path":"/","created":0}"#).unwrap();
+        assert!(empty.inline.is_empty());
     }
 }

@@ -1,9 +1,8 @@
 //! The in-memory copy of IAM that every read and every authorization uses.
 
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,41 +10,81 @@ use podiam_crypto::{Keyring, Secret};
 use podiam_policy::Policy;
 use serde::de::DeserializeOwned;
 
-use crate::model::{AccessKeyRecord, PolicyRecord, ProviderRecord, RoleRecord, UserRecord, keys};
+use crate::model::{
+    AccessKeyRecord, InlinePolicies, PolicyRecord, ProviderRecord, RoleRecord, UserRecord, keys,
+};
 
-/// A user with its inline policies parsed.
+/// A user. Its inline policies are parsed on use ([`UserEntry::inline`]).
 #[derive(Debug)]
 pub struct UserEntry {
     /// The stored record.
     pub record: UserRecord,
     /// The record's store revision.
     pub revision: u64,
-    /// Inline policies, parsed.
-    pub inline: Vec<Arc<Policy>>,
+    documents: Arc<Documents>,
 }
 
-/// A role with its trust and inline policies parsed.
+impl UserEntry {
+    /// The inline policies that parse, in name order.
+    pub fn inline(&self) -> Vec<Arc<Policy>> {
+        self.documents
+            .parse_all(self.record.inline.values(), "user inline")
+    }
+
+    /// The inline policies that parse, with their names.
+    pub fn inline_named(&self) -> Vec<(&str, Arc<Policy>)> {
+        self.documents
+            .parse_named(&self.record.inline, "user inline")
+    }
+}
+
+/// A role. Its trust and inline policies are parsed on use ([`RoleEntry::trust`],
+/// [`RoleEntry::inline`]).
 #[derive(Debug)]
 pub struct RoleEntry {
     /// The stored record.
     pub record: RoleRecord,
     /// The record's store revision.
     pub revision: u64,
-    /// The trust policy (`None` if the stored text no longer parses: trusts nobody).
-    pub trust: Option<Arc<Policy>>,
-    /// Inline policies, parsed.
-    pub inline: Vec<Arc<Policy>>,
+    documents: Arc<Documents>,
 }
 
-/// A managed policy with its default version parsed.
+impl RoleEntry {
+    /// The trust policy (`None` if the stored text no longer parses: trusts nobody).
+    pub fn trust(&self) -> Option<Arc<Policy>> {
+        self.documents.parse(&self.record.trust, "trust")
+    }
+
+    /// The inline policies that parse, in name order.
+    pub fn inline(&self) -> Vec<Arc<Policy>> {
+        self.documents
+            .parse_all(self.record.inline.values(), "role inline")
+    }
+
+    /// The inline policies that parse, with their names.
+    pub fn inline_named(&self) -> Vec<(&str, Arc<Policy>)> {
+        self.documents
+            .parse_named(&self.record.inline, "role inline")
+    }
+}
+
+/// A managed policy. Its default version is parsed on use ([`PolicyEntry::default_policy`]).
 #[derive(Debug)]
 pub struct PolicyEntry {
     /// The stored record.
     pub record: PolicyRecord,
     /// The record's store revision.
     pub revision: u64,
-    /// The default version, parsed.
-    pub default: Option<Arc<Policy>>,
+    documents: Arc<Documents>,
+}
+
+impl PolicyEntry {
+    /// The default version, parsed (`None` if it is missing or no longer parses).
+    pub fn default_policy(&self) -> Option<Arc<Policy>> {
+        self.record
+            .default_document()
+            .and_then(|d| self.documents.parse(d, "managed"))
+    }
 }
 
 /// An access key with its secret opened.
@@ -80,76 +119,141 @@ pub struct IamState {
     pub(crate) providers: BTreeMap<String, Arc<ProviderEntry>>,
     /// Opens the stored secrets of access keys.
     kek: Arc<Keyring>,
-    /// The newest revision applied per key (deletes included), so a late event never undoes a
-    /// newer one.
-    seen: HashMap<String, u64>,
-    /// Every parsed document, once per distinct text.
-    documents: Documents,
+    /// The revision of each key whose latest change left no entry (a delete, a record that
+    /// does not decode). With the entries' own revisions it gives the newest revision applied
+    /// per key, so that a late event never undoes a newer one; a map of every key's revision
+    /// cost 144 bytes a role (BENCHMARKS.md, "Store scale").
+    unheld: HashMap<String, u64>,
+    /// The documents parsed lately, shared by every entry.
+    documents: Arc<Documents>,
 }
 
-/// A parsed document, found by its text.
+/// How much document text the cache of parsed documents holds before it evicts the least
+/// recently used half. A parsed document costs about seven times its text (BENCHMARKS.md,
+/// "Store scale"), so this is about 8 MB of parsed policies, some 2,000 typical documents.
+const PARSED_TEXT_BUDGET: usize = 1024 * 1024;
+
+/// One cached parse: the policy, or the text that failed to parse (kept to tell a hash
+/// collision from a hit, and so that a broken document is logged once, not on every use).
 #[derive(Debug)]
-struct Interned(Arc<Policy>);
+struct Slot {
+    outcome: Result<Arc<Policy>, Box<str>>,
+    /// The cache's clock when the slot was last used.
+    used: u64,
+}
 
-impl PartialEq for Interned {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.text() == other.0.text()
+impl Slot {
+    fn text(&self) -> &str {
+        match &self.outcome {
+            Ok(policy) => policy.text(),
+            Err(text) => text,
+        }
     }
 }
 
-impl Eq for Interned {}
-
-impl Hash for Interned {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.text().hash(state);
-    }
-}
-
-impl Borrow<str> for Interned {
-    fn borrow(&self) -> &str {
-        self.0.text()
-    }
-}
-
-/// Parsed documents shared by text: a fleet's roles mostly carry the same few documents (every
-/// Pod Identity role has the same trust policy), and a parsed document costs several times its
-/// text (BENCHMARKS.md, "Store scale").
 #[derive(Debug, Default)]
-struct Documents {
-    parsed: HashSet<Interned>,
-    /// Documents nobody else holds are dropped when the table reaches this size.
-    prune_at: usize,
+struct Cache {
+    /// By the text's hash; a slot whose text differs is a collision and misses.
+    slots: HashMap<u64, Slot>,
+    /// Text bytes held.
+    bytes: usize,
+    clock: u64,
+}
+
+impl Cache {
+    fn get(&mut self, hash: u64, text: &str) -> Option<Option<Arc<Policy>>> {
+        self.clock += 1;
+        let slot = self.slots.get_mut(&hash).filter(|s| s.text() == text)?;
+        slot.used = self.clock;
+        Some(slot.outcome.as_ref().ok().cloned())
+    }
+
+    fn insert(&mut self, hash: u64, outcome: Result<Arc<Policy>, Box<str>>) {
+        self.clock += 1;
+        let slot = Slot {
+            outcome,
+            used: self.clock,
+        };
+        self.bytes += slot.text().len();
+        if let Some(old) = self.slots.insert(hash, slot) {
+            self.bytes -= old.text().len();
+        }
+        if self.bytes > PARSED_TEXT_BUDGET {
+            self.evict_older_half();
+        }
+    }
+
+    /// Drops the least recently used half of the slots.
+    fn evict_older_half(&mut self) {
+        let mut ages: Vec<u64> = self.slots.values().map(|s| s.used).collect();
+        let middle = ages.len() / 2;
+        let (_, cut, _) = ages.select_nth_unstable(middle);
+        let cut = *cut;
+        self.slots.retain(|_, s| s.used > cut);
+        self.bytes = self.slots.values().map(|s| s.text().len()).sum();
+    }
+}
+
+/// Policy documents parsed on use, through a bounded cache found by text. Parsed policies are
+/// not kept with every entry: a parsed document costs several times its text (6.5 KB for a
+/// role's trust and inline policies together, against 1.4 KB for its whole record), which at
+/// 100,000 roles is most of the server's memory, while a parse takes about 3 µs. Identical
+/// documents (every Pod Identity role has the same trust policy) share one parse while it is
+/// cached.
+#[derive(Debug, Default)]
+pub(crate) struct Documents {
+    hasher: RandomState,
+    cache: Mutex<Cache>,
 }
 
 impl Documents {
-    /// The parsed `text`, shared with every other holder of the same text.
-    fn parse(&mut self, text: &str, what: &str) -> Option<Arc<Policy>> {
-        if let Some(known) = self.parsed.get(text) {
-            return Some(Arc::clone(&known.0));
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The parsed `text` (`None`, logged, if it does not parse).
+    pub(crate) fn parse(&self, text: &str, what: &str) -> Option<Arc<Policy>> {
+        let hash = self.hasher.hash_one(text);
+        if let Some(known) = self.lock().get(hash, text) {
+            return known;
         }
-        match Policy::parse(text) {
-            Ok(policy) => {
-                let policy = Arc::new(policy);
-                if self.parsed.len() >= self.prune_at {
-                    self.parsed.retain(|p| Arc::strong_count(&p.0) > 1);
-                    self.prune_at = (self.parsed.len() * 2).max(64);
-                }
-                self.parsed.insert(Interned(Arc::clone(&policy)));
-                Some(policy)
-            }
+        // Parsed outside the lock: a parse never waits for another.
+        let outcome = match Policy::parse(text) {
+            Ok(policy) => Ok(Arc::new(policy)),
             Err(e) => {
                 tracing::error!(error = %e, "a stored {what} policy no longer parses; it is ignored");
-                None
+                Err(text.into())
             }
-        }
+        };
+        let parsed = outcome.as_ref().ok().cloned();
+        self.lock().insert(hash, outcome);
+        parsed
     }
 
     fn parse_all<'a>(
-        &mut self,
+        &self,
         texts: impl Iterator<Item = &'a String>,
         what: &str,
     ) -> Vec<Arc<Policy>> {
         texts.filter_map(|text| self.parse(text, what)).collect()
+    }
+
+    fn parse_named<'a>(
+        &self,
+        named: &'a InlinePolicies,
+        what: &str,
+    ) -> Vec<(&'a str, Arc<Policy>)> {
+        named
+            .iter()
+            .filter_map(|(name, text)| Some((name.as_str(), self.parse(text, what)?)))
+            .collect()
+    }
+
+    #[cfg(test)]
+    fn cached(&self) -> usize {
+        self.lock().slots.len()
     }
 }
 
@@ -161,6 +265,19 @@ fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Option<T> {
             None
         }
     }
+}
+
+/// Whether `key` is one of the kinds of record the view holds.
+fn is_held_kind(key: &str) -> bool {
+    [
+        keys::USER,
+        keys::ROLE,
+        keys::POLICY,
+        keys::ACCESS_KEY,
+        keys::PROVIDER,
+    ]
+    .iter()
+    .any(|prefix| key.starts_with(prefix))
 }
 
 impl IamState {
@@ -175,95 +292,115 @@ impl IamState {
             policies: BTreeMap::new(),
             keys: HashMap::new(),
             providers: BTreeMap::new(),
-            seen: HashMap::new(),
-            documents: Documents::default(),
+            unheld: HashMap::new(),
+            documents: Arc::new(Documents::default()),
         }
     }
 
     /// Applies one stored change (a put with its value, or a delete) at `revision`.
     pub fn apply(&mut self, key: &str, value: Option<&[u8]>, revision: u64) {
-        let kek = Arc::clone(&self.kek);
-        if self.seen.get(key).is_some_and(|seen| *seen >= revision) {
+        let newest = self.held_revision(key).max(self.unheld.get(key).copied());
+        if newest.is_some_and(|newest| newest >= revision) {
             return;
         }
-        self.seen.insert(key.to_owned(), revision);
-        let Some(value) = value else {
-            self.remove(key);
-            return;
+        let held = match value {
+            Some(value) => self.put(key, value, revision),
+            None => {
+                self.remove(key);
+                false
+            }
         };
+        if held {
+            self.unheld.remove(key);
+        } else if is_held_kind(key) {
+            // A record that does not decode keeps the entry it replaces (as before the
+            // change), but its revision is remembered.
+            self.unheld.insert(key.to_owned(), revision);
+        }
+    }
+
+    /// The revision of the entry `key` holds, if any.
+    fn held_revision(&self, key: &str) -> Option<u64> {
         if let Some(name) = key.strip_prefix(keys::USER) {
-            if let Some(record) = decode::<UserRecord>(key, value) {
-                let inline = self
-                    .documents
-                    .parse_all(record.inline.values(), "user inline");
-                self.users.insert(
-                    name.to_owned(),
-                    Arc::new(UserEntry {
-                        record,
-                        revision,
-                        inline,
-                    }),
-                );
-            }
+            self.users.get(name).map(|e| e.revision)
         } else if let Some(name) = key.strip_prefix(keys::ROLE) {
-            if let Some(record) = decode::<RoleRecord>(key, value) {
-                let trust = self.documents.parse(&record.trust, "trust");
-                let inline = self
-                    .documents
-                    .parse_all(record.inline.values(), "role inline");
-                self.roles.insert(
-                    name.to_owned(),
-                    Arc::new(RoleEntry {
-                        record,
-                        revision,
-                        trust,
-                        inline,
-                    }),
-                );
-            }
+            self.roles.get(name).map(|e| e.revision)
         } else if let Some(arn) = key.strip_prefix(keys::POLICY) {
-            if let Some(record) = decode::<PolicyRecord>(key, value) {
-                let default = record
-                    .default_document()
-                    .and_then(|d| self.documents.parse(d, "managed"));
-                self.policies.insert(
-                    arn.to_owned(),
-                    Arc::new(PolicyEntry {
-                        record,
-                        revision,
-                        default,
-                    }),
-                );
-            }
+            self.policies.get(arn).map(|e| e.revision)
         } else if let Some(id) = key.strip_prefix(keys::ACCESS_KEY) {
-            if let Some(record) = decode::<AccessKeyRecord>(key, value) {
-                let secret = URL_SAFE_NO_PAD
-                    .decode(&record.sealed_secret)
-                    .ok()
-                    .and_then(|sealed| kek.open(&sealed, key.as_bytes()).ok())
-                    .and_then(|plain| String::from_utf8(plain).ok())
-                    .map(Secret::new);
-                if secret.is_none() {
-                    tracing::error!(
-                        access_key_id = id,
-                        "the secret of an access key cannot be opened with this key-encryption key"
-                    );
-                }
-                self.keys.insert(
-                    id.to_owned(),
-                    Arc::new(KeyEntry {
-                        record,
-                        revision,
-                        secret,
-                    }),
+            self.keys.get(id).map(|e| e.revision)
+        } else if let Some(url) = key.strip_prefix(keys::PROVIDER) {
+            self.providers.get(url).map(|e| e.revision)
+        } else {
+            None
+        }
+    }
+
+    /// Decodes a record into its entry; false when it does not decode (or is not held here).
+    fn put(&mut self, key: &str, value: &[u8], revision: u64) -> bool {
+        let documents = &self.documents;
+        if let Some(name) = key.strip_prefix(keys::USER) {
+            let Some(record) = decode::<UserRecord>(key, value) else {
+                return false;
+            };
+            let entry = UserEntry {
+                record,
+                revision,
+                documents: Arc::clone(documents),
+            };
+            self.users.insert(name.to_owned(), Arc::new(entry));
+        } else if let Some(name) = key.strip_prefix(keys::ROLE) {
+            let Some(record) = decode::<RoleRecord>(key, value) else {
+                return false;
+            };
+            let entry = RoleEntry {
+                record,
+                revision,
+                documents: Arc::clone(documents),
+            };
+            self.roles.insert(name.to_owned(), Arc::new(entry));
+        } else if let Some(arn) = key.strip_prefix(keys::POLICY) {
+            let Some(record) = decode::<PolicyRecord>(key, value) else {
+                return false;
+            };
+            let entry = PolicyEntry {
+                record,
+                revision,
+                documents: Arc::clone(documents),
+            };
+            self.policies.insert(arn.to_owned(), Arc::new(entry));
+        } else if let Some(id) = key.strip_prefix(keys::ACCESS_KEY) {
+            let Some(record) = decode::<AccessKeyRecord>(key, value) else {
+                return false;
+            };
+            let secret = URL_SAFE_NO_PAD
+                .decode(&record.sealed_secret)
+                .ok()
+                .and_then(|sealed| self.kek.open(&sealed, key.as_bytes()).ok())
+                .and_then(|plain| String::from_utf8(plain).ok())
+                .map(Secret::new);
+            if secret.is_none() {
+                tracing::error!(
+                    access_key_id = id,
+                    "the secret of an access key cannot be opened with this key-encryption key"
                 );
             }
-        } else if let Some(url) = key.strip_prefix(keys::PROVIDER)
-            && let Some(record) = decode::<ProviderRecord>(key, value)
-        {
+            let entry = KeyEntry {
+                record,
+                revision,
+                secret,
+            };
+            self.keys.insert(id.to_owned(), Arc::new(entry));
+        } else if let Some(url) = key.strip_prefix(keys::PROVIDER) {
+            let Some(record) = decode::<ProviderRecord>(key, value) else {
+                return false;
+            };
             self.providers
                 .insert(url.to_owned(), Arc::new(ProviderEntry { record, revision }));
+        } else {
+            return false;
         }
+        true
     }
 
     fn remove(&mut self, key: &str) {
@@ -461,7 +598,7 @@ mod tests {
             max_session: 3600,
             boundary: None,
             tags: Vec::new(),
-            inline: BTreeMap::from([("app".to_owned(), TRUST.to_owned())]),
+            inline: InlinePolicies::from([("app".to_owned(), TRUST.to_owned())]),
             attached: Vec::new(),
         };
         serde_json::to_vec(&record).unwrap()
@@ -484,33 +621,69 @@ mod tests {
             state.role("b").unwrap(),
             state.role("c").unwrap(),
         );
-        let (ta, tb, tc) = (
-            a.trust.as_ref().unwrap(),
-            b.trust.as_ref().unwrap(),
-            c.trust.as_ref().unwrap(),
-        );
-        assert!(Arc::ptr_eq(ta, tb));
-        assert!(!Arc::ptr_eq(ta, tc));
+        let (ta, tb, tc) = (a.trust().unwrap(), b.trust().unwrap(), c.trust().unwrap());
+        assert!(Arc::ptr_eq(&ta, &tb));
+        assert!(!Arc::ptr_eq(&ta, &tc));
         assert_eq!(tc.text(), other);
         // The inline policy has the same text as a's trust policy: one parse for both.
-        assert!(Arc::ptr_eq(ta, &a.inline[0]));
-        assert!(Arc::ptr_eq(&a.inline[0], &c.inline[0]));
+        assert!(Arc::ptr_eq(&ta, &a.inline()[0]));
+        assert!(Arc::ptr_eq(&a.inline()[0], &c.inline()[0]));
+        assert_eq!(a.inline_named()[0].0, "app");
     }
 
     #[test]
-    fn documents_nobody_holds_are_dropped() {
+    fn the_cache_of_parsed_documents_is_bounded() {
         let mut state = state();
-        for i in 0..500 {
-            let trust = TRUST.replace("pods.eks", &format!("s{i}"));
-            state.apply("iam/role/r", Some(&role("r", &trust)), i + 1);
+        let padding = "x".repeat(1000);
+        for i in 0..5_000 {
+            let trust = TRUST.replace("pods.eks", &format!("s{i}{padding}"));
+            let name = format!("r{i}");
+            state.apply(
+                &format!("iam/role/{name}"),
+                Some(&role(&name, &trust)),
+                i + 1,
+            );
+            assert!(state.role(&name).unwrap().trust().is_some());
         }
-        // Only the current role's trust policy and the shared inline policy are held.
-        assert!(
-            state.documents.parsed.len() <= 128,
-            "{}",
-            state.documents.parsed.len()
-        );
-        let current = state.role("r").unwrap();
-        assert!(current.trust.as_ref().unwrap().text().contains("s499"));
+        let cached = state.documents.cached();
+        assert!(cached <= PARSED_TEXT_BUDGET / 1000, "{cached}");
+        // An evicted document is parsed again on use.
+        let first = state.role("r0").unwrap().trust().unwrap();
+        assert!(first.text().contains("s0x"));
+    }
+
+    #[test]
+    fn a_document_that_does_not_parse_trusts_nobody() {
+        let mut state = state();
+        state.apply("iam/role/a", Some(&role("a", "{not json")), 1);
+        let a = state.role("a").unwrap();
+        assert!(a.trust().is_none());
+        assert!(a.trust().is_none());
+        assert_eq!(a.inline().len(), 1);
+    }
+
+    #[test]
+    fn late_events_never_undo_newer_ones() {
+        let mut state = state();
+        state.apply("iam/role/a", Some(&role("a", TRUST)), 5);
+        // The same change again, and an older one: ignored.
+        state.apply("iam/role/a", None, 5);
+        state.apply("iam/role/a", None, 4);
+        assert_eq!(state.role("a").unwrap().revision, 5);
+        // A delete, then an older put arriving late.
+        state.apply("iam/role/a", None, 7);
+        state.apply("iam/role/a", Some(&role("a", TRUST)), 6);
+        assert!(state.role("a").is_none());
+        // A newer put brings it back and forgets the delete.
+        state.apply("iam/role/a", Some(&role("a", TRUST)), 9);
+        assert_eq!(state.role("a").unwrap().revision, 9);
+        assert!(state.unheld.is_empty());
+        // A record that does not decode keeps the entry but its revision counts.
+        state.apply("iam/role/a", Some(b"not json"), 11);
+        state.apply("iam/role/a", None, 10);
+        assert_eq!(state.role("a").unwrap().revision, 9);
+        // Keys of kinds the view does not hold are not remembered.
+        state.apply("iam/other/x", None, 12);
+        assert_eq!(state.unheld.len(), 1);
     }
 }

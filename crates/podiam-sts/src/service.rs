@@ -410,7 +410,7 @@ impl Sts {
             .state()
             .role_by_arn(&request.role_arn)
             .ok_or_else(|| denied(format!("role {} does not exist", request.role_arn)))?;
-        let trust = role.trust.clone().ok_or_else(|| {
+        let trust = role.trust().ok_or_else(|| {
             denied(format!(
                 "the trust policy of {} no longer parses",
                 request.role_arn
@@ -533,7 +533,7 @@ impl Sts {
         let role = state
             .role_by_arn(&request.role_arn)
             .ok_or_else(|| denied(format!("role {} does not exist", request.role_arn)))?;
-        let trust = role.trust.clone().ok_or_else(|| {
+        let trust = role.trust().ok_or_else(|| {
             denied(format!(
                 "the trust policy of {} no longer parses",
                 request.role_arn
@@ -722,7 +722,7 @@ impl Sts {
         let role = state
             .role_by_arn(&request.role_arn)
             .ok_or_else(|| denied(format!("role {} does not exist", request.role_arn)))?;
-        let trust = role.trust.clone().ok_or_else(|| {
+        let trust = role.trust().ok_or_else(|| {
             denied(format!(
                 "the trust policy of {} no longer parses",
                 request.role_arn

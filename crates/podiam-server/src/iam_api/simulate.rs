@@ -212,7 +212,7 @@ pub(super) fn principal(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let mut boundary = Vec::new();
     let managed = |arns: &[String], out: &mut Vec<Named>| {
         for arn in arns {
-            if let Some(p) = state.policy(arn).and_then(|p| p.default.clone()) {
+            if let Some(p) = state.policy(arn).and_then(|p| p.default_policy()) {
                 out.push(Named {
                     id: arn.clone(),
                     kind: "IAM Policy",
@@ -233,11 +233,11 @@ pub(super) fn principal(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
                     format!("The role with name {resource_name} cannot be found."),
                 )
             })?;
-        for ((name, _), policy) in role.record.inline.iter().zip(&role.inline) {
+        for (name, policy) in role.inline_named() {
             identity.push(Named {
-                id: name.clone(),
+                id: name.to_owned(),
                 kind: "IAM Policy",
-                policy: Arc::clone(policy),
+                policy,
             });
         }
         managed(&role.record.attached, &mut identity);
@@ -255,11 +255,11 @@ pub(super) fn principal(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
                     format!("The user with name {resource_name} cannot be found."),
                 )
             })?;
-        for ((name, _), policy) in user.record.inline.iter().zip(&user.inline) {
+        for (name, policy) in user.inline_named() {
             identity.push(Named {
-                id: name.clone(),
+                id: name.to_owned(),
                 kind: "IAM Policy",
-                policy: Arc::clone(policy),
+                policy,
             });
         }
         managed(&user.record.attached, &mut identity);
