@@ -34,7 +34,8 @@ pub use netns::NetNs;
 pub use process::{GRACE, Process, STARTUP, start_moto, stop_gracefully};
 pub use server::{Server, ServerOptions, credentials_file_keys};
 pub use upstream::{
-    GatewayProcess, LoggedUpstream, Upstream, start_gateway, start_logged_upstream,
+    Decide, GatewayProcess, LoggedUpstream, Upstream, start_gateway, start_gateway_deciding,
+    start_logged_upstream,
 };
 pub use webhook::WebhookProcess;
 

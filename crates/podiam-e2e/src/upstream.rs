@@ -80,9 +80,75 @@ pub struct GatewayProcess {
     pub log: PathBuf,
 }
 
-/// Creates the IAM user `gateway` (allowed only `podiam:AuthorizeRequest`) with `root`, and
-/// starts `podiam gateway` as that user in front of `upstream`, logging into `dir`.
+/// How a test gateway decides.
+#[derive(Debug, Clone, Copy)]
+pub enum Decide<'a> {
+    /// It asks the server (`--server`), as an IAM user allowed only `podiam:AuthorizeRequest`.
+    Remote,
+    /// It follows the server's etcd store read-only and decides itself (`--store`).
+    Locally {
+        /// The store's `etcd://` URL.
+        store: &'a str,
+        /// The servers' key-encryption key.
+        kek: &'a Path,
+    },
+}
+
+/// Starts `podiam gateway` in front of `upstream`, asking `server` (as the IAM user `gateway`,
+/// created with the root's key and allowed only `podiam:AuthorizeRequest`), logging into `dir`.
 pub fn start_gateway(server: &Server, upstream: &str, dir: &Path) -> GatewayProcess {
+    start_gateway_deciding(server, upstream, dir, Decide::Remote)
+}
+
+/// Starts `podiam gateway` in front of `upstream`, deciding as `decide` says, logging into
+/// `dir`.
+pub fn start_gateway_deciding(
+    server: &Server,
+    upstream: &str,
+    dir: &Path,
+    decide: Decide<'_>,
+) -> GatewayProcess {
+    let log = dir.join("gateway.log");
+    let mut command = Command::new("sh");
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_REGION", "us-east-1")
+        .env("GATEWAY_LOG", &log)
+        .args(["-c", r#"exec "$0" "$@" 2>"$GATEWAY_LOG""#])
+        .arg(podiam_bin())
+        .args(["gateway", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--upstream", upstream]);
+    match decide {
+        Decide::Remote => {
+            let (id, secret) = gateway_user(server);
+            command
+                .env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret)
+                .args(["--server", &server.endpoint()]);
+        }
+        Decide::Locally { store, kek } => {
+            command.args(["--store", store]).arg("--kek-file").arg(kek);
+        }
+    }
+    let (process, line) = Process::start("podiam gateway", command, |line| {
+        line.starts_with("podiam gateway: ")
+            .then(|| line.to_owned())
+    });
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .expect("the gateway's address")
+        .to_owned();
+    GatewayProcess {
+        _process: process,
+        url,
+        log,
+    }
+}
+
+/// The IAM user `gateway`, allowed only `podiam:AuthorizeRequest`: its access key.
+fn gateway_user(server: &Server) -> (String, String) {
     let root = ClientEnv::root(server);
     root.aws(&["iam", "create-user", "--user-name", "gateway"])
         .ok();
@@ -107,31 +173,5 @@ pub fn start_gateway(server: &Server, upstream: &str, dir: &Path) -> GatewayProc
             .expect("an access key")
             .to_owned()
     };
-    let log = dir.join("gateway.log");
-    let mut command = Command::new("sh");
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", text("AccessKeyId"))
-        .env("AWS_SECRET_ACCESS_KEY", text("SecretAccessKey"))
-        .env("AWS_REGION", "us-east-1")
-        .env("GATEWAY_LOG", &log)
-        .args(["-c", r#"exec "$0" "$@" 2>"$GATEWAY_LOG""#])
-        .arg(podiam_bin())
-        .args(["gateway", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--server", &server.endpoint(), "--upstream", upstream]);
-    let (process, line) = Process::start("podiam gateway", command, |line| {
-        line.starts_with("podiam gateway: ")
-            .then(|| line.to_owned())
-    });
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .expect("the gateway's address")
-        .to_owned();
-    GatewayProcess {
-        _process: process,
-        url,
-        log,
-    }
+    (text("AccessKeyId"), text("SecretAccessKey"))
 }

@@ -28,4 +28,8 @@ pub enum GatewayError {
     /// caller bug, not something a client sent.
     #[error("invalid region {0:?}")]
     InvalidRegion(String),
+    /// The service that decides could not be asked (the podiam server did not answer); the
+    /// client gets `InternalServerError`. Holds the reason, for the log.
+    #[error("the authorization service is unavailable: {0}")]
+    AuthorizerUnavailable(String),
 }

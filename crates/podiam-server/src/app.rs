@@ -99,6 +99,16 @@ impl App {
         &self.inner.iam
     }
 
+    /// Decides service proxies' requests over this server's replicas (what `/podiam/authorize`
+    /// answers with; `podiam dev` gives it to its in-process gateway).
+    pub fn authority(&self) -> crate::Authority {
+        crate::Authority::of(
+            self.inner.iam.clone(),
+            Arc::clone(&self.inner.keyring),
+            Arc::clone(&self.inner.clock),
+        )
+    }
+
     /// Marks the server as (not) ready for `/readyz`.
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::SeqCst);

@@ -8,12 +8,27 @@ use podiam_session::Session;
 use podiam_sigv4::{LookupError, SecretLookup};
 use time::OffsetDateTime;
 
+use podiam_iam::Iam;
+use podiam_sts::SharedKeyring;
+
 use crate::app::App;
 
 /// A [`SecretLookup`] over IAM's state and the session keyring.
 pub(crate) struct Lookup<'a> {
-    pub(crate) app: &'a App,
+    pub(crate) iam: &'a Iam,
+    pub(crate) keyring: &'a SharedKeyring,
     pub(crate) now: OffsetDateTime,
+}
+
+impl App {
+    /// The lookup of signing secrets at `now`.
+    pub(crate) fn lookup(&self, now: OffsetDateTime) -> Lookup<'_> {
+        Lookup {
+            iam: &self.inner.iam,
+            keyring: &self.inner.keyring,
+            now,
+        }
+    }
 }
 
 impl SecretLookup for Lookup<'_> {
@@ -28,8 +43,6 @@ impl SecretLookup for Lookup<'_> {
             let token = token.ok_or(LookupError::MissingToken)?;
             let keyring = Arc::clone(
                 &self
-                    .app
-                    .inner
                     .keyring
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
@@ -46,8 +59,6 @@ impl SecretLookup for Lookup<'_> {
             // The role as it was when the session was issued: a role deleted and created
             // again under the same name is another role, and grants its old sessions nothing.
             let role = self
-                .app
-                .inner
                 .iam
                 .state()
                 .role_by_arn(&session.details.role_arn)
@@ -65,7 +76,7 @@ impl SecretLookup for Lookup<'_> {
         if token.is_some() {
             return Err(LookupError::InvalidToken);
         }
-        let state = self.app.inner.iam.state();
+        let state = self.iam.state();
         caller_of_key(&state, access_key_id)
     }
 }

@@ -2,9 +2,11 @@
 //! received is signed by a known caller whose policies allow every action it needs.
 //!
 //! The proxy sends the request's method, path, query, headers and the SHA-256 of its body (not
-//! the body); the server verifies the signature with the caller's secret, which only it holds,
-//! and evaluates the caller's policies (identity, boundary, session) with the caller's
-//! principal tags. The proxy itself must be signed and allowed `podiam:AuthorizeRequest`.
+//! the body); the server decides with its [`crate::Authority`]: it verifies the signature with
+//! the caller's secret and evaluates the caller's policies (identity, boundary, session) with
+//! the caller's principal tags. The proxy itself must be signed and allowed
+//! `podiam:AuthorizeRequest`. (`podiam gateway --store` decides locally with the same
+//! authority instead.)
 //!
 //! Each authorization may carry the service's own condition keys (`context`, only keys of the
 //! service's prefix, e.g. `dynamodb:LeadingKeys`: a proxy cannot set `aws:` keys), and name keys
@@ -17,15 +19,14 @@ use std::collections::BTreeMap;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
-use podiam_iam::{Caller, RequestFacts};
+use podiam_iam::RequestFacts;
 use podiam_policy::ContextValue;
-use podiam_sigv4::{SignedRequest, Verifier};
-use podiam_wire::{Api, WireError, access_error, sigv4_error};
+use podiam_wire::WireError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::Lookup;
+use crate::authority::{AuthorizationAsk, AuthorizeAsk, Decision};
 use crate::rest::{Call, RestApi, invalid};
 
 /// The services whose requests a proxy may ask about (their signing names).
@@ -133,7 +134,7 @@ pub(crate) async fn authorize(State(app): State<App>, request: Request) -> Respo
             }
         }
         let headers = header_map(&ask.headers)?;
-        Ok(decide(&call.app, &ask, &headers, &input.ctx.facts))
+        Ok(decide(&call.app, ask, &headers, &input.ctx.facts))
     }
     .await;
     call.finish(result)
@@ -159,78 +160,50 @@ fn header_map(pairs: &[(String, String)]) -> Result<HeaderMap, WireError> {
 
 /// The decision as JSON: `{"decision": "Allow", "principal": …}` or `{"decision": "Deny",
 /// "error": {"code", "message", "status"}}`, the error as the service would send it.
-fn decide(app: &App, ask: &AuthorizeInput, headers: &HeaderMap, proxy: &RequestFacts) -> Value {
-    let now = app.now();
-    let signed = SignedRequest {
+fn decide(app: &App, ask: AuthorizeInput, headers: &HeaderMap, proxy: &RequestFacts) -> Value {
+    let ask = AuthorizeAsk {
+        service: &ask.service,
         method: &ask.method,
         path: &ask.path,
         query: &ask.query,
         headers,
-        body: b"",
-    };
-    let verified = match Verifier::new(&ask.service).verify_digest(
-        &signed,
-        &ask.body_sha256,
-        &Lookup { app, now },
-        now,
-    ) {
-        Ok(v) => v,
-        Err(e) => return deny(&sigv4_error(&e, Api::DynamoDb), None),
-    };
-    let caller: Caller = verified.identity;
-    let state = app.inner.iam.state();
-    let principal = caller.arn(&state);
-    let facts = RequestFacts {
-        now,
+        body_sha256: &ask.body_sha256,
         source_ip: ask.source_ip.clone(),
-        secure_transport: false,
-        region: verified.region,
-        user_agent: headers
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| proxy.user_agent.clone()),
-    };
-    for wanted in &ask.authorizations {
-        if let Some(key) = wanted
-            .unknown
-            .iter()
-            .find(|key| state.policies_read_condition_key(&caller, key))
-        {
-            let error = podiam_iam::IamError::AccessDenied(format!(
-                "User: {principal} is not authorized to perform: {} on resource: {} \
-                     because a policy reads the condition key {key}, whose value the gateway \
-                     cannot determine for this request",
-                wanted.action, wanted.resource
-            ));
-            return deny(&access_error(&error, Api::DynamoDb), Some(&principal));
-        }
-        let extra: Vec<(String, ContextValue)> = wanted
-            .context
-            .iter()
-            .map(|(key, value)| {
-                let value = match value {
-                    ContextInput::Single(v) => ContextValue::Single(v.clone()),
-                    ContextInput::Set(vs) => ContextValue::Multi(vs.clone()),
-                };
-                (key.clone(), value)
+        proxy_user_agent: proxy.user_agent.as_deref(),
+        authorizations: ask
+            .authorizations
+            .into_iter()
+            .map(|wanted| AuthorizationAsk {
+                action: wanted.action,
+                resource: wanted.resource,
+                context: wanted
+                    .context
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let value = match value {
+                            ContextInput::Single(v) => ContextValue::Single(v),
+                            ContextInput::Set(vs) => ContextValue::Multi(vs),
+                        };
+                        (key, value)
+                    })
+                    .collect(),
+                unknown: wanted.unknown,
             })
-            .collect();
-        if let Err(e) = state.authorize(&caller, &wanted.action, &wanted.resource, &facts, &extra) {
-            return deny(&access_error(&e, Api::DynamoDb), Some(&principal));
-        }
+            .collect(),
+    };
+    match app.authority().decide(&ask) {
+        Decision::Allow {
+            principal,
+            access_key_id,
+        } => json!({
+            "decision": "Allow",
+            "principal": principal,
+            "accessKeyId": access_key_id,
+        }),
+        Decision::Deny { principal, error } => json!({
+            "decision": "Deny",
+            "principal": principal,
+            "error": {"code": error.code, "message": error.message, "status": error.status},
+        }),
     }
-    json!({
-        "decision": "Allow",
-        "principal": principal,
-        "accessKeyId": verified.access_key_id,
-    })
-}
-
-fn deny(error: &WireError, principal: Option<&str>) -> Value {
-    json!({
-        "decision": "Deny",
-        "principal": principal,
-        "error": {"code": error.code, "message": error.message, "status": error.status},
-    })
 }

@@ -179,6 +179,19 @@ async fn load_account(store: &dyn Store, asked: Option<&str>) -> Result<String, 
     )))
 }
 
+/// The account a server recorded in `store`, for a process that follows the store without
+/// writing to it.
+pub(crate) async fn stored_account(store: &dyn Store) -> Result<String, BootError> {
+    let entry = store.get(ACCOUNT_KEY).await?.ok_or_else(|| {
+        BootError::Config(
+            "the store holds no podiam account yet: start `podiam server` on it first".to_owned(),
+        )
+    })?;
+    let record: AccountRecord = serde_json::from_slice(&entry.value)
+        .map_err(|e| BootError::Config(format!("{ACCOUNT_KEY}: {e}")))?;
+    Ok(record.account_id)
+}
+
 /// The account, or `None` when another writer created it first (read it again).
 async fn try_load_account(
     store: &dyn Store,

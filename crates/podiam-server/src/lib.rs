@@ -9,6 +9,7 @@
 mod app;
 mod audit;
 mod auth;
+mod authority;
 mod authorize_api;
 mod bootstrap;
 mod eks_api;
@@ -25,6 +26,7 @@ mod store_config;
 mod sts_api;
 
 pub use app::{App, api_router, metrics_router, router};
+pub use authority::{Authority, AuthorizationAsk, AuthorizeAsk, Decision};
 
 use std::future::Future;
 

@@ -17,7 +17,6 @@ use podiam_wire::{
 use time::OffsetDateTime;
 
 use crate::app::App;
-use crate::auth::Lookup;
 use crate::{iam_api, sts_api};
 
 /// Which API a query request is for.
@@ -201,7 +200,7 @@ fn prechecked(app: &App, parts: &Parts, now: OffsetDateTime) -> bool {
         headers: &parts.headers,
         body: &[],
     };
-    let lookup = Lookup { app, now };
+    let lookup = app.lookup(now);
     ["sts", "iam"].iter().any(|service| {
         Verifier::new(service)
             .precheck(&signed, &lookup, now)
@@ -229,7 +228,7 @@ fn authenticate(
         body,
     };
     let verified = Verifier::new(service.name())
-        .verify(&signed, &Lookup { app, now }, now)
+        .verify(&signed, &app.lookup(now), now)
         .map_err(|e| sigv4_error(&e, api))?;
     Ok((verified.identity, verified.region))
 }

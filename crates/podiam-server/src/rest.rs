@@ -13,7 +13,6 @@ use podiam_wire::{Api, MAX_BODY_BYTES, WireError, body_error, rest_json_error, s
 use serde_json::{Map, Value};
 
 use crate::app::App;
-use crate::auth::Lookup;
 use crate::query::Ctx;
 
 /// A rest-json API.
@@ -204,14 +203,7 @@ impl Call {
             body: &[],
         };
         Verifier::new(self.api.signing_name())
-            .precheck(
-                &signed,
-                &Lookup {
-                    app: &self.app,
-                    now,
-                },
-                now,
-            )
+            .precheck(&signed, &self.app.lookup(now), now)
             .map(drop)
             .map_err(|e| sigv4_error(&e, self.api.wire()))
     }
@@ -230,14 +222,7 @@ impl Call {
             body,
         };
         let verified = Verifier::new(self.api.signing_name())
-            .verify(
-                &signed,
-                &Lookup {
-                    app: &self.app,
-                    now,
-                },
-                now,
-            )
+            .verify(&signed, &self.app.lookup(now), now)
             .map_err(|e| sigv4_error(&e, self.api.wire()))?;
         Ok((verified.identity, verified.region))
     }

@@ -192,6 +192,17 @@ impl SessionKeys {
                 )
                 .await?;
         }
+        Self::follow(store, kek, rng, clock).await
+    }
+
+    /// Loads the keyring a server created and follows the store, writing nothing (for a
+    /// process that only verifies sessions, such as the gateway).
+    pub(crate) async fn follow(
+        store: Arc<dyn Store>,
+        kek: Arc<Keyring>,
+        rng: Arc<dyn Rng>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, KeyringError> {
         // The first keyring, read directly so that a wrong key-encryption key fails the start.
         let page = store.list(PREFIX, None, 1000).await?;
         let records: BTreeMap<String, Vec<u8>> =

@@ -2,7 +2,11 @@
 //! loopback, forwarding to a recording DynamoDB stand-in that checks the gateway's own
 //! signature (moto stands behind it in the end-to-end tests).
 
-#![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test fixtures fail loudly"
+)]
 
 mod support;
 
@@ -17,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt as _;
 use podiam_client::{AwsClient, Credentials, StaticCredentials, Timeouts};
 use podiam_crypto::{Secret, SeededRng};
-use podiam_gateway::proxy::{Gateway, GatewayConfig, gateway_router};
+use podiam_gateway::proxy::{Authorizer, Gateway, GatewayConfig, RemoteAuthorizer, gateway_router};
 use podiam_sigv4::{LookupError, SecretLookup, Verifier};
 use serde_json::{Value, json};
 use support::{ACCOUNT, Creds, World};
@@ -103,7 +107,18 @@ struct Fixture {
     reader: Creds,
 }
 
-async fn fixture(authorizer_up: bool) -> Fixture {
+/// How the gateway under test decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decide {
+    /// It asks the server over HTTP (`/podiam/authorize`).
+    Remote,
+    /// It asks a server that does not answer.
+    RemoteDown,
+    /// With the server's own authority, in this process.
+    Locally,
+}
+
+async fn fixture(decide: Decide) -> Fixture {
     let world = World::new().await;
     let gateway_user = world
         .user(
@@ -119,14 +134,14 @@ async fn fixture(authorizer_up: bool) -> Fixture {
             )),
         )
         .await;
-    let server = if authorizer_up {
-        format!("http://{}", serve(world.router.clone()).await)
-    } else {
+    let server = if decide == Decide::RemoteDown {
         "http://127.0.0.1:9".to_owned()
+    } else {
+        format!("http://{}", serve(world.router.clone()).await)
     };
     let log = Arc::new(Mutex::new(Vec::new()));
     let upstream = upstream(Arc::clone(&log)).await;
-    let authorizer = AwsClient::new(
+    let client = AwsClient::new(
         &server,
         "eu-central-1",
         Arc::new(StaticCredentials(Credentials {
@@ -142,6 +157,10 @@ async fn fixture(authorizer_up: bool) -> Fixture {
         },
     )
     .unwrap();
+    let authorizer: Arc<dyn Authorizer> = match decide {
+        Decide::Locally => Arc::new(world.app.authority()),
+        Decide::Remote | Decide::RemoteDown => Arc::new(RemoteAuthorizer::new(client)),
+    };
     let gateway = Gateway::new(GatewayConfig {
         upstream: format!("http://{upstream}"),
         upstream_credentials: Credentials {
@@ -190,7 +209,16 @@ async fn send(router: &Router, request: Request) -> (StatusCode, HeaderMap, Valu
 
 #[tokio::test]
 async fn an_allowed_request_is_forwarded_re_signed_and_answered() {
-    let f = fixture(true).await;
+    an_allowed_request_is_forwarded_re_signed_and_answered_deciding(Decide::Remote).await;
+}
+
+#[tokio::test]
+async fn an_allowed_request_is_forwarded_re_signed_and_answered_deciding_locally() {
+    an_allowed_request_is_forwarded_re_signed_and_answered_deciding(Decide::Locally).await;
+}
+
+async fn an_allowed_request_is_forwarded_re_signed_and_answered_deciding(decide: Decide) {
+    let f = fixture(decide).await;
     let body = r#"{"TableName":"carts","Key":{"id":{"S":"1"}}}"#;
     let (status, headers, answer) =
         send(&f.gateway, dynamodb(&f.world, &f.reader, "GetItem", body)).await;
@@ -226,7 +254,20 @@ async fn an_allowed_request_is_forwarded_re_signed_and_answered() {
 
 #[tokio::test]
 async fn a_denied_request_gets_dynamodbs_error_and_never_reaches_the_table() {
-    let f = fixture(true).await;
+    a_denied_request_gets_dynamodbs_error_and_never_reaches_the_table_deciding(Decide::Remote)
+        .await;
+}
+
+#[tokio::test]
+async fn a_denied_request_gets_dynamodbs_error_and_never_reaches_the_table_deciding_locally() {
+    a_denied_request_gets_dynamodbs_error_and_never_reaches_the_table_deciding(Decide::Locally)
+        .await;
+}
+
+async fn a_denied_request_gets_dynamodbs_error_and_never_reaches_the_table_deciding(
+    decide: Decide,
+) {
+    let f = fixture(decide).await;
     let body = r#"{"TableName":"carts","Item":{"id":{"S":"1"}}}"#;
     let (status, headers, answer) =
         send(&f.gateway, dynamodb(&f.world, &f.reader, "PutItem", body)).await;
@@ -280,7 +321,16 @@ async fn a_denied_request_gets_dynamodbs_error_and_never_reaches_the_table() {
 
 #[tokio::test]
 async fn malformed_requests_get_dynamodbs_codes() {
-    let f = fixture(true).await;
+    malformed_requests_get_dynamodbs_codes_deciding(Decide::Remote).await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_dynamodbs_codes_deciding_locally() {
+    malformed_requests_get_dynamodbs_codes_deciding(Decide::Locally).await;
+}
+
+async fn malformed_requests_get_dynamodbs_codes_deciding(decide: Decide) {
+    let f = fixture(decide).await;
     let cases = [
         ("Frobnicate", "{}", "UnknownOperationException"),
         ("GetItem", "{", "SerializationException"),
@@ -325,7 +375,7 @@ async fn malformed_requests_get_dynamodbs_codes() {
 
 #[tokio::test]
 async fn without_the_server_nothing_is_forwarded() {
-    let f = fixture(false).await;
+    let f = fixture(Decide::RemoteDown).await;
     let (status, _, answer) = send(
         &f.gateway,
         dynamodb(

@@ -9,9 +9,9 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use podiam_client::{AwsClient, ChainCredentials, Credentials, Timeouts};
 use podiam_crypto::{Secret, SystemRng};
-use podiam_gateway::proxy::{Gateway, GatewayConfig, gateway_router};
+use podiam_gateway::proxy::{Authorizer, Gateway, GatewayConfig, RemoteAuthorizer, gateway_router};
 use podiam_process::{LogFormat, exit_on, init_logging, parse_duration, shutdown_signal};
-use podiam_types::SystemClock;
+use podiam_types::{Clock, SystemClock};
 
 /// Run the DynamoDB gateway: verify each caller's SigV4 signature, evaluate their IAM policies
 /// (identity, boundary, session; principal tags from session tags) for the actions and tables
@@ -30,9 +30,20 @@ pub(crate) struct GatewayArgs {
     upstream_credentials: Option<String>,
     /// The podiam server that verifies callers and decides [default: $AWS_ENDPOINT_URL].
     /// The gateway signs its own calls with the standard credential chain and needs
-    /// podiam:AuthorizeRequest.
-    #[arg(long, value_name = "URL")]
+    /// podiam:AuthorizeRequest. Not used with --store.
+    #[arg(long, value_name = "URL", conflicts_with = "store")]
     server: Option<String>,
+    /// Decide locally instead of asking a server: follow the servers' etcd store
+    /// (etcd://host:2379[,host:2379…]) read-only, as a replica of their IAM state and session
+    /// keyring, with their --kek-file. Saves a round trip per request; the gateway then holds
+    /// what verifies every caller's signature, so it must be protected like a server.
+    #[arg(long, value_name = "URL", requires = "kek_file")]
+    store: Option<String>,
+    /// The servers' key-encryption key (with --store).
+    #[arg(long, value_name = "FILE", requires = "store")]
+    kek_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    etcd: crate::etcd_args::EtcdArgs,
     /// The region tables live in [default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1].
     #[arg(long)]
     region: Option<String>,
@@ -71,30 +82,46 @@ fn upstream_credentials(text: Option<&str>) -> anyhow::Result<Credentials> {
 
 fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format);
-    let server = podiam_client::endpoint(args.server.as_deref(), "PODIAM")
-        .context("no podiam server: pass --server URL or set AWS_ENDPOINT_URL")?;
     let region = podiam_client::region(args.region.as_deref());
-    let clock = Arc::new(SystemClock);
-    let authorizer = AwsClient::new(
-        &server,
-        &region,
-        Arc::new(ChainCredentials::standard(None, None, clock.clone())),
-        clock.clone(),
-        Timeouts {
-            connect: Duration::from_secs(1),
-            request: Duration::from_secs(5),
-        },
-    )?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let account_id = match args.account_id {
-            Some(id) => id,
-            None => podiam_client::caller_account(&authorizer).await.with_context(|| {
-                format!("cannot ask {server} who the gateway is (pass --account-id, or check its credentials)")
-            })?,
+        let (authorizer, decided_by, stored_account): (Arc<dyn Authorizer>, String, Option<String>) =
+            match &args.store {
+                Some(url) => {
+                    let authority = follow_store(&args, url, Arc::clone(&clock)).await?;
+                    let account = authority.account_id();
+                    (Arc::new(authority), format!("this process, following {url}"), Some(account))
+                }
+                None => {
+                    let server = podiam_client::endpoint(args.server.as_deref(), "PODIAM").context(
+                        "no podiam server: pass --server URL or set AWS_ENDPOINT_URL (or --store to decide locally)",
+                    )?;
+                    let client = AwsClient::new(
+                        &server,
+                        &region,
+                        Arc::new(ChainCredentials::standard(None, None, Arc::clone(&clock))),
+                        Arc::clone(&clock),
+                        Timeouts {
+                            connect: Duration::from_secs(1),
+                            request: Duration::from_secs(5),
+                        },
+                    )?;
+                    let account = match &args.account_id {
+                        Some(_) => None,
+                        None => Some(podiam_client::caller_account(&client).await.with_context(|| {
+                            format!("cannot ask {server} who the gateway is (pass --account-id, or check its credentials)")
+                        })?),
+                    };
+                    (Arc::new(RemoteAuthorizer::new(client)), server, account)
+                }
+            };
+        let account_id = match (args.account_id.clone(), stored_account) {
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => bail!("no account: pass --account-id"),
         };
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
             bail!("--account-id {account_id:?} is not a 12-digit account id");
@@ -114,10 +141,36 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {} (choose another with --listen)", args.listen))?;
         let address = listener.local_addr().context("no local address")?;
         println!(
-            "podiam gateway: http://{address} -> {} (account {account_id}, region {region}, decisions by {server})",
+            "podiam gateway: http://{address} -> {} (account {account_id}, region {region}, decisions by {decided_by})",
             args.upstream
         );
         podiam_http::serve(listener, gateway_router(gateway), args.listener.limits(), None, shutdown_signal()).await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The servers' IAM state and session keyring, followed read-only from their etcd store.
+async fn follow_store(
+    args: &GatewayArgs,
+    url: &str,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<podiam_server::Authority> {
+    let store = args.etcd.store(Some(url))?;
+    if !matches!(store, podiam_server::StoreConfig::Etcd(_)) {
+        bail!(
+            "--store {url}: the gateway follows an etcd store (etcd://…); an embedded store belongs to its server, so ask that server with --server instead"
+        );
+    }
+    let kek_file = args
+        .kek_file
+        .as_deref()
+        .context("--store needs --kek-file")?;
+    let kek = Arc::new(podiam_server::read_kek(kek_file)?);
+    let opened = store
+        .open(std::path::Path::new("."), &kek)
+        .await
+        .with_context(|| format!("cannot open the store {url}"))?;
+    podiam_server::Authority::follow(opened, kek, clock, Arc::new(SystemRng))
+        .await
+        .with_context(|| format!("cannot follow the store {url}"))
 }

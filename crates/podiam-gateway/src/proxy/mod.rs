@@ -14,6 +14,7 @@
 //! The only module of this crate that does I/O, behind the `proxy` feature: the mapping modules
 //! stay pure and are fuzzed without it.
 
+mod authorizer;
 mod metrics;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,17 +28,18 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use podiam_client::{AwsClient, ClientError, Credentials};
+use podiam_client::{ClientError, Credentials};
 use podiam_crypto::{Rng, sha256_hex};
 use podiam_sigv4::{SigningParams, sign};
 use podiam_types::Clock;
 use podiam_wire::{Api, WireError, body_error, json10_error};
 use serde_json::{Value, json};
 
+pub use authorizer::{Ask, Authorizer, RemoteAuthorizer, Verdict, VerdictFuture};
 pub use metrics::GatewayMetrics;
 
 /// DynamoDB's largest request.
@@ -67,8 +69,8 @@ pub struct GatewayConfig {
     pub region: String,
     /// The account that owns the tables.
     pub account_id: String,
-    /// The podiam server, signed as the gateway's own identity.
-    pub authorizer: AwsClient,
+    /// Who decides: the podiam server ([`RemoteAuthorizer`]) or an authority in this process.
+    pub authorizer: Arc<dyn Authorizer>,
     /// The whole upstream exchange, headers and body.
     pub upstream_timeout: Duration,
     /// Request ids and times.
@@ -88,6 +90,10 @@ struct Inner {
     config: GatewayConfig,
     account: podiam_types::AccountId,
     upstream: reqwest::Client,
+    /// The upstream's URL (`…/`), parsed once.
+    upstream_url: reqwest::Url,
+    /// Its `Host`.
+    upstream_host: HeaderValue,
     metrics: GatewayMetrics,
     /// Request bodies buffered at once, across all requests (bodies are read before the
     /// server can say whether their signatures verify).
@@ -99,9 +105,18 @@ struct Inner {
 impl Gateway {
     /// A gateway for `config`.
     pub fn new(config: GatewayConfig) -> Result<Self, ClientError> {
-        reqwest::Url::parse(&config.upstream).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             ClientError::InvalidRequest(format!("upstream {:?}: {e}", config.upstream))
-        })?;
+        };
+        let upstream_url =
+            reqwest::Url::parse(&format!("{}/", config.upstream.trim_end_matches('/')))
+                .map_err(|e| invalid(&e))?;
+        let upstream_host = match (upstream_url.host_str(), upstream_url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return Err(invalid(&"no host")),
+        };
+        let upstream_host = HeaderValue::from_str(&upstream_host).map_err(|e| invalid(&e))?;
         let account = config.account_id.parse().map_err(|_| {
             ClientError::InvalidRequest(format!(
                 "account id {:?} is not 12 digits",
@@ -112,6 +127,9 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(3))
             .timeout(config.upstream_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            // A redirect from the upstream is relayed, never followed: the gateway sends only
+            // the request it built and authorized, and only to the upstream.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
         Ok(Self {
@@ -119,6 +137,8 @@ impl Gateway {
                 config,
                 account,
                 upstream,
+                upstream_url,
+                upstream_host,
                 metrics: GatewayMetrics::new(),
                 body_budget: podiam_http::BodyBudget::new(4 * MAX_REQUEST_BYTES),
                 key_schemas: std::sync::Mutex::new(HashMap::new()),
@@ -408,7 +428,7 @@ fn target_operation(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// Asks the server; returns the caller's ARN when every action is allowed.
+/// Asks the authorizer; returns the caller's ARN when every action is allowed.
 async fn authorize(
     gateway: &Gateway,
     parts: &Parts,
@@ -416,59 +436,21 @@ async fn authorize(
     peer: Option<SocketAddr>,
     wanted: Option<&[dynamodb::Authorization]>,
 ) -> Result<String, Refusal> {
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let ask = json!({
-        "service": "dynamodb",
-        "method": parts.method.as_str(),
-        "path": parts.uri.path(),
-        "query": parts.uri.query().unwrap_or_default(),
-        "headers": headers,
-        "bodySha256": sha256_hex(body),
-        "sourceIp": peer.map(|p| p.ip().to_string()),
-        "verifyOnly": wanted.is_none(),
-        "authorizations": wanted
-            .unwrap_or_default()
-            .iter()
-            .map(|a| {
-                json!({
-                    "action": a.action,
-                    "resource": a.resource,
-                    "context": a.context.iter().cloned().collect::<BTreeMap<_, _>>(),
-                    "unknown": a.unknown,
-                })
-            })
-            .collect::<Vec<_>>(),
-    });
-    let answer = gateway
-        .inner
-        .config
-        .authorizer
-        .rest_json("podiam", Method::POST, "/podiam/authorize", Some(&ask))
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "the podiam server could not authorize a request");
+    let body_sha256 = sha256_hex(body);
+    let ask = Ask {
+        parts,
+        body_sha256: &body_sha256,
+        source_ip: peer.map(|p| p.ip()),
+        wanted,
+    };
+    match gateway.inner.config.authorizer.authorize(ask).await {
+        Ok(Verdict::Allow { principal }) => Ok(principal),
+        Ok(Verdict::Deny { principal, error }) => Err(Refusal { error, principal }),
+        Err(e) => {
+            tracing::error!(error = %e, "the request could not be authorized");
             gateway.inner.metrics.authorizer_error();
-            Refusal::from(internal_error())
-        })?
-        .body;
-    let principal = answer
-        .get("principal")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    match answer.get("decision").and_then(Value::as_str) {
-        Some("Allow") => principal.ok_or_else(|| Refusal::from(internal_error())),
-        Some("Deny") => {
-            let error = answer.get("error").cloned().unwrap_or(Value::Null);
-            Err(Refusal {
-                error: podiam_wire::relayed_error(&error, Api::DynamoDb),
-                principal,
-            })
+            Err(Refusal::from(internal_error()))
         }
-        _ => Err(Refusal::from(internal_error())),
     }
 }
 
@@ -513,19 +495,21 @@ async fn upstream(
     body: Bytes,
 ) -> Result<reqwest::Response, WireError> {
     let config = &gateway.inner.config;
-    let url = reqwest::Url::parse(&format!("{}/", config.upstream.trim_end_matches('/')))
-        .map_err(|_| internal_error())?;
-    let host = match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_owned(),
-        (None, _) => return Err(internal_error()),
-    };
+    let url = gateway.inner.upstream_url.clone();
     let mut headers = HeaderMap::new();
-    let value = |text: &str| HeaderValue::from_str(text).map_err(|_| internal_error());
-    headers.insert(header::HOST, value(&host)?);
-    headers.insert(header::CONTENT_TYPE, value(envelope::CONTENT_TYPE)?);
-    headers.insert("x-amz-target", value(target)?);
-    headers.insert(header::USER_AGENT, value("podiam-gateway")?);
+    headers.insert(header::HOST, gateway.inner.upstream_host.clone());
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(envelope::CONTENT_TYPE),
+    );
+    headers.insert(
+        "x-amz-target",
+        HeaderValue::from_str(target).map_err(|_| internal_error())?,
+    );
+    headers.insert(
+        header::USER_AGENT,
+        HeaderValue::from_static("podiam-gateway"),
+    );
     let creds = &config.upstream_credentials;
     sign(
         "POST",
@@ -593,28 +577,53 @@ fn audit(
     wanted: &[dynamodb::Authorization],
     refusal: Option<&WireError>,
 ) {
-    let resources: Vec<&str> = wanted.iter().map(|a| a.resource.as_str()).collect();
-    let authorized: Vec<Value> = wanted
-        .iter()
-        .map(|a| {
-            let leading_keys = a
-                .context
-                .iter()
-                .find(|(key, _)| *key == "dynamodb:LeadingKeys")
-                .map(|(_, value)| value);
-            json!({"action": a.action, "resource": a.resource, "leadingKeys": leading_keys})
-        })
-        .collect();
-    let line = json!({
-        "event": if refusal.is_some() { "request_denied" } else { "request_allowed" },
-        "service": "dynamodb",
-        "operation": operation,
-        "request_id": request_id,
-        "principal": principal,
-        "resources": resources,
-        "authorizations": authorized,
-        "code": refusal.map(|e| e.code),
-        "reason": refusal.map(|e| e.message.as_str()),
-    });
+    /// One authorization of the audit line.
+    #[derive(serde::Serialize)]
+    struct Authorized<'a> {
+        action: &'a str,
+        resource: &'a str,
+        #[serde(rename = "leadingKeys")]
+        leading_keys: Option<&'a dynamodb::ConditionValue>,
+    }
+    /// The audit line, serialized straight from borrowed data.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        event: &'static str,
+        service: &'static str,
+        operation: &'a str,
+        request_id: &'a str,
+        principal: Option<&'a str>,
+        resources: Vec<&'a str>,
+        authorizations: Vec<Authorized<'a>>,
+        code: Option<&'static str>,
+        reason: Option<&'a str>,
+    }
+    let line = Line {
+        event: if refusal.is_some() {
+            "request_denied"
+        } else {
+            "request_allowed"
+        },
+        service: "dynamodb",
+        operation,
+        request_id,
+        principal,
+        resources: wanted.iter().map(|a| a.resource.as_str()).collect(),
+        authorizations: wanted
+            .iter()
+            .map(|a| Authorized {
+                action: &a.action,
+                resource: &a.resource,
+                leading_keys: a
+                    .context
+                    .iter()
+                    .find(|(key, _)| *key == "dynamodb:LeadingKeys")
+                    .map(|(_, value)| value),
+            })
+            .collect(),
+        code: refusal.map(|e| e.code),
+        reason: refusal.map(|e| e.message.as_str()),
+    };
+    let line = serde_json::to_string(&line).unwrap_or_default();
     tracing::info!(target: "audit", "{line}");
 }

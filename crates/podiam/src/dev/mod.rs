@@ -201,6 +201,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             podiam_server::open(&config, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
         let account = opened.account_id.clone();
         let root_credentials = opened.root_credentials_path.clone();
+        let authority = opened.app.authority();
         let limits = podiam_http::Limits::default();
         tasks.spawn({
             let until = until_stopped();
@@ -302,7 +303,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             }
         });
 
-        // The gateway, signing as the gateway's user.
+        // The gateway, deciding in this process with the server's own replicas (no round trip).
         let gateway_url = match &args.gateway_upstream {
             None => None,
             Some(upstream) => {
@@ -317,7 +318,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
                     },
                     region: region.clone(),
                     account_id: account.clone(),
-                    authorizer: client(&server_url, &region, static_key(&keys.gateway))?,
+                    authorizer: Arc::new(authority),
                     upstream_timeout: Duration::from_secs(30),
                     clock,
                     rng: Arc::new(SystemRng),
