@@ -48,12 +48,15 @@ pub struct AgentConfig {
     pub hosts: Vec<String>,
     /// The cache.
     pub cache: CacheConfig,
-    /// Requests that need an upstream call, per second (0: unlimited). Cache hits are never
-    /// limited: they cost nothing upstream.
+    /// Upstream calls per second, background renewals included (0: unlimited). Cache hits are
+    /// never limited: they cost nothing upstream.
     pub upstream_rate: u32,
-    /// Burst of such requests.
+    /// Burst of upstream calls. Background renewals only start while more than half of it is
+    /// left, so that during a renewal storm pods with nothing cached still get their first
+    /// credentials at once.
     pub upstream_burst: u32,
-    /// Background renewals per second at most (the reference's `--max-service-qps`).
+    /// Background renewals per second at most (the reference's `--max-service-qps`), within
+    /// `upstream_rate`.
     pub renewals_per_second: u32,
 }
 
@@ -79,6 +82,11 @@ struct Bucket {
 
 impl Bucket {
     fn take(&self, now: OffsetDateTime) -> bool {
+        self.take_leaving(now, 0.0)
+    }
+
+    /// Takes a token if `reserve` tokens are left after it.
+    fn take_leaving(&self, now: OffsetDateTime, reserve: f64) -> bool {
         if self.rate <= 0.0 {
             return true;
         }
@@ -88,13 +96,22 @@ impl Bucket {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let elapsed = (now - state.1).as_seconds_f64().max(0.0);
         state.0 = (state.0 + elapsed * self.rate).min(self.burst);
-        state.1 = now;
-        if state.0 >= 1.0 {
+        state.1 = state.1.max(now);
+        if state.0 >= 1.0 + reserve {
             state.0 -= 1.0;
             true
         } else {
             false
         }
+    }
+
+    /// Returns a token taken for a call that was not made.
+    fn give_back(&self) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 = (state.0 + 1.0).min(self.burst);
     }
 }
 
@@ -151,6 +168,8 @@ pub struct Agent {
     clock: Arc<dyn Clock>,
     config: AgentConfig,
     bucket: Bucket,
+    /// Tokens of `bucket` that background renewals leave to pods with nothing cached.
+    renewal_reserve: f64,
     renewals: Bucket,
     metrics: Metrics,
     registry: Mutex<Registry>,
@@ -252,6 +271,7 @@ impl Agent {
                 burst: f64::from(config.upstream_burst.max(1)),
                 state: Mutex::new((f64::from(config.upstream_burst.max(1)), now)),
             },
+            renewal_reserve: f64::from(config.upstream_burst.max(1) / 2),
             renewals: Bucket {
                 rate: f64::from(config.renewals_per_second.max(1)),
                 burst: f64::from(config.renewals_per_second.max(1)),
@@ -401,21 +421,30 @@ impl Agent {
             Ok(Hit { cached, renew }) => {
                 self.metrics.ok.inc();
                 // Past the retention window: renew in the background, with the token that
-                // just asked (within --max-service-qps), while serving what is cached.
-                if renew && exp > now.unix_timestamp() && self.renewals.take(now) {
-                    let agent = Arc::clone(self);
-                    let token = Secret::new(token.to_owned());
-                    tokio::spawn(async move {
-                        agent
-                            .cache
-                            .renew(
-                                &key,
-                                token.expose(),
-                                agent.upstream.as_ref(),
-                                agent.clock.now(),
-                            )
-                            .await;
-                    });
+                // just asked (within --max-service-qps and the upstream rate), while serving
+                // what is cached. Refused by either limit, the pod is due again at its next
+                // request, and its credentials stay valid for hours meanwhile.
+                if let Some(renewal) = renew
+                    && exp > now.unix_timestamp()
+                    && self.renewals.take(now)
+                {
+                    if self.bucket.take_leaving(now, self.renewal_reserve) {
+                        let agent = Arc::clone(self);
+                        let token = Secret::new(token.to_owned());
+                        tokio::spawn(async move {
+                            agent
+                                .cache
+                                .renew_claimed(
+                                    renewal,
+                                    token.expose(),
+                                    agent.upstream.as_ref(),
+                                    agent.clock.now(),
+                                )
+                                .await;
+                        });
+                    } else {
+                        self.renewals.give_back();
+                    }
                 }
                 (
                     StatusCode::OK,

@@ -110,8 +110,19 @@ fn render(c: &PodCredentials) -> Arc<Secret<Vec<u8>>> {
 #[derive(Debug)]
 struct Slot {
     current: RwLock<Option<Arc<Cached>>>,
-    fill: tokio::sync::Mutex<()>,
+    /// Held by the one upstream call for the pod (a fill or a renewal) while it runs.
+    fill: Arc<tokio::sync::Mutex<()>>,
     last_used: AtomicI64,
+}
+
+/// A pod's background renewal, claimed by the request that found its credentials past the
+/// retention window: no other upstream call for the pod starts while it is held, so a storm of
+/// requests for a due pod claims one renewal, not one per request. Dropped unused (the rate
+/// limit said no), the pod is due again at its next request.
+#[derive(Debug)]
+pub struct Renewal {
+    slot: Arc<Slot>,
+    _fill: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// Counters for the metrics endpoint.
@@ -128,12 +139,13 @@ pub struct CacheStats {
 }
 
 /// Credentials to serve, and whether they should be renewed in the background now.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Hit {
     /// The credentials.
     pub cached: Arc<Cached>,
-    /// Past the retention window: renew with the token that just asked.
-    pub renew: bool,
+    /// Past the retention window and no upstream call for the pod under way: this request's
+    /// claim to renew them with the token that just asked.
+    pub renew: Option<Renewal>,
 }
 
 /// Why no credentials could be served.
@@ -237,7 +249,7 @@ impl PodCache {
         }
         let slot = Arc::new(Slot {
             current: RwLock::new(None),
-            fill: tokio::sync::Mutex::new(()),
+            fill: Arc::new(tokio::sync::Mutex::new(())),
             last_used: AtomicI64::new(now.unix_timestamp()),
         });
         slots.insert(Arc::clone(key), Arc::clone(&slot));
@@ -309,7 +321,7 @@ impl PodCache {
             return match Self::read(&slot).filter(|c| Self::usable(c, now)) {
                 Some(cached) => Ok(Hit {
                     cached,
-                    renew: false,
+                    renew: None,
                 }),
                 None => Err(Miss::Throttled),
             };
@@ -318,12 +330,12 @@ impl PodCache {
             .await
             .map(|cached| Hit {
                 cached,
-                renew: false,
+                renew: None,
             })
     }
 
     /// Cached credentials that may be served now.
-    fn hit(&self, slot: &Slot, now: OffsetDateTime) -> Option<Hit> {
+    fn hit(&self, slot: &Arc<Slot>, now: OffsetDateTime) -> Option<Hit> {
         if self.config.max_entries == 0 {
             return None;
         }
@@ -332,8 +344,21 @@ impl PodCache {
             return None;
         }
         self.stats.hits.inc();
-        let renew = self.retained_too_long(&cached, now);
+        let renew = if self.retained_too_long(&cached, now) {
+            Self::claim(slot)
+        } else {
+            None
+        };
         Some(Hit { cached, renew })
+    }
+
+    /// The pod's renewal, unless an upstream call for it is under way.
+    fn claim(slot: &Arc<Slot>) -> Option<Renewal> {
+        let fill = Arc::clone(&slot.fill).try_lock_owned().ok()?;
+        Some(Renewal {
+            slot: Arc::clone(slot),
+            _fill: fill,
+        })
     }
 
     /// Renews the pod's credentials with `token` unless another call is already doing it or
@@ -348,14 +373,25 @@ impl PodCache {
         let Some(slot) = self.lock_slots().get(key).cloned() else {
             return;
         };
-        let Ok(_fill) = slot.fill.try_lock() else {
+        let Some(renewal) = Self::claim(&slot) else {
             return;
         };
         if Self::read(&slot).is_some_and(|c| !self.retained_too_long(&c, now)) {
             return;
         }
+        self.renew_claimed(renewal, token, upstream, now).await;
+    }
+
+    /// Renews the pod of a claimed `renewal` with `token` (what [`Hit::renew`] is for).
+    pub async fn renew_claimed(
+        &self,
+        renewal: Renewal,
+        token: &str,
+        upstream: &dyn Upstream,
+        now: OffsetDateTime,
+    ) {
         self.stats.renewals.inc();
-        let _ = self.fill(&slot, token, upstream, now).await;
+        let _ = self.fill(&renewal.slot, token, upstream, now).await;
     }
 
     /// Credentials for the pod `key` straight from EKS Auth, for a `token` the agent could not

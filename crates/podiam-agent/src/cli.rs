@@ -87,17 +87,19 @@ struct RunArgs {
     /// Pods whose credentials are kept (0 disables caching).
     #[arg(long, default_value_t = 2000)]
     max_cache_size: usize,
-    /// Background renewals per second at most.
+    /// Background renewals per second at most (within --upstream-rate).
     #[arg(long, default_value_t = 3)]
     max_service_qps: u32,
     /// Renew credentials (in the background, when the pod next asks) after this long even if
     /// they last longer (e.g. 3h, 90m).
     #[arg(long, default_value = "3h", value_parser = parse_duration)]
     max_credential_retention_before_renewal: Duration,
-    /// Requests needing an upstream call, per second (0: unlimited); cache hits are not limited.
+    /// Upstream calls per second, background renewals included (0: unlimited); cache hits are
+    /// not limited.
     #[arg(long, default_value_t = 1000)]
     upstream_rate: u32,
-    /// Burst of such requests.
+    /// Burst of upstream calls; background renewals leave half of it to pods with nothing
+    /// cached.
     #[arg(long, default_value_t = 500)]
     upstream_burst: u32,
     /// Also serve IMDSv2 for the node's role here, e.g. 169.254.169.254:80.

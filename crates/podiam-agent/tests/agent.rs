@@ -496,6 +496,76 @@ async fn upstream_calls_are_rate_limited_cache_hits_are_not() {
     }
 }
 
+/// Waits until the fake upstream has been called `calls` times, and a little longer to see that
+/// no more calls come.
+async fn settle(w: &World, calls: usize) {
+    for _ in 0..100 {
+        if w.upstream.calls.load(Ordering::SeqCst) >= calls {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), calls);
+}
+
+#[tokio::test]
+async fn a_renewal_storm_stays_within_the_upstream_rate_and_leaves_room_for_new_pods() {
+    // Renewals alone may go 1,000 a second; the upstream rate, 10 a second, bounds them.
+    let w = world_with(AgentConfig {
+        upstream_rate: 10,
+        upstream_burst: 10,
+        renewals_per_second: 1000,
+        ..AgentConfig::default()
+    });
+    let pods: Vec<String> = (0..10).map(|i| format!("pod-{i}")).collect();
+    let mut first = Vec::new();
+    for pod in &pods {
+        let (status, body) = w.ask("169.254.170.23", Some(&w.token(pod, PIA, NOW))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        first.push(body);
+    }
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 10);
+    // All ten come due together; a second's worth of the rate (the full burst) is there.
+    w.clock.set(at(NOW + 3 * 3600 + 1));
+    let tokens: Vec<String> = pods
+        .iter()
+        .map(|pod| w.token(pod, PIA, NOW + 3 * 3600))
+        .collect();
+    for _ in 0..3 {
+        for (token, body) in tokens.iter().zip(&first) {
+            let (status, served) = w.ask("169.254.170.23", Some(token)).await;
+            assert_eq!(
+                (status, &served),
+                (StatusCode::OK, body),
+                "served from the cache"
+            );
+        }
+    }
+    // Renewals take the burst down to half of it, however many due requests come.
+    settle(&w, 15).await;
+    // A new pod still gets its first credentials at once, from the half left to it.
+    let (status, body) = w
+        .ask("169.254.170.23", Some(&w.token("new", PIA, NOW + 3 * 3600)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.upstream.calls.load(Ordering::SeqCst), 16);
+    // One second later the rate allows ten more calls, five for the renewals left.
+    w.clock.set(at(NOW + 3 * 3600 + 2));
+    for token in &tokens {
+        assert_eq!(w.ask("169.254.170.23", Some(token)).await.0, StatusCode::OK);
+    }
+    settle(&w, 21).await;
+    let mut renewed = 0;
+    for (token, body) in tokens.iter().zip(&first) {
+        let (status, served) = w.ask("169.254.170.23", Some(token)).await;
+        assert_eq!(status, StatusCode::OK);
+        renewed += usize::from(&served != body);
+    }
+    assert_eq!(renewed, 10, "every due pod renewed once");
+    settle(&w, 21).await;
+}
+
 #[tokio::test]
 async fn without_the_cluster_keys_eks_auth_verifies_tokens_and_the_agent_still_serves() {
     let w = world();
