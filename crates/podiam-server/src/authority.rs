@@ -22,7 +22,7 @@ use podiam_wire::{Api, WireError, access_error, sigv4_error};
 
 use crate::auth::Lookup;
 use crate::bootstrap::BootError;
-use crate::session_keys::{KeyringError, SessionKeys};
+use crate::session_keys::SessionKeys;
 
 /// What a proxy asks about one request it received.
 #[derive(Debug, Clone)]
@@ -126,10 +126,7 @@ impl Authority {
             Arc::clone(&clock),
         )
         .await
-        .map_err(|e| match e {
-            KeyringError::Store(e) => BootError::Store(e),
-            other => BootError::Config(other.to_string()),
-        })?;
+        .map_err(BootError::from)?;
         let iam = Iam::open(
             store,
             kek,

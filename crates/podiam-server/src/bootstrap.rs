@@ -70,6 +70,15 @@ pub enum BootError {
     Crypto(String),
 }
 
+impl From<KeyringError> for BootError {
+    fn from(e: KeyringError) -> Self {
+        match e {
+            KeyringError::Store(e) => Self::Store(e),
+            other => Self::Config(other.to_string()),
+        }
+    }
+}
+
 /// A started control plane.
 #[derive(Debug)]
 pub struct Opened {
@@ -294,10 +303,7 @@ pub async fn start(
         Arc::clone(&clock),
     )
     .await
-    .map_err(|e| match e {
-        KeyringError::Store(e) => BootError::Store(e),
-        other => BootError::Config(other.to_string()),
-    })?;
+    .map_err(BootError::from)?;
     let iam_config = IamConfig {
         account: account_id.clone(),
         partition: "aws".to_owned(),
