@@ -18,8 +18,11 @@ pub trait View: Send + Sync + 'static {
     fn apply(&mut self, key: &str, value: Option<&[u8]>, revision: u64);
 }
 
-/// Page size when listing the prefix.
-const LOAD_PAGE: usize = 500;
+/// Page size when listing the prefix. etcd counts every key left in the range for each page,
+/// so small pages make a listing quadratic: at 400,000 keys, pages of 500 took a replica 22 to
+/// 27 s to start, pages of 5,000 3.6 s (BENCHMARKS.md, "Store scale"). A page that would be
+/// too large an answer is split by the store.
+const LOAD_PAGE: usize = 20_000;
 
 struct Inner<V> {
     store: Arc<dyn Store>,
@@ -119,20 +122,34 @@ impl<V: View> Replica<V> {
 
 /// The first listing, applied page by page: nobody reads the view yet, and holding the whole
 /// listing before applying it cost more memory than the views it fills (1.5 KB an association
-/// and 1.4 KB a role at 30,000 of each; BENCHMARKS.md, "Store scale").
+/// and 1.4 KB a role at 30,000 of each; BENCHMARKS.md, "Store scale"). Pages are read at
+/// different revisions, so the watch starts after the first page's: what changed while the
+/// later pages were read is replayed, and views ignore what is older than what they hold.
 async fn load<V: View>(inner: &Inner<V>) -> Result<u64, StoreError> {
     inner
         .view
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clear();
-    let mut after: Option<String> = None;
+    let mut page = inner.store.list(&inner.prefix, None, LOAD_PAGE).await?;
+    let since = page.revision;
     loop {
-        let page = inner
-            .store
-            .list(&inner.prefix, after.as_deref(), LOAD_PAGE)
-            .await?;
-        after = page.entries.last().map(|e| e.key.clone());
+        // The next page is read while this one is applied.
+        let next = match (page.more, page.entries.last()) {
+            (true, Some(last)) => {
+                let (store, prefix) = (Arc::clone(&inner.store), inner.prefix.clone());
+                let after = last.key.clone();
+                Some(tokio::spawn(async move {
+                    store.list(&prefix, Some(&after), LOAD_PAGE).await
+                }))
+            }
+            (true, None) => {
+                return Err(StoreError::Backend(
+                    "the store said a listing goes on but sent no entries".to_owned(),
+                ));
+            }
+            (false, _) => None,
+        };
         let mut view = inner
             .view
             .write()
@@ -141,9 +158,12 @@ async fn load<V: View>(inner: &Inner<V>) -> Result<u64, StoreError> {
             view.apply(&entry.key, Some(&entry.value), entry.mod_revision);
         }
         drop(view);
-        if !page.more {
-            return Ok(page.revision);
-        }
+        let Some(next) = next else {
+            return Ok(since);
+        };
+        page = next
+            .await
+            .map_err(|e| StoreError::Backend(format!("listing task failed: {e}")))??;
     }
 }
 
@@ -152,15 +172,17 @@ async fn load<V: View>(inner: &Inner<V>) -> Result<u64, StoreError> {
 async fn reload<V: View>(inner: &Inner<V>) -> Result<u64, StoreError> {
     let mut entries = Vec::new();
     let mut after: Option<String> = None;
+    let mut first_revision = None;
     let revision = loop {
         let page = inner
             .store
             .list(&inner.prefix, after.as_deref(), LOAD_PAGE)
             .await?;
+        let since = *first_revision.get_or_insert(page.revision);
         after = page.entries.last().map(|e| e.key.clone());
         entries.extend(page.entries);
         if !page.more {
-            break page.revision;
+            break since;
         }
     };
     let mut view = inner

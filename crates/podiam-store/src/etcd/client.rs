@@ -18,6 +18,11 @@ use tonic::{Code, Request, Status};
 
 use super::proto::etcdserverpb::auth_client::AuthClient;
 use super::proto::etcdserverpb::kv_client::KvClient;
+
+/// The largest answer read from etcd (tonic's default is 4 MiB). A page of a listing or a
+/// watch response holds many values of up to [`crate::MAX_VALUE_LEN`]; a listing page larger
+/// still is asked again for fewer keys (`EtcdStore::list`).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 use super::proto::etcdserverpb::watch_client::WatchClient;
 use super::proto::etcdserverpb::{
     AuthenticateRequest, RangeRequest, RangeResponse, TxnRequest, TxnResponse, WatchCreateRequest,
@@ -118,7 +123,8 @@ impl MemberClient {
 
     pub(crate) async fn range(&self, range: RangeRequest) -> Result<RangeResponse, Status> {
         self.authorized(|metadata| {
-            let mut kv = KvClient::new(self.channel.clone());
+            let mut kv = KvClient::new(self.channel.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
             let request = metadata.request(range.clone());
             async move { Ok(kv.range(request).await?.into_inner()) }
         })
@@ -137,7 +143,8 @@ impl MemberClient {
     /// Starts a watch and waits for the member to accept the stream.
     pub(crate) async fn watch(&self, create: WatchCreateRequest) -> Result<WatchStream, Status> {
         self.authorized(|metadata| {
-            let mut watch = WatchClient::new(self.channel.clone());
+            let mut watch = WatchClient::new(self.channel.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
             let create = create.clone();
             async move {
                 let (requests, outgoing) = mpsc::channel(4);

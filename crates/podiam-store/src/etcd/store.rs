@@ -324,19 +324,37 @@ impl Store for EtcdStore {
             }
             None => full_prefix.into_bytes(),
         };
-        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
-        let (response, _) = self
-            .members
-            .call("list", |client| {
-                let request = RangeRequest {
-                    key: start.clone(),
-                    range_end: end.clone(),
-                    limit,
-                    ..RangeRequest::default()
-                };
-                async move { client.range(request).await }
-            })
-            .await?;
+        let mut limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let response = loop {
+            let (answer, _) = self
+                .members
+                .call("list", |client| {
+                    let request = RangeRequest {
+                        key: start.clone(),
+                        range_end: end.clone(),
+                        limit,
+                        ..RangeRequest::default()
+                    };
+                    async move {
+                        match client.range(request).await {
+                            Ok(response) => Ok(Some(response)),
+                            Err(status) if too_large(&status) => Ok(None),
+                            Err(status) => Err(status),
+                        }
+                    }
+                })
+                .await?;
+            match answer {
+                Some(response) => break response,
+                // A page of many large values: ask for fewer (one value always fits).
+                None if limit > 1 => limit /= 2,
+                None => {
+                    return Err(StoreError::Backend(
+                        "etcd: one entry is larger than an answer may be".to_owned(),
+                    ));
+                }
+            }
+        };
         let revision = response
             .header
             .map(|h| from_etcd(h.revision))
@@ -479,6 +497,12 @@ impl Store for EtcdStore {
             .map(|h| from_etcd(h.revision))
             .ok_or_else(|| StoreError::Backend("etcd answered without a header".to_owned()))
     }
+}
+
+
+/// tonic's refusal of an answer over the client's size limit.
+fn too_large(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::OutOfRange && status.message().contains("too large")
 }
 
 #[cfg(test)]
