@@ -702,15 +702,24 @@ impl Eks {
         max: usize,
     ) -> Result<(Vec<Arc<AssociationEntry>>, Option<String>), EksError> {
         self.describe_cluster(cluster)?;
+        let after = next
+            .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+            .and_then(|b| String::from_utf8(b).ok());
         let state = self.state();
-        let items: Vec<(String, Arc<AssociationEntry>)> = state
-            .associations_of(cluster)
+        let mut kept = state
+            .associations_of_after(cluster, after.as_deref())
             .filter(|a| namespace.is_none_or(|n| a.record.namespace == n))
-            .filter(|a| service_account.is_none_or(|s| a.record.service_account == s))
-            .map(|a| (a.record.id.clone(), Arc::clone(a)))
-            .collect();
-        drop(state);
-        Ok(page(items, next, max))
+            .filter(|a| service_account.is_none_or(|s| a.record.service_account == s));
+        let mut items = Vec::new();
+        for association in kept.by_ref().take(max) {
+            items.push(Arc::clone(association));
+        }
+        let more = kept.next().is_some();
+        let token = items
+            .last()
+            .filter(|_| more)
+            .map(|a| URL_SAFE_NO_PAD.encode(&a.record.id));
+        Ok((items, token))
     }
 
     /// `UpdatePodIdentityAssociation`. A `clientRequestToken` among the association's recent

@@ -244,9 +244,24 @@ impl EksState {
         &'a self,
         cluster: &'a str,
     ) -> impl Iterator<Item = &'a Arc<AssociationEntry>> + 'a {
-        let start: &dyn ClusterIdKey = &(cluster, "");
+        self.associations_of_after(cluster, None)
+    }
+
+    /// A cluster's associations in id order, from the first id after `after` (a page of a
+    /// listing starts there without passing the ones before it).
+    pub fn associations_of_after<'a>(
+        &'a self,
+        cluster: &'a str,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a Arc<AssociationEntry>> + 'a {
+        let start: &dyn ClusterIdKey = &(cluster, after.unwrap_or(""));
+        let lower = if after.is_some() {
+            Bound::Excluded(start)
+        } else {
+            Bound::Included(start)
+        };
         self.associations
-            .range::<dyn ClusterIdKey, _>((Bound::Included(start), Bound::Unbounded))
+            .range::<dyn ClusterIdKey, _>((lower, Bound::Unbounded))
             .take_while(move |a| a.0.record.cluster == cluster)
             .map(|a| &a.0)
     }

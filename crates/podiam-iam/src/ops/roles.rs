@@ -5,7 +5,9 @@ use std::sync::Arc;
 use podiam_policy::PolicyType;
 
 use super::users::ATTACHED_PER_ENTITY;
-use super::{Paged, check_name, check_path, check_policy, check_tags, merge_tags, paginate};
+use super::{
+    Paged, check_name, check_path, check_policy, check_tags, merge_tags, paginate, paginate_map,
+};
 use crate::model::{RoleRecord, keys};
 use crate::{Iam, IamError, RoleEntry, new_unique_id};
 
@@ -99,13 +101,13 @@ impl Iam {
         marker: Option<&str>,
         max: usize,
     ) -> Paged<Arc<RoleEntry>> {
-        let state = self.state();
-        let roles = state
-            .roles
-            .iter()
-            .filter(|(_, r)| path_prefix.is_none_or(|p| r.record.path.starts_with(p)))
-            .map(|(k, r)| (k.clone(), Arc::clone(r)));
-        paginate(roles, marker, max)
+        paginate_map(
+            &self.state().roles,
+            marker,
+            max,
+            |r| path_prefix.is_none_or(|p| r.record.path.starts_with(p)),
+            Arc::clone,
+        )
     }
 
     /// `DeleteRole`: only once it has no policies.

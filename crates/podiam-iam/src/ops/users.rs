@@ -7,7 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use podiam_crypto::Secret;
 use podiam_policy::PolicyType;
 
-use super::{Paged, check_name, check_path, check_policy, check_tags, merge_tags, paginate};
+use super::{
+    Paged, check_name, check_path, check_policy, check_tags, merge_tags, paginate, paginate_map,
+};
 use podiam_store::{Compare, Op};
 
 use crate::model::{AccessKeyRecord, KeyStatus, UserRecord, keys};
@@ -78,13 +80,13 @@ impl Iam {
         marker: Option<&str>,
         max: usize,
     ) -> Paged<Arc<UserEntry>> {
-        let state = self.state();
-        let users = state
-            .users
-            .iter()
-            .filter(|(_, u)| path_prefix.is_none_or(|p| u.record.path.starts_with(p)))
-            .map(|(k, u)| (k.clone(), Arc::clone(u)));
-        paginate(users, marker, max)
+        paginate_map(
+            &self.state().users,
+            marker,
+            max,
+            |u| path_prefix.is_none_or(|p| u.record.path.starts_with(p)),
+            Arc::clone,
+        )
     }
 
     /// `TagUser`: adds or replaces tags (at most 50 in all).
