@@ -80,10 +80,7 @@ pub(crate) fn run(args: ServerArgs) -> ExitCode {
 fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     init_logging(args.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = podiam_process::service_runtime().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = podiam_http::bind(args.listen)
             .await

@@ -167,10 +167,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     let dev_dir = args.data_dir.join("dev");
     std::fs::create_dir_all(&dev_dir)
         .with_context(|| format!("cannot create {}", dev_dir.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = podiam_process::service_runtime().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let (stop, stopped) = watch::channel(false);
         let until_stopped = move || {
