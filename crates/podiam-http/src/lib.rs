@@ -79,7 +79,7 @@ pub use admission::{Admission, Shed};
 pub use arrival::{ArrivalStream, QueueWait};
 pub use body::{BodyBudget, BodyError, BudgetPermit, read_body};
 pub use host::addressed_host;
-pub use serve::{Handshake, LISTEN_BACKLOG, PeerFilter, bind, serve, serve_with};
+pub use serve::{Handshake, LISTEN_BACKLOG, PeerFilter, bind, bind_shared, serve, serve_with};
 
 use std::time::Duration;
 

@@ -50,6 +50,34 @@ pub async fn bind(address: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// `count` listeners on `address`, one per event loop, with `SO_REUSEPORT`: the kernel spreads
+/// new connections over them by the connection's address hash. (One socket shared by several
+/// loops lets whichever loop wakes first take a whole burst of connections, and keep them.)
+/// The first binds `address`, whose port may be 0; the others bind the port it got. Only
+/// processes of the same user can join such a group of sockets. Each listener goes to its
+/// loop's runtime with `tokio::net::TcpListener::from_std`.
+pub async fn bind_shared(
+    address: SocketAddr,
+    count: usize,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut address = address;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(address)?;
+        let listener = socket.listen(LISTEN_BACKLOG)?;
+        address = listener.local_addr()?;
+        listeners.push(listener.into_std()?);
+    }
+    Ok(listeners)
+}
+
 /// Serves `router` over plain TCP until `shutdown` completes, then lets in-flight requests
 /// finish for [`Limits::drain_timeout`].
 pub async fn serve(

@@ -79,17 +79,18 @@ pub struct GatewayConfig {
     pub rng: Arc<dyn Rng>,
 }
 
-/// The gateway's shared state. Cheap to clone.
+/// The gateway's shared state, and the upstream client of one runtime. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     inner: Arc<Inner>,
+    /// Connections to the upstream (each runtime gets its own: [`Gateway::for_runtime`]).
+    upstream: reqwest::Client,
 }
 
 #[derive(Debug)]
 struct Inner {
     config: GatewayConfig,
     account: podiam_types::AccountId,
-    upstream: reqwest::Client,
     /// The upstream's URL (`…/`), parsed once.
     upstream_url: reqwest::Url,
     /// Its `Host`.
@@ -123,26 +124,28 @@ impl Gateway {
                 config.account_id
             ))
         })?;
-        let upstream = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(config.upstream_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            // A redirect from the upstream is relayed, never followed: the gateway sends only
-            // the request it built and authorized, and only to the upstream.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ClientError::InvalidRequest(e.to_string()))?;
+        let upstream = upstream_client(&config)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 account,
-                upstream,
                 upstream_url,
                 upstream_host,
                 metrics: GatewayMetrics::new(),
                 body_budget: podiam_http::BodyBudget::new(4 * MAX_REQUEST_BYTES),
                 key_schemas: std::sync::Mutex::new(HashMap::new()),
             }),
+            upstream,
+        })
+    }
+
+    /// The same gateway (decisions, metrics, caches, limits) with upstream connections of its
+    /// own, for another runtime: a connection's task runs on the runtime that opened it, so
+    /// one shared pool would wake threads across runtimes on every request.
+    pub fn for_runtime(&self) -> Result<Self, ClientError> {
+        Ok(Self {
+            inner: Arc::clone(&self.inner),
+            upstream: upstream_client(&self.inner.config)?,
         })
     }
 
@@ -159,6 +162,19 @@ impl Gateway {
             )
         })
     }
+}
+
+/// The upstream's HTTP client.
+fn upstream_client(config: &GatewayConfig) -> Result<reqwest::Client, ClientError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(config.upstream_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        // A redirect from the upstream is relayed, never followed: the gateway sends only
+        // the request it built and authorized, and only to the upstream.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ClientError::InvalidRequest(e.to_string()))
 }
 
 /// The gateway's routes: DynamoDB at `POST /`, and `/healthz`, `/readyz`, `/metrics`.
@@ -266,14 +282,14 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
                 std::borrow::Cow::Borrowed(_) => body,
                 std::borrow::Cow::Owned(safe) => Bytes::from(safe),
             };
-            match upstream(&gateway, &target, body).await {
-                Ok(answer) => relay(answer),
-                Err(e) => {
-                    gateway.inner.metrics.upstream_error();
-                    Err(e)
-                }
-            }
-            .unwrap_or_else(|e| error_response(&e, &request_id))
+            let relayed = match upstream(&gateway, &target, body).await {
+                Ok(answer) => relay(answer).await,
+                Err(e) => Err(e),
+            };
+            relayed.unwrap_or_else(|e| {
+                gateway.inner.metrics.upstream_error();
+                error_response(&e, &request_id)
+            })
         }
         Err(Refusal { error, principal }) => {
             audit(
@@ -528,7 +544,6 @@ async fn upstream(
     )
     .map_err(|_| internal_error())?;
     gateway
-        .inner
         .upstream
         .post(url)
         .headers(headers)
@@ -541,17 +556,28 @@ async fn upstream(
         })
 }
 
-/// The upstream's answer, streamed back.
-fn relay(upstream: reqwest::Response) -> Result<Response, WireError> {
+/// Answers up to this size are read whole and relayed with their length, in one write;
+/// larger ones (a `BatchGetItem` can answer 16 MB) are streamed back.
+const WHOLE_ANSWER_BYTES: u64 = 256 * 1024;
+
+/// The upstream's answer, relayed.
+async fn relay(upstream: reqwest::Response) -> Result<Response, WireError> {
     let mut response = Response::builder().status(upstream.status());
     for (name, value) in upstream.headers() {
         if !NOT_RETURNED.contains(&name.as_str()) {
             response = response.header(name, value);
         }
     }
-    response
-        .body(Body::from_stream(upstream.bytes_stream()))
-        .map_err(|_| internal_error())
+    let body = match upstream.content_length() {
+        Some(length) if length <= WHOLE_ANSWER_BYTES => {
+            Body::from(upstream.bytes().await.map_err(|e| {
+                tracing::warn!(error = %e, "the upstream's answer was cut short");
+                upstream_error()
+            })?)
+        }
+        _ => Body::from_stream(upstream.bytes_stream()),
+    };
+    response.body(body).map_err(|_| internal_error())
 }
 
 /// DynamoDB's error answer: awsJson1.0 body, `x-amzn-RequestId`.
