@@ -1,12 +1,17 @@
 """Loads a podiam server with N roles and N pod identity associations over C clusters.
 
-Usage: load.py ENDPOINT DATA_DIR N [--clusters C] [--threads T] [--podiam PATH] [--shared-documents]
+Usage: load.py ENDPOINT DATA_DIR KEYS_DIR N [--clusters C] [--threads T] [--podiam PATH]
+                [--shared-documents] [--first F]
 
 Each role has a distinct IRSA trust policy (a per-role `sub` condition on a per-cluster
 issuer) and one inline policy (PutRolePolicy); association i binds service account `sa-i` in
 namespace `ns-{i % 50}` of cluster `c{i % C}` to role i. Clusters are created with
-`podiam cluster create` against the server; everything else goes through boto3 (IAM and EKS),
-from T threads, with a progress line on stderr. With --shared-documents every role has the
+`podiam cluster create` against the server, each with an external issuer in EKS's form whose
+keys are KEYS_DIR/jwks (made here with `podiam keys generate` when KEYS_DIR/sa.key is missing;
+bench/scale/measure.py mints tokens with that key), and each issuer gets an IAM OIDC provider,
+so every loaded role can really be assumed. Everything but the clusters goes through boto3
+(IAM and EKS), from T threads, with a progress line on stderr. `--first F` loads roles and
+associations F..N-1 into a server that already has the clusters and the first F. With --shared-documents every role has the
 Pod Identity trust policy and one of 10 inline policies instead (what a Pod Identity fleet with
 templated permissions looks like). Credentials: DATA_DIR/root-credentials.
 """
@@ -26,7 +31,9 @@ from botocore.config import Config
 ap = argparse.ArgumentParser()
 ap.add_argument("endpoint")
 ap.add_argument("data_dir")
+ap.add_argument("keys_dir")
 ap.add_argument("n", type=int)
+ap.add_argument("--first", type=int, default=0)
 ap.add_argument("--clusters", type=int, default=100)
 ap.add_argument("--threads", type=int, default=16)
 ap.add_argument("--podiam", default="target/release/podiam")
@@ -177,12 +184,37 @@ def run(what, total, work):
     return progress
 
 
+def bench_keys():
+    """The issuers' signing key and JWKS in KEYS_DIR, made once."""
+    os.makedirs(args.keys_dir, exist_ok=True)
+    key = os.path.join(args.keys_dir, "sa.key")
+    if not os.path.exists(key):
+        kid = subprocess.run(
+            [args.podiam, "keys", "generate", "--alg", "RS256", "--out", key],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout.split()[-1]
+        with open(os.path.join(args.keys_dir, "kid"), "w") as f:
+            f.write(kid)
+        site = os.path.join(args.keys_dir, "site")
+        subprocess.run(
+            [args.podiam, "token", "discovery", "--key", key, "--issuer",
+             "https://" + issuer(0), "--out-dir", site],
+            check=True, capture_output=True, timeout=60,
+        )
+        os.replace(os.path.join(site, "openid", "v1", "jwks"), os.path.join(args.keys_dir, "jwks"))
+    return os.path.join(args.keys_dir, "jwks")
+
+
 def make_cluster(i):
     subprocess.run(
-        [args.podiam, "cluster", "create", "--name", cluster_name(i), "--endpoint", args.endpoint],
+        [args.podiam, "cluster", "create", "--name", cluster_name(i), "--endpoint", args.endpoint,
+         "--external-issuer", "https://" + issuer(i), "--jwks-file", JWKS],
         check=True,
         stdout=subprocess.DEVNULL,
         timeout=60,
+    )
+    client("iam").create_open_id_connect_provider(
+        Url="https://" + issuer(i), ClientIDList=["sts.amazonaws.com"]
     )
 
 
@@ -208,9 +240,12 @@ def make_association(i):
 ACCOUNT = client("sts").get_caller_identity()["Account"]
 started = time.monotonic()
 failed = 0
-failed += run("clusters", args.clusters, make_cluster).failed
-failed += run("roles", args.n, make_role).failed
-failed += run("associations", args.n, make_association).failed
-print(f"loaded {args.n} roles and associations over {args.clusters} clusters in "
+JWKS = bench_keys()
+if args.first == 0:
+    failed += run("clusters", args.clusters, make_cluster).failed
+todo = args.n - args.first
+failed += run("roles", todo, lambda i: make_role(args.first + i)).failed
+failed += run("associations", todo, lambda i: make_association(args.first + i)).failed
+print(f"loaded {todo} roles and associations (to {args.n}) over {args.clusters} clusters in "
       f"{time.monotonic() - started:.1f} s ({failed} failed)")
 sys.exit(1 if failed else 0)
