@@ -40,12 +40,21 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// A listener on `address` with the [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as `bind` has).
 pub async fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    listen(address, false)
+}
+
+/// A listening socket on `address` (`SO_REUSEADDR`, `SO_REUSEPORT` if asked) with the
+/// [`LISTEN_BACKLOG`].
+fn listen(address: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = if address.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
     socket.bind(address)?;
     socket.listen(LISTEN_BACKLOG)
 }
@@ -63,15 +72,7 @@ pub async fn bind_shared(
     let mut address = address;
     let mut listeners = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
-        let socket = if address.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.set_reuseport(true)?;
-        socket.bind(address)?;
-        let listener = socket.listen(LISTEN_BACKLOG)?;
+        let listener = listen(address, true)?;
         address = listener.local_addr()?;
         listeners.push(listener.into_std()?);
     }
@@ -191,4 +192,41 @@ pub async fn serve_with<S>(
     }
     drop(listener);
     let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_shared_port_spreads_connections_over_its_listeners() {
+        let listeners = bind_shared("127.0.0.1:0".parse().unwrap(), 2).await.unwrap();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        assert_ne!(ports[0], 0);
+        assert_eq!(ports[0], ports[1], "one port for both");
+        let listeners: Vec<TcpListener> = listeners
+            .into_iter()
+            .map(|l| TcpListener::from_std(l).unwrap())
+            .collect();
+        let mut clients = Vec::new();
+        for _ in 0..32 {
+            clients.push(tokio::net::TcpStream::connect(("127.0.0.1", ports[0])).await.unwrap());
+        }
+        // Each connection is in exactly one listener's queue; 200 ms of nothing new means
+        // that queue is empty.
+        let mut accepted = [0usize; 2];
+        for (n, listener) in listeners.iter().enumerate() {
+            while let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(200), listener.accept()).await
+            {
+                accepted[n] += 1;
+            }
+        }
+        assert_eq!(accepted[0] + accepted[1], 32);
+        // By the addresses' hash: all 32 on one side has odds of 2 in 2^32.
+        assert!(accepted[0] > 0 && accepted[1] > 0, "{accepted:?}");
+    }
 }
