@@ -32,7 +32,7 @@ fn bench_script(script: &str, args: &[&str]) -> String {
         output.status.success(),
         "{script} {args:?} failed\nstdout: {stdout}\nstderr: {stderr}"
     );
-    eprintln!("{script} {} in {:?}:\n{stdout}", args[0], started.elapsed());
+    eprintln!("{script} {args:?} in {:?}:\n{stdout}", started.elapsed());
     stdout
 }
 
@@ -54,13 +54,25 @@ fn five_thousand_roles_page_and_replicate_over_etcd() {
 
     let loaded = bench_script(
         "load.py",
-        &[&a_url, &data, &keys, ROLES, "--threads", "8", "--podiam", &podiam],
+        &[
+            &a_url,
+            &data,
+            &keys,
+            ROLES,
+            "--threads",
+            "8",
+            "--podiam",
+            &podiam,
+        ],
     );
     assert!(loaded.contains("(0 failed)"), "{loaded}");
 
     // B took none of the writes: everything it lists came through its watch.
     let paged = bench_script("measure.py", &["paging", &b_url, &data, &keys, ROLES]);
-    assert!(paged.contains("ListRoles page of 100 (5000 roles)"), "{paged}");
+    assert!(
+        paged.contains("ListRoles page of 100 (5000 roles)"),
+        "{paged}"
+    );
     assert!(paged.contains("(5000 in all)"), "{paged}");
 
     // Roles drawn from the whole set are assumed on B with tokens of the loaded issuers, by
@@ -68,7 +80,9 @@ fn five_thousand_roles_page_and_replicate_over_etcd() {
     let requests = text(&dir.path().join("requests"));
     bench_script(
         "measure.py",
-        &["requests", &b_url, &data, &keys, ROLES, &requests, "--sample", "20"],
+        &[
+            "requests", &b_url, &data, &keys, ROLES, &requests, "--sample", "20",
+        ],
     );
 
     let caught_up = bench_script(
@@ -86,5 +100,8 @@ fn five_thousand_roles_page_and_replicate_over_etcd() {
             "8",
         ],
     );
-    assert!(caught_up.contains("the replica served the marker"), "{caught_up}");
+    assert!(
+        caught_up.contains("the replica served the marker"),
+        "{caught_up}"
+    );
 }

@@ -200,7 +200,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_shared_port_spreads_connections_over_its_listeners() {
-        let listeners = bind_shared("127.0.0.1:0".parse().unwrap(), 2).await.unwrap();
+        let listeners = bind_shared("127.0.0.1:0".parse().unwrap(), 2)
+            .await
+            .unwrap();
         let ports: Vec<u16> = listeners
             .iter()
             .map(|l| l.local_addr().unwrap().port())
@@ -213,7 +215,11 @@ mod tests {
             .collect();
         let mut clients = Vec::new();
         for _ in 0..32 {
-            clients.push(tokio::net::TcpStream::connect(("127.0.0.1", ports[0])).await.unwrap());
+            clients.push(
+                tokio::net::TcpStream::connect(("127.0.0.1", ports[0]))
+                    .await
+                    .unwrap(),
+            );
         }
         // Each connection is in exactly one listener's queue; 200 ms of nothing new means
         // that queue is empty.

@@ -150,14 +150,15 @@ async fn load<V: View>(inner: &Inner<V>) -> Result<u64, StoreError> {
             }
             (false, _) => None,
         };
-        let mut view = inner
-            .view
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for entry in page.entries {
-            view.apply(&entry.key, Some(&entry.value), entry.mod_revision);
+        {
+            let mut view = inner
+                .view
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for entry in page.entries {
+                view.apply(&entry.key, Some(&entry.value), entry.mod_revision);
+            }
         }
-        drop(view);
         let Some(next) = next else {
             return Ok(since);
         };

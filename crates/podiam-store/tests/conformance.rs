@@ -181,7 +181,10 @@ async fn large_pages(store: Arc<dyn Store>) {
     const VALUES: usize = 48;
     let value = vec![b'v'; 1400 * 1024];
     for i in 0..VALUES {
-        store.put(&format!("big/{i:02}"), value.clone()).await.unwrap();
+        store
+            .put(&format!("big/{i:02}"), value.clone())
+            .await
+            .unwrap();
     }
     let mut keys = Vec::new();
     let mut after: Option<String> = None;

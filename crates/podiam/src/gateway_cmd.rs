@@ -183,7 +183,6 @@ async fn serve_on_workers(
     let mut threads = Vec::with_capacity(workers);
     for (n, listener) in listeners.into_iter().enumerate() {
         let gateway = gateway.for_runtime()?;
-        let limits = limits.clone();
         let mut stopped = stopped.clone();
         let thread = std::thread::Builder::new()
             .name(format!("gateway-{n}"))

@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn map_pages_cover_every_kept_entry_once_in_order() {
         let map: BTreeMap<String, u32> = (0..250).map(|i| (format!("k{i:03}"), i)).collect();
-        let even = |v: &u32| v % 2 == 0;
+        let even = |v: &u32| v.is_multiple_of(2);
         let mut seen = Vec::new();
         let mut marker: Option<String> = None;
         let mut pages = 0;
@@ -179,7 +179,12 @@ mod tests {
                 None => break,
             }
         }
-        assert_eq!(seen, (0..250).filter(|i| i % 2 == 0).collect::<Vec<_>>());
+        assert_eq!(
+            seen,
+            (0..250)
+                .filter(|i: &u32| i.is_multiple_of(2))
+                .collect::<Vec<_>>()
+        );
         assert_eq!(pages, 4, "125 entries in pages of 40");
         // A full last page says there is no more only when nothing is left.
         let exact = paginate_map(&map, Some("k169"), 40, even, |v| *v);

@@ -123,8 +123,8 @@ impl MemberClient {
 
     pub(crate) async fn range(&self, range: RangeRequest) -> Result<RangeResponse, Status> {
         self.authorized(|metadata| {
-            let mut kv = KvClient::new(self.channel.clone())
-                .max_decoding_message_size(MAX_RESPONSE_BYTES);
+            let mut kv =
+                KvClient::new(self.channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES);
             let request = metadata.request(range.clone());
             async move { Ok(kv.range(request).await?.into_inner()) }
         })

@@ -499,7 +499,6 @@ impl Store for EtcdStore {
     }
 }
 
-
 /// tonic's refusal of an answer over the client's size limit.
 fn too_large(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::OutOfRange && status.message().contains("too large")
