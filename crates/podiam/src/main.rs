@@ -1,5 +1,6 @@
 //! `podiam`: short-lived AWS credentials for Kubernetes pods, self-hosted.
 
+mod aws_cmd;
 mod cli_io;
 mod cluster_cmd;
 mod dev;
@@ -67,6 +68,10 @@ enum Command {
     /// Mint and verify Kubernetes service-account tokens; print OIDC discovery.
     #[command(subcommand)]
     Token(Box<token_cmd::TokenCommand>),
+    /// Work with real AWS as podiam's own identity: the trust policy of a role podiam hands
+    /// to pods.
+    #[command(subcommand)]
+    Aws(aws_cmd::AwsCommand),
     /// Print the shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(docs_cmd::CompletionsArgs),
     /// Write the manual pages.
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
         Command::Policy(command) => policy_cmd::run(command),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Token(command) => token_cmd::run(*command),
+        Command::Aws(command) => aws_cmd::run(command),
         Command::Completions(args) => docs_cmd::completions(command_line(), &args),
         Command::Man(args) => docs_cmd::man(command_line(), &args),
     }
