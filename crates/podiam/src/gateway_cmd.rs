@@ -166,11 +166,11 @@ fn run_gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Serves `gateway` on a thread per listener, each a single-threaded runtime accepting from its
-/// own socket of one `SO_REUSEPORT` group, until SIGINT or SIGTERM; then each drains its
-/// requests. One runtime
-/// per CPU wakes no other thread on the way from a request to its upstream and back: with
-/// tokio's work-stealing runtime a request cost 69 µs of CPU, with one thread 52 µs
-/// (BENCHMARKS.md, "The gateway against nginx").
+/// own socket of one `SO_REUSEPORT` group, until SIGINT or SIGTERM (then each drains its
+/// requests) or until a worker fails (then the others stop too). One runtime per CPU wakes no
+/// other thread on the way from a request to its upstream and back: with tokio's
+/// work-stealing runtime a request cost 69 µs of CPU, with one thread 52 µs (BENCHMARKS.md,
+/// "The gateway against nginx").
 async fn serve_on_workers(
     listeners: Vec<std::net::TcpListener>,
     gateway: &Gateway,
@@ -180,31 +180,43 @@ async fn serve_on_workers(
     limits.max_connections = limits.max_connections.div_ceil(workers);
     limits.max_in_flight = limits.max_in_flight.div_ceil(workers);
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (finished, mut finishing) = tokio::sync::mpsc::unbounded_channel();
     let mut threads = Vec::with_capacity(workers);
     for (n, listener) in listeners.into_iter().enumerate() {
         let gateway = gateway.for_runtime()?;
         let mut stopped = stopped.clone();
+        let finished = finished.clone();
+        let work = move || -> anyhow::Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start a worker's runtime")?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .context("cannot listen in a worker")?;
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                podiam_http::serve(listener, gateway_router(gateway), limits, None, stop).await;
+                Ok(())
+            })
+        };
         let thread = std::thread::Builder::new()
             .name(format!("gateway-{n}"))
-            .spawn(move || -> anyhow::Result<()> {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .context("cannot start a worker's runtime")?;
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .context("cannot listen in a worker")?;
-                    let stop = async move {
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                    };
-                    podiam_http::serve(listener, gateway_router(gateway), limits, None, stop).await;
-                    Ok(())
-                })
+            .spawn(move || {
+                // Says so when the worker ends, by returning or by panicking.
+                let _finished = Finished(finished);
+                work()
             })
             .context("cannot start a worker thread")?;
         threads.push(thread);
     }
-    shutdown_signal().await;
+    drop(finished);
+    tokio::select! {
+        () = shutdown_signal() => {}
+        // A worker serves until told to stop: one that ended first failed.
+        _ = finishing.recv() => tracing::error!("a gateway worker stopped; stopping the others"),
+    }
     let _ = stop.send(true);
     tokio::task::spawn_blocking(move || {
         for thread in threads {
@@ -217,6 +229,15 @@ async fn serve_on_workers(
     })
     .await
     .context("the workers could not be joined")?
+}
+
+/// Tells the gateway's main thread that a worker ended, when dropped.
+struct Finished(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
 }
 
 /// The servers' IAM state and session keyring, followed read-only from their etcd store.
