@@ -307,6 +307,35 @@ impl ClientEnv {
     }
 }
 
+/// An IAM user `name` with one inline policy `policy` (as the account's root): its access key
+/// id and secret.
+pub fn user_with_policy(server: &Server, name: &str, policy: &str) -> (String, String) {
+    let root = ClientEnv::root(server);
+    root.aws(&["iam", "create-user", "--user-name", name]).ok();
+    root.aws(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        name,
+        "--policy-name",
+        "p",
+        "--policy-document",
+        policy,
+    ])
+    .ok();
+    let key = root
+        .aws(&["iam", "create-access-key", "--user-name", name])
+        .json();
+    let text = |field: &str| {
+        key.get("AccessKey")
+            .and_then(|k| k.get(field))
+            .and_then(serde_json::Value::as_str)
+            .expect("an access key")
+            .to_owned()
+    };
+    (text("AccessKeyId"), text("SecretAccessKey"))
+}
+
 /// The IRSA set-up of the workshop, with the AWS CLI as `root`: an OIDC provider for `issuer`
 /// (client id `sts.amazonaws.com`) and role `role` whose trust policy lets
 /// `system:serviceaccount:<namespace>:<service_account>` assume it with an `sts.amazonaws.com`

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{ClientEnv, Process, Server, podiam_bin, venv, workspace};
+use crate::{Process, Server, podiam_bin, venv, workspace};
 
 /// Which stand-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,29 +149,9 @@ pub fn start_gateway_deciding(
 
 /// The IAM user `gateway`, allowed only `podiam:AuthorizeRequest`: its access key.
 fn gateway_user(server: &Server) -> (String, String) {
-    let root = ClientEnv::root(server);
-    root.aws(&["iam", "create-user", "--user-name", "gateway"])
-        .ok();
-    root.aws(&[
-        "iam",
-        "put-user-policy",
-        "--user-name",
+    crate::user_with_policy(
+        server,
         "gateway",
-        "--policy-name",
-        "decide",
-        "--policy-document",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"podiam:AuthorizeRequest","Resource":"*"}]}"#,
-    ])
-    .ok();
-    let key = root
-        .aws(&["iam", "create-access-key", "--user-name", "gateway"])
-        .json();
-    let text = |name: &str| {
-        key.get("AccessKey")
-            .and_then(|k| k.get(name))
-            .and_then(serde_json::Value::as_str)
-            .expect("an access key")
-            .to_owned()
-    };
-    (text("AccessKeyId"), text("SecretAccessKey"))
+    )
 }

@@ -4,7 +4,7 @@
 //! configuration; a role with that policy can be assumed by the broker only with the session
 //! tags of the one workload it names.
 
-use podiam_e2e::{ClientEnv, Server, podiam_bin};
+use podiam_e2e::{ClientEnv, Server, podiam_bin, user_with_policy};
 
 fn trust_policy(env: &ClientEnv, extra: &[&str]) -> podiam_e2e::Run {
     let mut args = vec![
@@ -35,34 +35,12 @@ fn the_printed_trust_policy_lets_the_broker_assume_the_role_for_one_workload_onl
     let root = ClientEnv::root(&server);
     // The broker: an IAM user allowed to assume roles and tag sessions, as podiam's own
     // identity would be in AWS.
-    root.aws(&["iam", "create-user", "--user-name", "broker"])
-        .ok();
-    root.aws(&[
-        "iam",
-        "put-user-policy",
-        "--user-name",
-        "broker",
-        "--policy-name",
-        "broker",
-        "--policy-document",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","sts:TagSession"],"Resource":"*"}]}"#,
-    ])
-    .ok();
-    let key = root
-        .aws(&["iam", "create-access-key", "--user-name", "broker"])
-        .json();
-    let text = |name: &str| {
-        key["AccessKey"][name]
-            .as_str()
-            .expect("an access key")
-            .to_owned()
-    };
-    let broker = ClientEnv::keys(
+    let (broker_id, broker_secret) = user_with_policy(
         &server,
-        &text("AccessKeyId"),
-        &text("SecretAccessKey"),
-        None,
+        "broker",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","sts:TagSession"],"Resource":"*"}]}"#,
     );
+    let broker = ClientEnv::keys(&server, &broker_id, &broker_secret, None);
 
     // podiam asks who it is through the SDK's default chain (here: environment keys and
     // AWS_ENDPOINT_URL), and names that principal.

@@ -4,37 +4,13 @@
 
 use std::process::Command;
 
-use podiam_e2e::{ClientEnv, Process, Server, podiam_bin, start_moto};
+use podiam_e2e::{ClientEnv, Process, Server, podiam_bin, start_moto, user_with_policy};
 
 #[test]
 fn the_gateway_enforces_policies_in_front_of_any_dynamodb() {
     let server = Server::start();
-    let root = ClientEnv::root(&server);
     let (_moto, dynamodb) = start_moto();
-    let key = |user: &str, policy: &str| {
-        root.aws(&["iam", "create-user", "--user-name", user]).ok();
-        root.aws(&[
-            "iam",
-            "put-user-policy",
-            "--user-name",
-            user,
-            "--policy-name",
-            "p",
-            "--policy-document",
-            policy,
-        ])
-        .ok();
-        let key = root
-            .aws(&["iam", "create-access-key", "--user-name", user])
-            .json();
-        let text = |name: &str| {
-            key["AccessKey"][name]
-                .as_str()
-                .expect("an access key")
-                .to_owned()
-        };
-        (text("AccessKeyId"), text("SecretAccessKey"))
-    };
+    let key = |user: &str, policy: &str| user_with_policy(&server, user, policy);
     let (gateway_id, gateway_secret) = key(
         "gateway",
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"podiam:AuthorizeRequest","Resource":"*"}]}"#,

@@ -125,8 +125,7 @@ impl Authority {
             Arc::clone(&rng),
             Arc::clone(&clock),
         )
-        .await
-        .map_err(BootError::from)?;
+        .await?;
         let iam = Iam::open(
             store,
             kek,
