@@ -256,9 +256,13 @@ impl PodCache {
         slot
     }
 
-    /// Too close to expiry to serve without renewing first.
+    /// Too close to expiry to serve without renewing first: within `renew_before`, or within
+    /// half their lifetime when that is shorter (AWS's one-hour chained sessions, or fifteen
+    /// minutes), so short credentials are still served from the cache.
     fn expiring(&self, cached: &Cached, now: OffsetDateTime) -> bool {
-        cached.expiration - now <= secs(self.config.renew_before)
+        let lifetime = cached.expiration - cached.fetched;
+        let margin = secs(self.config.renew_before).min(lifetime / 2);
+        cached.expiration - now <= margin
     }
 
     /// Past the retention window: served, and renewed in the background.

@@ -4,7 +4,7 @@
 #![expect(clippy::expect_used, reason = "test fixtures fail loudly")]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,6 +34,8 @@ struct FakeUpstream {
     keys_mode: AtomicU8,
     key_calls: AtomicUsize,
     clock: Arc<FixedClock>,
+    /// How long issued credentials last, in seconds (EKS's six hours; AWS's chained hour).
+    lifetime: AtomicI64,
 }
 
 impl FakeUpstream {
@@ -74,7 +76,8 @@ impl Upstream for FakeUpstream {
                 secret_access_key: Secret::new("s".repeat(40)),
                 token: Secret::new(format!("session-for-{}", token.len())),
                 account_id: "637423329338".to_owned(),
-                expiration: self.clock.now() + time::Duration::hours(6),
+                expiration: self.clock.now()
+                    + time::Duration::seconds(self.lifetime.load(Ordering::SeqCst)),
             }),
             1 => Err(UpstreamError {
                 status: None,
@@ -131,6 +134,7 @@ fn world_with(config: AgentConfig) -> World {
         keys_mode: AtomicU8::new(0),
         key_calls: AtomicUsize::new(0),
         clock: Arc::clone(&clock),
+        lifetime: AtomicI64::new(6 * 3600),
     });
     let agent = Arc::new(Agent::new(upstream.clone(), clock.clone(), config));
     World {
@@ -204,6 +208,13 @@ impl World {
             .expect("body")
             .to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Asks for carts-1 at NOW + `t` seconds, with a token issued then.
+    async fn ask_at(&self, t: i64) -> (StatusCode, String) {
+        self.clock.set(at(NOW + t));
+        let token = self.token("carts-1", PIA, NOW + t);
+        self.ask("169.254.170.23", Some(&token)).await
     }
 
     async fn probe(&self, path: &str) -> (StatusCode, String) {
@@ -417,6 +428,38 @@ async fn an_outage_serves_the_cache_until_15_seconds_before_expiry() {
         StatusCode::OK
     );
     assert_eq!(w.probe("/readyz").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn short_credentials_are_cached_and_renewed_ahead_of_their_own_expiry() {
+    for (lifetime, cached_at, renewed_at) in [
+        // AWS's chained sessions: an hour, renewed 15 minutes ahead.
+        (3600, 44 * 60, 46 * 60),
+        // The shortest AssumeRole session: 15 minutes, renewed at half.
+        (900, 7 * 60, 8 * 60),
+    ] {
+        let w = world();
+        w.upstream.lifetime.store(lifetime, Ordering::SeqCst);
+        assert_eq!(w.ask_at(0).await.0, StatusCode::OK);
+        assert_eq!(w.ask_at(cached_at).await.0, StatusCode::OK);
+        assert_eq!(
+            w.upstream.calls.load(Ordering::SeqCst),
+            1,
+            "{lifetime} s credentials are served from the cache at {cached_at} s"
+        );
+        let (status, body) = w.ask_at(renewed_at).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            w.upstream.calls.load(Ordering::SeqCst),
+            2,
+            "{lifetime} s credentials are renewed before they are served at {renewed_at} s"
+        );
+        let served: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(
+            served["AccessKeyId"], "ASIA0000000000000002",
+            "the renewed credentials are served"
+        );
+    }
 }
 
 #[tokio::test]

@@ -4,11 +4,16 @@
 //! credential chain (environment, profile, `credential_process`, web identity, instance
 //! profile), the region, and the endpoint overrides (`AWS_ENDPOINT_URL_STS`). The calls go
 //! through [`AwsIdentity`], so the layers above can be tested without AWS; [`SdkAws`] is the
-//! implementation over `aws-config` and `aws-sdk-sts`. [`trust`] is pure.
+//! implementation over `aws-config` and `aws-sdk-sts`, and also what podiam's EKS Auth asks AWS
+//! for roles in upstream accounts ([`UpstreamRoles`]). [`trust`] is pure.
 
 pub mod trust;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
+use podiam_crypto::Secret;
+use podiam_eks::{UpstreamAssume, UpstreamCredentials, UpstreamError, UpstreamRoles};
 
 /// Who podiam is in AWS (`sts:GetCallerIdentity`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,14 +65,136 @@ pub struct SdkAws {
     sts: aws_sdk_sts::Client,
 }
 
+/// How long one attempt may take to connect, and one call (with its retries) in all: a pod's
+/// request waits no longer than this on AWS.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Attempts per call when the environment does not say (`AWS_MAX_ATTEMPTS`): throttling and
+/// transient errors are retried with the SDK's exponential backoff and jitter.
+const ATTEMPTS: u32 = 3;
+
 impl SdkAws {
     /// The SDK's standard configuration: credentials, region and endpoints as the AWS CLI
-    /// finds them.
+    /// finds them (`AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE` included).
     pub async fn from_environment() -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_loader(aws_config::defaults(aws_config::BehaviorVersion::latest())).await
+    }
+
+    /// `loader`'s configuration (tests set endpoint, region and credentials on it), with
+    /// podiam's timeouts and retries.
+    pub async fn from_loader(loader: aws_config::ConfigLoader) -> Self {
+        let mut loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_timeout(CALL_TIMEOUT)
+                .build(),
+        );
+        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+            loader = loader.retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(ATTEMPTS),
+            );
+        }
+        let config = loader.load().await;
         Self {
             sts: aws_sdk_sts::Client::new(&config),
         }
+    }
+
+    /// A client that signs with `via` (an upstream session) instead of podiam's identity.
+    fn client_for(&self, via: Option<&UpstreamCredentials>) -> aws_sdk_sts::Client {
+        match via {
+            None => self.sts.clone(),
+            Some(via) => {
+                let credentials = aws_sdk_sts::config::Credentials::new(
+                    via.access_key_id.clone(),
+                    via.secret_access_key.expose().clone(),
+                    Some(via.session_token.expose().clone()),
+                    Some(via.expiration.into()),
+                    "podiam-upstream-session",
+                );
+                aws_sdk_sts::Client::from_conf(
+                    self.sts
+                        .config()
+                        .to_builder()
+                        .credentials_provider(credentials)
+                        .build(),
+                )
+            }
+        }
+    }
+}
+
+/// AWS's error codes that mean "slow down".
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+];
+
+impl From<AwsError> for UpstreamError {
+    fn from(error: AwsError) -> Self {
+        match error {
+            AwsError::Refused { code, message } if THROTTLING_CODES.contains(&code.as_str()) => {
+                Self::Throttled(message)
+            }
+            AwsError::Refused { code, message } => Self::Refused { code, message },
+            other => Self::Unreachable(other.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl UpstreamRoles for SdkAws {
+    async fn assume(&self, request: &UpstreamAssume) -> Result<UpstreamCredentials, UpstreamError> {
+        let mut call = self
+            .client_for(request.via.as_ref())
+            .assume_role()
+            .role_arn(&request.role_arn)
+            .role_session_name(&request.session_name)
+            .set_external_id(request.external_id.clone())
+            .set_policy(request.policy.clone());
+        for (key, value) in &request.tags {
+            let tag = aws_sdk_sts::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(|e| UpstreamError::Refused {
+                    code: "ValidationError".to_owned(),
+                    message: e.to_string(),
+                })?;
+            call = call.tags(tag);
+        }
+        let answer = call
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from(sdk_error(e)))?;
+        let credentials = answer
+            .credentials
+            .ok_or(AwsError::Incomplete("Credentials"))?;
+        let user = answer
+            .assumed_role_user
+            .ok_or(AwsError::Incomplete("AssumedRoleUser"))?;
+        let expiration = time::OffsetDateTime::from_unix_timestamp(credentials.expiration.secs())
+            .map_err(|_| AwsError::Incomplete("a valid Expiration"))?;
+        Ok(UpstreamCredentials {
+            role_arn: request.role_arn.clone(),
+            access_key_id: credentials.access_key_id,
+            secret_access_key: Secret::new(credentials.secret_access_key),
+            session_token: Secret::new(credentials.session_token),
+            expiration,
+            assumed_role_arn: user.arn,
+            assumed_role_id: user.assumed_role_id,
+        })
+    }
+
+    async fn check(&self) -> Result<String, UpstreamError> {
+        Ok(self.caller().await?.arn)
     }
 }
 

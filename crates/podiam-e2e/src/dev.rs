@@ -14,31 +14,54 @@ pub struct DevStack {
     _moto: Process,
     dynamodb: String,
     vars: Vec<(String, String)>,
+    extras: DevExtras,
     dir: tempfile::TempDir,
+}
+
+/// More for `podiam dev`: flags, and its own environment (podiam's AWS identity, say).
+#[derive(Debug, Clone, Default)]
+pub struct DevExtras {
+    /// Extra flags.
+    pub args: Vec<String>,
+    /// Extra environment variables of the `podiam dev` process.
+    pub env: Vec<(String, String)>,
 }
 
 impl DevStack {
     /// Starts moto_server and `podiam dev --scenario eks-workshop` in a new data directory.
     pub fn start() -> Self {
+        Self::start_with(|_| DevExtras::default())
+    }
+
+    /// As [`DevStack::start`], with flags and environment for `podiam dev` made from
+    /// moto_server's URL (moto can stand in for more than DynamoDB).
+    pub fn start_with(extras: impl FnOnce(&str) -> DevExtras) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("podiam-dev-e2e-")
             .tempdir()
             .expect("create a temporary directory");
         let (moto, dynamodb) = start_moto();
-        let (dev, vars) = launch(dir.path(), &dynamodb);
+        let extras = extras(&dynamodb);
+        let (dev, vars) = launch(dir.path(), &dynamodb, &extras);
         Self {
             dev,
             _moto: moto,
             dynamodb,
             vars,
+            extras,
             dir,
         }
+    }
+
+    /// moto_server's URL (DynamoDB, STS, S3, … on one port).
+    pub fn moto(&self) -> &str {
+        &self.dynamodb
     }
 
     /// Stops `podiam dev` (SIGTERM) and starts it again over the same data directory.
     pub fn restart(&mut self) -> std::process::ExitStatus {
         let status = self.stop();
-        let (dev, vars) = launch(self.dir.path(), &self.dynamodb);
+        let (dev, vars) = launch(self.dir.path(), &self.dynamodb, &self.extras);
         self.dev = dev;
         self.vars = vars;
         status
@@ -117,7 +140,7 @@ impl DevStack {
 }
 
 /// `podiam dev` over `dir/data` with DynamoDB at `dynamodb`; its env file's variables.
-fn launch(dir: &Path, dynamodb: &str) -> (Process, Vec<(String, String)>) {
+fn launch(dir: &Path, dynamodb: &str, extras: &DevExtras) -> (Process, Vec<(String, String)>) {
     let env_file = dir.join("dev.env");
     let _ = std::fs::remove_file(&env_file);
     let mut command = Command::new(podiam_bin());
@@ -132,7 +155,9 @@ fn launch(dir: &Path, dynamodb: &str) -> (Process, Vec<(String, String)>) {
         .args(["--gateway-listen", "127.0.0.1:0"])
         .args(["--gateway-upstream", dynamodb])
         .arg("--env-file")
-        .arg(&env_file);
+        .arg(&env_file)
+        .args(&extras.args)
+        .envs(extras.env.iter().map(|(k, v)| (k, v)));
     let (dev, _) = Process::start("podiam dev", command, |line| {
         line.starts_with("podiam dev: ready")
             .then(|| line.to_owned())

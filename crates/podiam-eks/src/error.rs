@@ -3,6 +3,27 @@ use podiam_store::StoreError;
 use podiam_sts::StsError;
 use thiserror::Error;
 
+use crate::UpstreamError;
+
+/// What the agent (and the operator reading its log) is told when AWS refuses: the role, AWS's
+/// words, and, for a denial, the trust the role needs.
+fn upstream_message(role_arn: &str, error: &UpstreamError) -> String {
+    match error {
+        UpstreamError::Refused { code, message } if code == "AccessDenied" => format!(
+            "AWS refused podiam's sts:AssumeRole on {role_arn}: {message} The role's trust policy must allow podiam's own AWS principal sts:AssumeRole and sts:TagSession for this workload's session tags; `podiam aws trust-policy --cluster C --namespace NS --service-account SA` prints it."
+        ),
+        UpstreamError::Refused { code, message } => {
+            format!("AWS refused podiam's sts:AssumeRole on {role_arn} ({code}): {message}")
+        }
+        UpstreamError::Throttled(message) => format!(
+            "AWS throttled podiam's sts:AssumeRole on {role_arn} after podiam backed off; retry later ({message})"
+        ),
+        UpstreamError::Unreachable(message) => format!(
+            "AWS could not be asked for {role_arn}; check podiam's AWS credentials and network ({message})"
+        ),
+    }
+}
+
 /// EKS's errors; `podiam-wire` maps them to the EKS and EKS Auth codes.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -39,6 +60,14 @@ pub enum EksError {
     /// The store failed.
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
+    /// AWS gave no credentials for a role in an upstream account.
+    #[error("{}", upstream_message(role_arn, error))]
+    Upstream {
+        /// The role podiam asked AWS for.
+        role_arn: String,
+        /// What AWS answered.
+        error: UpstreamError,
+    },
     /// Key material could not be made or opened.
     #[error("{0}")]
     Crypto(String),

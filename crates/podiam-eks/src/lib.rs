@@ -11,6 +11,7 @@ mod pod_identity;
 mod retries;
 mod service;
 mod state;
+mod upstream;
 mod validate;
 
 pub use error::EksError;
@@ -19,13 +20,16 @@ pub use model::{
 };
 pub use pod_identity::{
     NODE_NAME_TAG, POD_IDENTITY_AUDIENCE, POD_IDENTITY_DURATION, POD_IDENTITY_SERVICE,
-    PodIdentityGrant, PodIdentityRequest, caller_node,
+    PodCredentials, PodIdentityGrant, PodIdentityRequest, caller_node,
 };
 pub use service::{
     AssociationUpdate, Eks, EksConfig, ISSUER_KEY_RETIRE_AFTER, IssuerChoice, IssuerRotation,
     NewAssociation, NewCluster,
 };
 pub use state::{AssociationEntry, ClusterEntry, EksState};
+pub use upstream::{
+    Upstream, UpstreamAccounts, UpstreamAssume, UpstreamCredentials, UpstreamError, UpstreamRoles,
+};
 
 /// The most pod identity associations per cluster (AWS's quota).
 pub const MAX_ASSOCIATIONS_PER_CLUSTER: usize = 5000;

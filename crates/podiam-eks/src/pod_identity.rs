@@ -7,7 +7,9 @@ use podiam_oidc::{Claims, KeySet, TokenError, Verifier};
 use podiam_session::Origin;
 use podiam_sts::{AssumeRoleRequest, Issued, IssuerKeys, ServiceAssumeRequest, Sts};
 
-use crate::{Eks, EksError};
+use time::OffsetDateTime;
+
+use crate::{Eks, EksError, Upstream, UpstreamAssume, UpstreamCredentials};
 
 /// The audience of pod identity tokens.
 pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
@@ -33,7 +35,7 @@ pub struct PodIdentityRequest {
 #[derive(Debug, Clone)]
 pub struct PodIdentityGrant {
     /// The credentials (of the target role when the association chains into one).
-    pub issued: Issued,
+    pub credentials: PodCredentials,
     /// The token's namespace.
     pub namespace: String,
     /// The token's service account.
@@ -42,6 +44,111 @@ pub struct PodIdentityGrant {
     pub association_id: String,
     /// Its ARN.
     pub association_arn: String,
+}
+
+/// A pod's credentials: a podiam session, or AWS's for a role in an upstream account.
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per request, moved once into the response"
+)]
+pub enum PodCredentials {
+    /// Issued by podiam's STS.
+    Local(Issued),
+    /// Issued by AWS STS to podiam, for the pod.
+    Upstream(UpstreamCredentials),
+}
+
+impl PodCredentials {
+    /// podiam's session, when podiam issued it.
+    pub fn local(&self) -> Option<&Issued> {
+        match self {
+            Self::Local(issued) => Some(issued),
+            Self::Upstream(_) => None,
+        }
+    }
+
+    /// The role the credentials are of.
+    pub fn role_arn(&self) -> &str {
+        match self {
+            Self::Local(issued) => &issued.session.details.role_arn,
+            Self::Upstream(aws) => &aws.role_arn,
+        }
+    }
+
+    /// The role session name.
+    pub fn session_name(&self) -> &str {
+        match self {
+            Self::Local(issued) => &issued.session.details.session_name,
+            Self::Upstream(aws) => aws
+                .assumed_role_id
+                .split_once(':')
+                .map_or("", |(_, name)| name),
+        }
+    }
+
+    /// `ASIA…`
+    pub fn access_key_id(&self) -> &str {
+        match self {
+            Self::Local(issued) => &issued.session.access_key_id,
+            Self::Upstream(aws) => &aws.access_key_id,
+        }
+    }
+
+    /// The secret access key.
+    pub fn secret_access_key(&self) -> &str {
+        match self {
+            Self::Local(issued) => issued.session.secret_access_key.expose(),
+            Self::Upstream(aws) => aws.secret_access_key.expose(),
+        }
+    }
+
+    /// The session token.
+    pub fn session_token(&self) -> &str {
+        match self {
+            Self::Local(issued) => &issued.session_token,
+            Self::Upstream(aws) => aws.session_token.expose(),
+        }
+    }
+
+    /// When they expire.
+    pub fn expiration(&self) -> OffsetDateTime {
+        match self {
+            Self::Local(issued) => issued.session.expiration(),
+            Self::Upstream(aws) => aws.expiration,
+        }
+    }
+
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub fn assumed_role_arn(&self) -> String {
+        match self {
+            Self::Local(issued) => issued.session.assumed_role_arn(),
+            Self::Upstream(aws) => aws.assumed_role_arn.clone(),
+        }
+    }
+
+    /// `AROA…:SESSION`.
+    pub fn assumed_role_id(&self) -> String {
+        match self {
+            Self::Local(issued) => issued.session.assumed_role_id(),
+            Self::Upstream(aws) => aws.assumed_role_id.clone(),
+        }
+    }
+}
+
+/// One call to AWS, its failure named with the role.
+async fn upstream_assume(
+    upstream: &Upstream,
+    call: &UpstreamAssume,
+) -> Result<UpstreamCredentials, EksError> {
+    upstream
+        .roles
+        .assume(call)
+        .await
+        .map_err(|error| EksError::Upstream {
+            role_arn: call.role_arn.clone(),
+            error,
+        })
 }
 
 fn token_claims(claims: &Claims) -> Result<(&str, &str, &str, &str, Option<&str>), EksError> {
@@ -216,42 +323,100 @@ impl Eks {
         let uuid =
             podiam_session::random_uuid(self.rng()).map_err(|e| EksError::Crypto(e.to_string()))?;
         let name = session_name(&request.cluster, pod, &uuid);
-        let first = sts.assume_role_for_service(
-            &ServiceAssumeRequest {
-                role_arn: a.role_arn.clone(),
-                service: POD_IDENTITY_SERVICE.to_owned(),
-                session_name: name.clone(),
-                tags,
-                source_arn: cluster_arn.clone(),
-                source_account: self.config().account.clone(),
-                duration: POD_IDENTITY_DURATION,
-                policy: a.policy.clone(),
-                origin: Origin::PodIdentity {
-                    cluster: cluster_arn,
-                    association_id: a.id.clone(),
+        let upstream_of = |role: &str| self.upstream().filter(|u| u.accounts.holds(role));
+        let upstream_call = |role: &str, via: Option<UpstreamCredentials>| UpstreamAssume {
+            role_arn: role.to_owned(),
+            session_name: name.clone(),
+            tags: tags.clone(),
+            external_id: None,
+            policy: None,
+            via,
+            pod: format!("{}/{namespace}/{pod}/{pod_uid}", request.cluster),
+        };
+        let credentials = if let Some(upstream) = upstream_of(&a.role_arn) {
+            // AWS decides on its own role, with the policy as the first session's.
+            let first = upstream_assume(
+                upstream,
+                &UpstreamAssume {
+                    policy: a.policy.clone(),
+                    ..upstream_call(&a.role_arn, None)
                 },
-            },
-            facts,
-        )?;
-        let issued = match &a.target_role_arn {
-            None => first,
-            Some(target) => {
-                let role = sts.iam().state().role_by_arn(&a.role_arn);
-                let chained = Caller::Session {
-                    session: Arc::new(first.session),
-                    role,
-                };
-                let request = AssumeRoleRequest {
-                    role_arn: target.clone(),
-                    session_name: name,
-                    external_id: a.external_id.clone(),
-                    ..AssumeRoleRequest::default()
-                };
-                sts.assume_role(&chained, &request, facts).await?
+            )
+            .await?;
+            match &a.target_role_arn {
+                None => PodCredentials::Upstream(first),
+                Some(target) if upstream_of(target).is_some() => {
+                    let chained = upstream_assume(
+                        upstream,
+                        &UpstreamAssume {
+                            external_id: a.external_id.clone(),
+                            ..upstream_call(target, Some(first))
+                        },
+                    )
+                    .await?;
+                    PodCredentials::Upstream(chained)
+                }
+                Some(target) => {
+                    return Err(denied(
+                        "The association chains from an AWS role into a podiam role, which cannot trust an AWS session.",
+                        format!(
+                            "role {} is in an upstream account and target role {target} is not",
+                            a.role_arn
+                        ),
+                    ));
+                }
+            }
+        } else {
+            let first = sts.assume_role_for_service(
+                &ServiceAssumeRequest {
+                    role_arn: a.role_arn.clone(),
+                    service: POD_IDENTITY_SERVICE.to_owned(),
+                    session_name: name.clone(),
+                    tags: tags.clone(),
+                    source_arn: cluster_arn.clone(),
+                    source_account: self.config().account.clone(),
+                    duration: POD_IDENTITY_DURATION,
+                    policy: a.policy.clone(),
+                    origin: Origin::PodIdentity {
+                        cluster: cluster_arn,
+                        association_id: a.id.clone(),
+                    },
+                },
+                facts,
+            )?;
+            match &a.target_role_arn {
+                None => PodCredentials::Local(first),
+                // The pod's own role passed podiam's trust; podiam asks AWS for the target as
+                // itself, with the workload's tags and the association's external id.
+                Some(target) if let Some(upstream) = upstream_of(target) => {
+                    let chained = upstream_assume(
+                        upstream,
+                        &UpstreamAssume {
+                            external_id: a.external_id.clone(),
+                            ..upstream_call(target, None)
+                        },
+                    )
+                    .await?;
+                    PodCredentials::Upstream(chained)
+                }
+                Some(target) => {
+                    let role = sts.iam().state().role_by_arn(&a.role_arn);
+                    let chained = Caller::Session {
+                        session: Arc::new(first.session),
+                        role,
+                    };
+                    let request = AssumeRoleRequest {
+                        role_arn: target.clone(),
+                        session_name: name.clone(),
+                        external_id: a.external_id.clone(),
+                        ..AssumeRoleRequest::default()
+                    };
+                    PodCredentials::Local(sts.assume_role(&chained, &request, facts).await?)
+                }
             }
         };
         Ok(PodIdentityGrant {
-            issued,
+            credentials,
             namespace: namespace.to_owned(),
             service_account: service_account.to_owned(),
             association_id: a.id.clone(),

@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::retries::{client_request, is_retry};
 use crate::state::{AssociationEntry, ClusterEntry, EksState, issuer_key, key_aad};
+use crate::upstream::Upstream;
 use crate::validate;
 use crate::{EksError, MAX_ASSOCIATIONS_PER_CLUSTER};
 
@@ -118,6 +119,7 @@ pub struct Eks {
     rng: Arc<dyn Rng>,
     clock: Arc<dyn Clock>,
     config: Arc<EksConfig>,
+    upstream: Option<Upstream>,
 }
 
 const INDEX_SA: &str = "eks/index/service-account/";
@@ -214,7 +216,20 @@ impl Eks {
             rng,
             clock,
             config: Arc::new(config),
+            upstream: None,
         })
+    }
+
+    /// Roles in `upstream`'s accounts are real AWS roles, assumed through it.
+    #[must_use]
+    pub fn with_upstream(mut self, upstream: Upstream) -> Self {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// The upstream accounts and how AWS is asked, when any are configured.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.upstream.as_ref()
     }
 
     /// The state, for reads. Do not hold it across an `await`.

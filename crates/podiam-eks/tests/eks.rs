@@ -366,7 +366,7 @@ async fn a_pod_token_becomes_the_association_role_with_session_tags() {
         grant.association_arn,
         format!("arn:aws:eks:eu-central-1:{ACCOUNT}:podidentityassociation/eks-workshop/{id}")
     );
-    let session = &grant.issued.session;
+    let session = &grant.credentials.local().expect("a podiam session").session;
     assert!(session.access_key_id.starts_with("ASIA"));
     assert!(
         session
@@ -580,7 +580,12 @@ async fn trust_policies_and_options_of_the_association_apply() {
         .assume_role_for_pod_identity(&w.sts, &NoNetwork, &node, &ask, &facts())
         .await
         .expect("chained grant");
-    let details = &grant.issued.session.details;
+    let details = &grant
+        .credentials
+        .local()
+        .expect("a podiam session")
+        .session
+        .details;
     assert_eq!(
         details.role_arn,
         format!("arn:aws:iam::{ACCOUNT}:role/target")

@@ -29,6 +29,10 @@ pub(crate) struct Services {
     pub(crate) issuers: Arc<dyn IssuerKeys>,
     /// The session keyring in the store, followed and rotated.
     pub(crate) session_keys: SessionKeys,
+    /// The metrics (the AWS broker records into them too).
+    pub(crate) metrics: Metrics,
+    /// The broker in front of AWS, when upstream accounts are configured.
+    pub(crate) upstream: Option<Arc<crate::upstream::Broker>>,
 }
 
 #[derive(Debug)]
@@ -45,6 +49,8 @@ pub(crate) struct Inner {
     pub(crate) region: String,
     pub(crate) allow_http_issuers: bool,
     pub(crate) ready: AtomicBool,
+    /// The broker in front of AWS, when upstream accounts are configured.
+    pub(crate) upstream: Option<Arc<crate::upstream::Broker>>,
     /// Request body bytes buffered at once, across all requests.
     pub(crate) body_budget: podiam_http::BodyBudget,
 }
@@ -75,10 +81,11 @@ impl App {
                 keyring,
                 clock,
                 rng,
-                metrics: Metrics::new(),
+                metrics: services.metrics,
                 region,
                 allow_http_issuers,
                 ready: AtomicBool::new(true),
+                upstream: services.upstream,
                 body_budget,
             }),
         }
@@ -119,11 +126,19 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready or not; with upstream accounts, a second line says whether AWS answers (detail only:
+/// an AWS outage must not take every replica out of service for local roles).
 async fn readyz(State(app): State<App>) -> Response {
+    let aws = app
+        .inner
+        .upstream
+        .as_ref()
+        .map(|broker| format!("{}\n", broker.readiness()))
+        .unwrap_or_default();
     if app.inner.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
+        (StatusCode::OK, format!("ready\n{aws}")).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{aws}")).into_response()
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use podiam_crypto::{AeadKey, KeyId, Keyring, Rng, Secret};
-use podiam_eks::{Eks, EksConfig};
+use podiam_eks::{Eks, EksConfig, Upstream};
 use podiam_iam::{Iam, IamConfig};
 use podiam_store::{Store, TxnOutcome};
 use podiam_sts::{IssuerKeys, Sts};
@@ -18,8 +18,10 @@ use thiserror::Error;
 
 use crate::app::{App, Services};
 use crate::issuers::{ClusterIssuerKeys, HttpIssuerKeys, IssuerNetworks};
+use crate::metrics::Metrics;
 use crate::session_keys::{KeyringError, SessionKeys};
 use crate::store_config::StoreConfig;
+use crate::upstream::Broker;
 
 /// How the server is configured.
 #[derive(Debug, Clone)]
@@ -47,6 +49,8 @@ pub struct ServerConfig {
     pub store: StoreConfig,
     /// Request body bytes buffered at once, across all requests (see [`podiam_http::BodyBudget`]).
     pub body_budget_bytes: usize,
+    /// Accounts whose roles are real AWS roles, and how AWS is asked (`--aws-upstream-account`).
+    pub upstream: Option<Upstream>,
 }
 
 /// Why the server cannot start. Each message says what to do.
@@ -271,6 +275,8 @@ pub struct StartOptions {
     pub public_url: String,
     /// Request body bytes buffered at once, across all requests.
     pub body_budget_bytes: usize,
+    /// Accounts whose roles are real AWS roles, and how AWS is asked.
+    pub upstream: Option<Upstream>,
 }
 
 /// A control plane built over a store.
@@ -332,7 +338,9 @@ pub async fn start(
             .compare_and_swap(ROOT_KEY_ISSUED, None, b"{}".to_vec())
             .await?;
     }
-    let eks = Eks::open(
+    let metrics = Metrics::new();
+    let mut broker = None;
+    let mut eks = Eks::open(
         Arc::clone(&store),
         Arc::clone(&kek),
         Arc::clone(&rng),
@@ -346,6 +354,20 @@ pub async fn start(
     )
     .await
     .map_err(|e| BootError::Config(format!("EKS could not load: {e}")))?;
+    if let Some(upstream) = &options.upstream {
+        if upstream.accounts.iter().any(|a| a == account_id) {
+            return Err(BootError::Config(format!(
+                "--aws-upstream-account {account_id} is podiam's own account: give upstream accounts other than the one podiam serves (--account-id)"
+            )));
+        }
+        let wrapped = Arc::new(Broker::new(Arc::clone(&upstream.roles), metrics.upstream()));
+        tokio::spawn(Broker::check_forever(Arc::downgrade(&wrapped)));
+        eks = eks.with_upstream(Upstream {
+            accounts: upstream.accounts.clone(),
+            roles: Arc::clone(&wrapped) as Arc<dyn podiam_eks::UpstreamRoles>,
+        });
+        broker = Some(wrapped);
+    }
     let issuers: Arc<dyn IssuerKeys> = Arc::new(ClusterIssuerKeys::new(
         eks.clone(),
         issuers,
@@ -370,6 +392,8 @@ pub async fn start(
             eks,
             issuers,
             session_keys,
+            metrics,
+            upstream: broker,
         },
         keyring,
         clock,
@@ -441,6 +465,7 @@ async fn open_inner(
             .clone()
             .unwrap_or_else(|| format!("http://{}", config.listen)),
         body_budget_bytes: config.body_budget_bytes,
+        upstream: config.upstream.clone(),
     };
     let started = start(store, kek, &options, issuers, clock, rng).await?;
     let root_credentials_path = config.data_dir.join("root-credentials");

@@ -49,21 +49,21 @@ pub(crate) async fn assume_role_for_pod_identity(
         let source_ip = input.ctx.facts.source_ip.as_deref().unwrap_or_default();
         match outcome {
             Ok(grant) => {
-                let session = &grant.issued.session;
+                let credentials = &grant.credentials;
                 inner.metrics.credential("AssumeRoleForPodIdentity", "issued");
                 audit::record(&AuditEvent {
                     event: "credential_issued",
                     operation: "AssumeRoleForPodIdentity",
                     request_id: &call.request_id,
-                    role_arn: &session.details.role_arn,
+                    role_arn: credentials.role_arn(),
                     principal: &format!(
                         "system:serviceaccount:{}:{} via {principal}",
                         grant.namespace, grant.service_account
                     ),
                     source_ip,
-                    session_name: &session.details.session_name,
-                    access_key_id: Some(&session.access_key_id),
-                    expiration: Some(&podiam_wire::iso8601(session.expiration())),
+                    session_name: credentials.session_name(),
+                    access_key_id: Some(credentials.access_key_id()),
+                    expiration: Some(&podiam_wire::iso8601(credentials.expiration())),
                     code: None,
                     reason: None,
                 });
@@ -75,14 +75,14 @@ pub(crate) async fn assume_role_for_pod_identity(
                         "associationId": grant.association_id,
                     },
                     "assumedRoleUser": {
-                        "arn": session.assumed_role_arn(),
-                        "assumeRoleId": session.assumed_role_id(),
+                        "arn": credentials.assumed_role_arn(),
+                        "assumeRoleId": credentials.assumed_role_id(),
                     },
                     "credentials": {
-                        "sessionToken": grant.issued.session_token,
-                        "secretAccessKey": session.secret_access_key.expose(),
-                        "accessKeyId": session.access_key_id,
-                        "expiration": session.details.expires_at,
+                        "sessionToken": credentials.session_token(),
+                        "secretAccessKey": credentials.secret_access_key(),
+                        "accessKeyId": credentials.access_key_id(),
+                        "expiration": credentials.expiration().unix_timestamp(),
                     },
                 }))
             }

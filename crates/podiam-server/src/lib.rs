@@ -24,6 +24,7 @@ mod session_keys;
 mod shed;
 mod store_config;
 mod sts_api;
+mod upstream;
 
 pub use app::{App, api_router, metrics_router, router};
 pub use authority::{Authority, AuthorizationAsk, AuthorizeAsk, Decision};

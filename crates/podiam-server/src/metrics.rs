@@ -27,6 +27,54 @@ pub(crate) struct CredentialLabels {
     pub(crate) outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct UpstreamCallLabels {
+    pub(crate) operation: String,
+    pub(crate) code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct UpstreamOperationLabels {
+    pub(crate) operation: String,
+}
+
+/// Calls to AWS for roles in upstream accounts: by operation and outcome (`ok` or AWS's
+/// error code), and their latency (retries included).
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamMetrics {
+    calls: Family<UpstreamCallLabels, Counter>,
+    latency: Family<UpstreamOperationLabels, Histogram>,
+}
+
+impl Default for UpstreamMetrics {
+    fn default() -> Self {
+        Self {
+            calls: Family::default(),
+            latency: Family::new_with_constructor(upstream_histogram as fn() -> Histogram),
+        }
+    }
+}
+
+fn upstream_histogram() -> Histogram {
+    Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+}
+
+impl UpstreamMetrics {
+    pub(crate) fn call(&self, operation: &str, code: &str, seconds: f64) {
+        self.calls
+            .get_or_create(&UpstreamCallLabels {
+                operation: operation.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&UpstreamOperationLabels {
+                operation: operation.to_owned(),
+            })
+            .observe(seconds);
+    }
+}
+
 /// The server's metrics.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -35,6 +83,7 @@ pub(crate) struct Metrics {
     latency: Family<OperationLabels, Histogram>,
     credentials: Family<CredentialLabels, Counter>,
     shed: Family<ServiceLabels, Counter>,
+    upstream: UpstreamMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,13 +126,30 @@ impl Metrics {
             "Requests answered with a throttling error because too many were in flight",
             shed.clone(),
         );
+        let upstream = UpstreamMetrics::default();
+        registry.register(
+            "aws_upstream_calls",
+            "Calls to AWS for roles in upstream accounts, by operation and outcome (ok or AWS's error code)",
+            upstream.calls.clone(),
+        );
+        registry.register(
+            "aws_upstream_call_duration_seconds",
+            "Latency of calls to AWS, retries included",
+            upstream.latency.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
             latency,
             credentials,
             shed,
+            upstream,
         }
+    }
+
+    /// The families the AWS broker records into.
+    pub(crate) fn upstream(&self) -> UpstreamMetrics {
+        self.upstream.clone()
     }
 
     /// A request of `service` was shed by the in-flight limit.

@@ -1039,6 +1039,7 @@ async fn deleted_root_keys_stay_deleted_across_restarts() {
         allow_private_issuers: false,
         public_url: "http://127.0.0.1:4599".into(),
         body_budget_bytes: 64 << 20,
+        upstream: None,
     };
     let boot = || {
         start(

@@ -1,6 +1,6 @@
 //! Typed errors to AWS error codes, in one place.
 
-use podiam_eks::EksError;
+use podiam_eks::{EksError, UpstreamError};
 use podiam_http::BodyError;
 use podiam_iam::IamError;
 use podiam_oidc::{TokenError, TokenErrorKind};
@@ -236,6 +236,19 @@ pub fn eks_error(error: &EksError, api: Api) -> WireError {
         EksError::Sts(StsError::PackedPolicyTooLarge(_)) => {
             WireError::new("InvalidParameterException", 400, message)
         }
+        EksError::Upstream { error, .. } => match error {
+            UpstreamError::Refused { code, .. } => match code.as_str() {
+                "AccessDenied" => WireError::new("AccessDeniedException", 400, message),
+                "ValidationError" | "MalformedPolicyDocument" | "PackedPolicyTooLarge" => {
+                    WireError::new("InvalidParameterException", 400, message)
+                }
+                // podiam's own identity was refused (expired, unknown, region disabled):
+                // nothing the agent can change.
+                _ => WireError::new("ServiceUnavailableException", 503, message),
+            },
+            UpstreamError::Throttled(_) => WireError::new("ThrottlingException", 429, message),
+            _ => WireError::new("ServiceUnavailableException", 503, message),
+        },
         _ if api == Api::EksAuth => WireError::new(
             "InternalServerException",
             500,
@@ -296,6 +309,57 @@ pub fn json10_error(error: &WireError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn awss_answers_for_upstream_roles_become_eks_auths_codes() {
+        let role = "arn:aws:iam::111122223333:role/carts";
+        let upstream = |error| EksError::Upstream {
+            role_arn: role.to_owned(),
+            error,
+        };
+        let refused = |code: &str| {
+            upstream(UpstreamError::Refused {
+                code: code.to_owned(),
+                message: "m.".to_owned(),
+            })
+        };
+        let denied = eks_error(&refused("AccessDenied"), Api::EksAuth);
+        assert_eq!((denied.code, denied.status), ("AccessDeniedException", 400));
+        assert!(denied.message.contains(role), "{}", denied.message);
+        assert!(
+            denied.message.contains("sts:TagSession"),
+            "{}",
+            denied.message
+        );
+        assert!(
+            denied.message.contains("podiam aws trust-policy"),
+            "{}",
+            denied.message
+        );
+        let invalid = eks_error(&refused("ValidationError"), Api::EksAuth);
+        assert_eq!(invalid.code, "InvalidParameterException");
+        let expired = eks_error(&refused("ExpiredToken"), Api::EksAuth);
+        assert_eq!(
+            (expired.code, expired.status),
+            ("ServiceUnavailableException", 503)
+        );
+        let throttled = eks_error(
+            &upstream(UpstreamError::Throttled("x".to_owned())),
+            Api::EksAuth,
+        );
+        assert_eq!(
+            (throttled.code, throttled.status),
+            ("ThrottlingException", 429)
+        );
+        let down = eks_error(
+            &upstream(UpstreamError::Unreachable("x".to_owned())),
+            Api::EksAuth,
+        );
+        assert_eq!(
+            (down.code, down.status),
+            ("ServiceUnavailableException", 503)
+        );
+    }
 
     #[test]
     fn token_errors_per_api() {

@@ -67,6 +67,8 @@ pub(crate) struct ServerArgs {
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     body_buffer_mib: usize,
     #[command(flatten)]
+    aws: crate::aws_cmd::UpstreamArgs,
+    #[command(flatten)]
     listener: podiam_process::ListenerArgs,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -99,6 +101,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<ExitCode> {
             public_url: args.public_url.clone(),
             store,
             body_budget_bytes: args.body_buffer_mib.saturating_mul(1 << 20),
+            upstream: args.aws.upstream().await,
         };
         let opened = podiam_server::open(&config, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
         println!(

@@ -152,6 +152,7 @@ impl World {
                 allow_private_issuers: false,
                 public_url: "http://127.0.0.1:4599".to_owned(),
                 body_budget_bytes: 64 << 20,
+                upstream: None,
             },
             Arc::new(FixedIssuer(keys)),
             clock.clone(),

@@ -81,6 +81,8 @@ pub(crate) struct DevArgs {
     /// Create a ready-made setup on the first start.
     #[arg(long, value_enum)]
     scenario: Option<Scenario>,
+    #[command(flatten)]
+    aws: crate::aws_cmd::UpstreamArgs,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -193,6 +195,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<ExitCode> {
             public_url: None,
             store: podiam_server::StoreConfig::Embedded,
             body_budget_bytes: 64 << 20,
+            upstream: args.aws.upstream().await,
         };
         let opened =
             podiam_server::open(&config, Arc::new(SystemClock), Arc::new(SystemRng)).await?;
