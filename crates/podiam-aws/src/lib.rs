@@ -7,6 +7,7 @@
 //! implementation over `aws-config` and `aws-sdk-sts`, and also what podiam's EKS Auth asks AWS
 //! for roles in upstream accounts ([`UpstreamRoles`]). [`trust`] is pure.
 
+pub mod issuer;
 pub mod trust;
 
 use std::time::Duration;
@@ -231,5 +232,73 @@ where
             }
         }
         _ => AwsError::Unreachable(DisplayErrorContext(&error).to_string()),
+    }
+}
+
+/// Writes objects to S3 with the AWS SDK's standard configuration (or a named profile's
+/// credentials): where `podiam cluster publish-issuer` puts a cluster's discovery document and
+/// keys.
+#[derive(Debug, Clone)]
+pub struct S3Objects {
+    s3: aws_sdk_s3::Client,
+}
+
+impl S3Objects {
+    /// The standard configuration. `profile` names the credentials to use instead of the
+    /// default chain (whose environment keys may be podiam's own, for the podiam server). A
+    /// global `AWS_ENDPOINT_URL` is not used for S3 (it names the podiam server);
+    /// `AWS_ENDPOINT_URL_S3` is, with path-style addressing.
+    pub async fn from_environment(profile: Option<&str>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(profile) = profile {
+            loader = loader.profile_name(profile).credentials_provider(
+                aws_config::profile::ProfileFileCredentialsProvider::builder()
+                    .profile_name(profile)
+                    .build(),
+            );
+        }
+        let s3_endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+            .ok()
+            .filter(|url| !url.is_empty());
+        let config = loader.load().await;
+        let mut s3 = aws_sdk_s3::config::Builder::from(&config);
+        s3.set_endpoint_url(s3_endpoint.clone());
+        let s3 = s3.force_path_style(s3_endpoint.is_some()).build();
+        Self {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+
+    /// `s3:PutObject` of a JSON document.
+    pub async fn put_json(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .cache_control("max-age=300")
+            .body(body.into())
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    /// `s3:GetObject`, when the object exists.
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
+        match self.s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(object) => {
+                let bytes = object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| AwsError::Unreachable(e.to_string()))?;
+                Ok(Some(bytes.to_vec()))
+            }
+            Err(e) => match sdk_error(e) {
+                AwsError::Refused { code, .. } if code == "NoSuchKey" => Ok(None),
+                other => Err(other),
+            },
+        }
     }
 }

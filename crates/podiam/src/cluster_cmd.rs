@@ -56,6 +56,7 @@ pub(crate) enum ClusterCommand {
     ///
     /// Prints the JWT without a newline (write it to a pod's token file as is).
     Token(TokenArgs),
+    PublishIssuer(crate::publish_issuer::PublishIssuerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -120,7 +121,7 @@ pub(crate) fn run(command: ClusterCommand) -> ExitCode {
     exit_on(run_command(command))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -138,6 +139,7 @@ fn run_command(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     match command {
         ClusterCommand::Create(args) => create(&args),
         ClusterCommand::Token(args) => token(&args),
+        ClusterCommand::PublishIssuer(args) => crate::publish_issuer::publish_issuer(&args),
     }
 }
 

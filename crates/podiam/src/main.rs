@@ -12,6 +12,7 @@ mod gateway_cmd;
 mod keys_cmd;
 mod pod;
 mod policy_cmd;
+mod publish_issuer;
 mod server_cmd;
 mod simulate_input;
 mod store_cmd;

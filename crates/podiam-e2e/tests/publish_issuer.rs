@@ -1,0 +1,125 @@
+//! `podiam cluster publish-issuer` to S3 (moto_server's): the discovery document and JWKS at
+//! the issuer URL's place in the bucket, so that tokens verify as AWS STS verifies them
+//! (PyJWT here: RS256, kid, issuer, audience); an issuer URL that is not the bucket's is
+//! refused; after a key rotation the republished JWKS keeps the old key.
+
+use podiam_e2e::{ClientEnv, Server, podiam_bin, start_moto};
+
+const ISSUER: &str = "https://oidc-shop.s3.eu-central-1.amazonaws.com/prod";
+
+fn token(env: &ClientEnv, service_account: &str) -> String {
+    env.command_of(
+        &podiam_bin(),
+        &[
+            "cluster",
+            "token",
+            "--cluster",
+            "prod",
+            "--namespace",
+            "shop",
+            "--service-account",
+            service_account,
+            "--audience",
+            "sts.amazonaws.com",
+        ],
+    )
+    .ok()
+}
+
+#[test]
+fn a_published_hosted_issuer_verifies_tokens_as_aws_does() {
+    let server = Server::start();
+    let (_moto, moto) = start_moto();
+    let podiam = ClientEnv::root(&server).set("AWS_ENDPOINT_URL_S3", &moto);
+    podiam
+        .command_of(
+            &podiam_bin(),
+            &[
+                "cluster",
+                "create",
+                "--name",
+                "prod",
+                "--issuer-url",
+                ISSUER,
+            ],
+        )
+        .ok();
+    podiam
+        .command_of(&podiam_bin(), &["cluster", "create", "--name", "elsewhere"])
+        .ok();
+    let moto_env = podiam.clone().set("AWS_ENDPOINT_URL", &moto);
+    moto_env
+        .aws(&["s3api", "create-bucket", "--bucket", "oidc-shop"])
+        .ok();
+
+    let publish = |cluster: &str, to: &str| {
+        podiam.command_of(
+            &podiam_bin(),
+            &["cluster", "publish-issuer", "--name", cluster, "--to", to],
+        )
+    };
+    // Not the bucket's URL, or another prefix: refused, saying why, and nothing is written.
+    let refused = publish("elsewhere", "s3://oidc-shop/prod");
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains("not HTTPS") || refused.stderr.contains("not the public URL"),
+        "{}",
+        refused.stderr
+    );
+    let refused = publish("prod", "s3://oidc-shop/staging");
+    assert!(!refused.success);
+    assert!(
+        refused.stderr.contains("s3://oidc-shop/prod"),
+        "{}",
+        refused.stderr
+    );
+    let listed = moto_env
+        .aws(&["s3api", "list-objects-v2", "--bucket", "oidc-shop"])
+        .ok();
+    assert!(!listed.contains("openid"), "{listed}");
+
+    let published = publish("prod", "s3://oidc-shop/prod").ok();
+    assert!(
+        published.contains(&format!(
+            "aws iam create-open-id-connect-provider --url {ISSUER} --client-id-list sts.amazonaws.com"
+        )),
+        "{published}"
+    );
+    let verify = |tokens: &[&str]| {
+        let mut args = vec![moto.as_str(), "oidc-shop", "prod"];
+        args.extend_from_slice(tokens);
+        moto_env.python("verify_published_issuer.py", &args).ok()
+    };
+    let before = token(&podiam, "app");
+    let out = verify(&[&before]);
+    assert!(
+        out.contains("verified system:serviceaccount:shop:app"),
+        "{out}"
+    );
+    let kids_before = out.lines().next().unwrap_or_default().to_owned();
+
+    // A new key: republished, the JWKS holds both, and tokens of either verify.
+    podiam
+        .command_of(
+            &podiam_bin(),
+            &["keys", "rotate", "--kind", "issuer", "--cluster", "prod"],
+        )
+        .ok();
+    publish("prod", "s3://oidc-shop/prod").ok();
+    let after = token(&podiam, "orders");
+    let out = verify(&[&before, &after]);
+    let kids_after = out.lines().next().unwrap_or_default();
+    assert_eq!(
+        kids_after.split(' ').count(),
+        kids_before.split(' ').count() + 1,
+        "{out}"
+    );
+    assert!(
+        out.contains("verified system:serviceaccount:shop:app"),
+        "{out}"
+    );
+    assert!(
+        out.contains("verified system:serviceaccount:shop:orders"),
+        "{out}"
+    );
+}
