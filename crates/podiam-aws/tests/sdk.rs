@@ -62,6 +62,11 @@ async fn stand_in(answers: Vec<(StatusCode, String)>) -> (SdkAws, Arc<Mutex<Scri
         .expect("a port");
     let url = format!("http://{}", listener.local_addr().expect("an address"));
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (sdk_at(&url).await, script)
+}
+
+/// podiam's SDK client signing as the broker, with AWS at `url`.
+async fn sdk_at(url: &str) -> SdkAws {
     let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(url)
         .region(aws_config::Region::new("us-east-1"))
@@ -72,7 +77,7 @@ async fn stand_in(answers: Vec<(StatusCode, String)>) -> (SdkAws, Arc<Mutex<Scri
             None,
             "test",
         ));
-    (SdkAws::from_loader(loader).await, script)
+    SdkAws::from_loader(loader).await
 }
 
 fn ask() -> UpstreamAssume {
@@ -189,17 +194,7 @@ async fn a_denial_comes_back_once_with_awss_words() {
 
 #[tokio::test]
 async fn no_answer_is_unreachable_and_never_shows_the_secret() {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sts::config::Credentials::new(
-            "AKIABROKER",
-            SECRET,
-            None,
-            None,
-            "test",
-        ));
-    let aws = SdkAws::from_loader(loader).await;
+    let aws = sdk_at("http://127.0.0.1:9").await;
     let refused = aws.assume(&ask()).await.expect_err("nothing listens");
     assert!(
         matches!(refused, UpstreamError::Unreachable(_)),

@@ -8,6 +8,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use podiam_crypto::Secret;
+use podiam_types::Arn;
 use time::OffsetDateTime;
 
 /// One `sts:AssumeRole` call to AWS.
@@ -119,18 +120,12 @@ impl UpstreamAccounts {
 
     /// Whether `role_arn` (`arn:PARTITION:iam::ACCOUNT:role/…`) is in an upstream account.
     pub fn holds(&self, role_arn: &str) -> bool {
-        let mut parts = role_arn.splitn(6, ':');
-        let (Some("arn"), Some(_), Some("iam"), Some(""), Some(account), Some(resource)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return false;
-        };
-        resource.starts_with("role/") && self.0.contains(account)
+        role_arn.parse::<Arn>().is_ok_and(|arn| {
+            arn.service() == "iam"
+                && arn.region().is_empty()
+                && arn.resource().starts_with("role/")
+                && self.0.contains(arn.account())
+        })
     }
 
     /// The accounts, sorted.
