@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use podiam_crypto::Secret;
-use podiam_eks::{UpstreamAssume, UpstreamCredentials, UpstreamError, UpstreamRoles};
+use podiam_eks::{UpstreamAssume, UpstreamCredentials, UpstreamError, UpstreamRole, UpstreamRoles};
 
 /// Who podiam is in AWS (`sts:GetCallerIdentity`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,7 @@ pub trait AwsIdentity: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct SdkAws {
     sts: aws_sdk_sts::Client,
+    iam: aws_sdk_iam::Client,
 }
 
 /// How long one attempt may take to connect, and one call (with its retries) in all: a pod's
@@ -99,6 +100,7 @@ impl SdkAws {
         let config = loader.load().await;
         Self {
             sts: aws_sdk_sts::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
         }
     }
 
@@ -145,6 +147,7 @@ impl From<AwsError> for UpstreamError {
                 Self::Throttled(message)
             }
             AwsError::Refused { code, message } => Self::Refused { code, message },
+            AwsError::Unreachable(why) => Self::Unreachable(why),
             other => Self::Unreachable(other.to_string()),
         }
     }
@@ -196,6 +199,123 @@ impl UpstreamRoles for SdkAws {
 
     async fn check(&self) -> Result<String, UpstreamError> {
         Ok(self.caller().await?.arn)
+    }
+
+    async fn role(&self, role_arn: &str) -> Result<UpstreamRole, UpstreamError> {
+        Ok(self.read_role(role_arn).await?)
+    }
+}
+
+/// IAM's policy documents are URL-encoded JSON.
+fn decoded(document: &str) -> String {
+    percent_encoding::percent_decode_str(document)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+impl SdkAws {
+    async fn read_role(&self, role_arn: &str) -> Result<UpstreamRole, AwsError> {
+        let name = role_arn
+            .rsplit_once(":role/")
+            .map(|(_, path)| path.rsplit('/').next().unwrap_or(path))
+            .ok_or_else(|| AwsError::NotAnArn(role_arn.to_owned()))?;
+        let role = self
+            .iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(sdk_error)?
+            .role
+            .ok_or(AwsError::Incomplete("Role"))?;
+        let mut policies = Vec::new();
+        let mut inline = self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = inline.next().await {
+            for policy_name in page.map_err(sdk_error)?.policy_names {
+                let document = self
+                    .iam
+                    .get_role_policy()
+                    .role_name(name)
+                    .policy_name(&policy_name)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?
+                    .policy_document;
+                policies.push((format!("inline policy {policy_name:?}"), decoded(&document)));
+            }
+        }
+        let mut attached = self
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = attached.next().await {
+            for policy in page
+                .map_err(sdk_error)?
+                .attached_policies
+                .unwrap_or_default()
+            {
+                if let Some(arn) = policy.policy_arn {
+                    let document = self.managed_policy(&arn).await?;
+                    policies.push((arn, document));
+                }
+            }
+        }
+        let boundary = match role
+            .permissions_boundary
+            .and_then(|b| b.permissions_boundary_arn)
+        {
+            Some(arn) => {
+                let document = self.managed_policy(&arn).await?;
+                Some((arn, document))
+            }
+            None => None,
+        };
+        Ok(UpstreamRole {
+            trust: decoded(&role.assume_role_policy_document.unwrap_or_default()),
+            arn: role.arn,
+            id: role.role_id,
+            policies,
+            boundary,
+            tags: role
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.key, t.value))
+                .collect(),
+        })
+    }
+
+    /// A managed policy's default version's document.
+    async fn managed_policy(&self, arn: &str) -> Result<String, AwsError> {
+        let version = self
+            .iam
+            .get_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(sdk_error)?
+            .policy
+            .and_then(|p| p.default_version_id)
+            .ok_or(AwsError::Incomplete("DefaultVersionId"))?;
+        let document = self
+            .iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(sdk_error)?
+            .policy_version
+            .and_then(|v| v.document)
+            .ok_or(AwsError::Incomplete("Document"))?;
+        Ok(decoded(&document))
     }
 }
 

@@ -16,16 +16,17 @@ fn in_pod(stack: &DevStack, namespace: &str, command: &[&str]) -> podiam_e2e::Ru
 }
 
 #[expect(clippy::expect_used, reason = "a test helper: a failure is the test's")]
-/// podiam's own AWS identity for `podiam dev`: keys and the STS endpoint, nothing from this
+/// podiam's own AWS identity for `podiam dev`: keys and the STS and IAM endpoints, nothing from this
 /// machine's AWS configuration.
-fn broker_env(dir: &std::path::Path, sts: &str, id: &str, secret: &str) -> Vec<(String, String)> {
+fn broker_env(dir: &std::path::Path, aws: &str, id: &str, secret: &str) -> Vec<(String, String)> {
     let empty = dir.join("empty-aws-config");
     std::fs::write(&empty, "").expect("write an empty AWS config");
     let none = empty.display().to_string();
     [
         ("AWS_ACCESS_KEY_ID", id),
         ("AWS_SECRET_ACCESS_KEY", secret),
-        ("AWS_ENDPOINT_URL_STS", sts),
+        ("AWS_ENDPOINT_URL_STS", aws),
+        ("AWS_ENDPOINT_URL_IAM", aws),
         ("AWS_REGION", "us-east-1"),
         ("AWS_CONFIG_FILE", &none),
         ("AWS_SHARED_CREDENTIALS_FILE", &none),
@@ -70,7 +71,8 @@ fn a_pod_gets_credentials_of_a_role_in_aws_only_for_the_workload_its_trust_names
     let (broker_id, broker_secret) = user_with_policy(
         &aws,
         "broker",
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","sts:TagSession"],"Resource":"*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","sts:TagSession"],"Resource":"*"},
+            {"Effect":"Allow","Action":["iam:GetRole","iam:ListRolePolicies","iam:GetRolePolicy","iam:ListAttachedRolePolicies","iam:GetPolicy","iam:GetPolicyVersion"],"Resource":"*"}]}"#,
     );
     let scratch = tempfile::tempdir().expect("a scratch directory");
     let env = broker_env(scratch.path(), &aws.endpoint(), &broker_id, &broker_secret);
@@ -219,6 +221,53 @@ fn a_pod_gets_credentials_of_a_role_in_aws_only_for_the_workload_its_trust_names
         ),
         "{metrics}"
     );
+    // `podiam explain` reads the role from AWS with podiam's identity, says that AWS decides,
+    // and evaluates AWS's trust and permissions with podiam's engine.
+    let explain = |namespace: &str| {
+        stack.shell().command_of(
+            &podiam_bin(),
+            &[
+                "explain",
+                "--namespace",
+                namespace,
+                "--service-account",
+                "app",
+                "--action",
+                "iam:ListRoles",
+                "--resource",
+                "*",
+                "--output",
+                "json",
+            ],
+        )
+    };
+    let allowed = explain("shop");
+    assert!(allowed.success, "{}{}", allowed.stdout, allowed.stderr);
+    let report: serde_json::Value = serde_json::from_str(&allowed.stdout).expect("JSON");
+    let notes = report["mechanism"]["notes"].to_string();
+    assert!(notes.contains("is a role in AWS: AWS decides"), "{notes}");
+    assert!(
+        notes.contains("arn:aws:iam::000000000000:user/broker"),
+        "{notes}"
+    );
+    assert_eq!(
+        report["trust"]["principal"],
+        "arn:aws:iam::000000000000:user/broker"
+    );
+    assert_eq!(report["decision"], "Allow", "{}", allowed.stdout);
+    let denied = explain("other");
+    assert!(!denied.success);
+    let report: serde_json::Value = serde_json::from_str(&denied.stdout).expect("JSON");
+    assert_eq!(report["decision"], "ImplicitDeny", "{}", denied.stdout);
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gets no credentials"),
+        "{}",
+        denied.stdout
+    );
+
     // podiam's AWS secret is in no log.
     assert!(!stack.output().contains(&broker_secret));
 }

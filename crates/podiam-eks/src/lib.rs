@@ -28,7 +28,8 @@ pub use service::{
 };
 pub use state::{AssociationEntry, ClusterEntry, EksState};
 pub use upstream::{
-    Upstream, UpstreamAccounts, UpstreamAssume, UpstreamCredentials, UpstreamError, UpstreamRoles,
+    Upstream, UpstreamAccounts, UpstreamAssume, UpstreamCredentials, UpstreamError, UpstreamRole,
+    UpstreamRoles,
 };
 
 /// The most pod identity associations per cluster (AWS's quota).

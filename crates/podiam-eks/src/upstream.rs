@@ -101,6 +101,29 @@ pub trait UpstreamRoles: Send + Sync + fmt::Debug {
 
     /// Whether AWS answers podiam's identity (`sts:GetCallerIdentity`): its ARN.
     async fn check(&self) -> Result<String, UpstreamError>;
+
+    /// The role's trust and permission policies, read with podiam's identity
+    /// (`iam:GetRole`, `iam:ListRolePolicies`, `iam:GetRolePolicy`,
+    /// `iam:ListAttachedRolePolicies`, `iam:GetPolicy`, `iam:GetPolicyVersion`).
+    async fn role(&self, role_arn: &str) -> Result<UpstreamRole, UpstreamError>;
+}
+
+/// A role as AWS IAM holds it: the documents are JSON text, as IAM stores them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamRole {
+    /// Its ARN.
+    pub arn: String,
+    /// Its id (`AROA…`).
+    pub id: String,
+    /// The trust policy.
+    pub trust: String,
+    /// Inline policies (`inline policy "NAME"`) and attached ones (their ARNs), with their
+    /// documents.
+    pub policies: Vec<(String, String)>,
+    /// The permissions boundary's ARN and document.
+    pub boundary: Option<(String, String)>,
+    /// The role's tags.
+    pub tags: Vec<(String, String)>,
 }
 
 /// The accounts whose roles are real AWS roles.

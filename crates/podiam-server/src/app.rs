@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use crate::metrics::Metrics;
 use crate::session_keys::SessionKeys;
-use crate::{authorize_api, eks_api, eks_auth_api, keys_api, query};
+use crate::{authorize_api, eks_api, eks_auth_api, keys_api, query, upstream_api};
 
 /// The services behind the APIs.
 #[derive(Debug)]
@@ -222,6 +222,7 @@ pub fn api_router(app: App) -> Router {
         )
         .route("/oidc/id/{id}/openid/v1/jwks", get(eks_api::jwks))
         .route("/podiam/authorize", post(authorize_api::authorize))
+        .route("/podiam/upstream/role", get(upstream_api::upstream_role))
         .route(
             "/podiam/keys/session/rotate",
             post(keys_api::rotate_session),

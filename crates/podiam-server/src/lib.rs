@@ -25,6 +25,7 @@ mod shed;
 mod store_config;
 mod sts_api;
 mod upstream;
+mod upstream_api;
 
 pub use app::{App, api_router, metrics_router, router};
 pub use authority::{Authority, AuthorizationAsk, AuthorizeAsk, Decision};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use podiam_eks::{UpstreamAssume, UpstreamCredentials, UpstreamError, UpstreamRoles};
+use podiam_eks::{UpstreamAssume, UpstreamCredentials, UpstreamError, UpstreamRole, UpstreamRoles};
 use tokio::sync::OnceCell;
 
 use crate::metrics::UpstreamMetrics;
@@ -111,6 +111,15 @@ impl Broker {
         }
     }
 
+    /// podiam's AWS principal, from the last successful check.
+    pub(crate) fn principal(&self) -> Option<String> {
+        self.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .principal
+            .clone()
+    }
+
     /// The `/readyz` line about AWS: `[+]aws-upstream ok (PRINCIPAL)` or
     /// `[-]aws-upstream unreachable: WHY`.
     pub(crate) fn readiness(&self) -> String {
@@ -166,6 +175,13 @@ impl UpstreamRoles for Broker {
         outcome
     }
 
+    async fn role(&self, role_arn: &str) -> Result<UpstreamRole, UpstreamError> {
+        let started = Instant::now();
+        let outcome = self.aws.role(role_arn).await;
+        self.note("GetRole", started, &outcome);
+        outcome
+    }
+
     async fn check(&self) -> Result<String, UpstreamError> {
         self.check_now().await;
         let health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
@@ -213,6 +229,10 @@ mod tests {
                 assumed_role_arn: String::new(),
                 assumed_role_id: String::new(),
             })
+        }
+
+        async fn role(&self, _: &str) -> Result<UpstreamRole, UpstreamError> {
+            Err(UpstreamError::Unreachable("not in this test".to_owned()))
         }
 
         async fn check(&self) -> Result<String, UpstreamError> {

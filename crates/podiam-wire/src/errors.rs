@@ -262,6 +262,22 @@ pub fn eks_error(error: &EksError, api: Api) -> WireError {
     }
 }
 
+/// AWS's answer when podiam's identity reads a role in an upstream account (for `podiam
+/// explain`), on podiam's own API.
+pub fn upstream_read_error(role_arn: &str, error: &UpstreamError) -> WireError {
+    let message = format!("podiam's AWS identity could not read {role_arn}: {error}");
+    match error {
+        UpstreamError::Refused { code, .. } if code == "AccessDenied" => {
+            WireError::new("AccessDeniedException", 400, message)
+        }
+        UpstreamError::Refused { code, .. } if code == "NoSuchEntity" => {
+            WireError::new("ResourceNotFoundException", 404, message)
+        }
+        UpstreamError::Throttled(_) => WireError::new("ThrottlingException", 429, message),
+        _ => WireError::new("ServiceUnavailableException", 503, message),
+    }
+}
+
 /// A rest-json error body: `{"message": …}` (the code goes in `x-amzn-ErrorType`).
 pub fn rest_json_error(error: &WireError) -> String {
     serde_json::json!({ "message": error.message }).to_string()

@@ -321,6 +321,50 @@ pub(crate) fn pod_identity_trust(
         .collect()
 }
 
+/// The trust check AWS makes when podiam's own identity (`broker`) assumes a role in an
+/// upstream account for the pod: the trust policy alone (podiam's own permissions are AWS's
+/// to check), `sts:AssumeRole` and (with tags) `sts:TagSession`, the session name and the
+/// request tags.
+pub(crate) fn broker_trust(
+    trust: &Policy,
+    role_arn: &str,
+    broker: &str,
+    pod: &PodIdentity<'_>,
+    facts: &Facts,
+) -> Vec<Evaluation> {
+    let tags = pod.tags();
+    let mut context = ContextList::new();
+    time_keys(&mut context, facts);
+    context.push(("aws:PrincipalArn".into(), broker.to_owned().into()));
+    context.push((
+        "aws:PrincipalAccount".into(),
+        arn_account(broker).to_owned().into(),
+    ));
+    context.push(("sts:RoleSessionName".into(), pod.session_name().into()));
+    tag_keys(&mut context, &tags);
+    let policies = Policies {
+        resource: Some(("trust policy", trust)),
+        ..Policies::default()
+    };
+    let principal = broker.parse().map_or(Principal::Anonymous, Principal::Aws);
+    let mut actions = vec!["sts:AssumeRole"];
+    if !tags.is_empty() {
+        actions.push("sts:TagSession");
+    }
+    actions
+        .into_iter()
+        .map(|action| {
+            evaluate(
+                principal.clone(),
+                action,
+                role_arn,
+                context.clone(),
+                &policies,
+            )
+        })
+        .collect()
+}
+
 /// `Caller::context` for a role session: the global keys and the principal tags (the role's,
 /// then the session's, which win).
 pub(crate) fn session_context(
@@ -552,6 +596,48 @@ mod tests {
         assert_eq!(denied[0].decision(), Decision::ImplicitDeny);
         let condition = &denied[0].explanation.trace[0].statements[0].conditions;
         assert!(condition.iter().any(|c| !c.result));
+    }
+
+    #[test]
+    fn an_aws_roles_trust_is_checked_for_podiams_principal_and_the_workloads_tags() {
+        let broker = "arn:aws:iam::111122223333:user/broker";
+        let role_arn = "arn:aws:iam::111122223333:role/carts";
+        let trust = policy(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{broker}"}},"Action":["sts:AssumeRole","sts:TagSession"],"Condition":{{"StringEquals":{{"aws:RequestTag/kubernetes-namespace":"carts"}}}}}}]}}"#
+        ));
+        let allowed = broker_trust(&trust, role_arn, broker, &pod(), &facts());
+        assert_eq!(
+            allowed
+                .iter()
+                .map(|e| e.action.as_str())
+                .collect::<Vec<_>>(),
+            ["sts:AssumeRole", "sts:TagSession"]
+        );
+        assert!(allowed.iter().all(|e| e.decision() == Decision::Allow));
+        // Another principal, or the pods.eks.amazonaws.com service: refused.
+        let other = broker_trust(
+            &trust,
+            role_arn,
+            "arn:aws:iam::111122223333:user/someone",
+            &pod(),
+            &facts(),
+        );
+        assert!(other.iter().all(|e| e.decision() == Decision::ImplicitDeny));
+        let service = pod_identity_trust(&trust, role_arn, &pod(), &facts());
+        assert!(
+            service
+                .iter()
+                .all(|e| e.decision() == Decision::ImplicitDeny)
+        );
+        // Another namespace's tags: refused.
+        let mut orders = pod();
+        orders.namespace = "orders";
+        let refused = broker_trust(&trust, role_arn, broker, &orders, &facts());
+        assert!(
+            refused
+                .iter()
+                .all(|e| e.decision() == Decision::ImplicitDeny)
+        );
     }
 
     #[test]

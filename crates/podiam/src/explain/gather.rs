@@ -207,6 +207,76 @@ async fn managed_policy(client: &AwsClient, arn: &str) -> anyhow::Result<Option<
     document(&encoded, &format!("policy {arn} ({version})")).map(Some)
 }
 
+/// A role in an upstream account, as podiam's AWS identity read it from AWS.
+#[derive(Debug, Clone)]
+pub(crate) struct AwsRole {
+    pub(crate) role: Role,
+    /// podiam's AWS principal (what the role's trust policy must name).
+    pub(crate) principal: Option<String>,
+}
+
+/// The role from AWS through the server (`GET /podiam/upstream/role`), when it is in one of
+/// the server's upstream accounts; `None` when it is not.
+pub(crate) async fn aws_role(client: &AwsClient, arn: &str) -> anyhow::Result<Option<AwsRole>> {
+    let path = format!(
+        "/podiam/upstream/role?roleArn={}",
+        podiam_sigv4::encode_component(arn.as_bytes(), true)
+    );
+    let answer = match client.rest_json("podiam", Method::GET, &path, None).await {
+        Ok(answer) => answer,
+        Err(ClientError::Api { code, .. }) if code == "ResourceNotFoundException" => {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(api_error(e).context(format!(
+                "{arn} is a role in AWS, whose trust and permissions AWS decides, and podiam could not read them"
+            )));
+        }
+    };
+    let body = &answer.body;
+    let named = |value: &Value| -> anyhow::Result<NamedPolicy> {
+        let name = text(value, "/name").unwrap_or_default();
+        let document = text(value, "/document").unwrap_or_default();
+        Ok(NamedPolicy {
+            policy: crate::policy_cmd::parse_policy(&name, &document)?,
+            name,
+        })
+    };
+    let identity = body
+        .pointer("/role/policies")
+        .and_then(Value::as_array)
+        .map(|all| all.iter().map(named).collect::<anyhow::Result<Vec<_>>>())
+        .transpose()?
+        .unwrap_or_default();
+    let boundary = body
+        .pointer("/role/boundary")
+        .filter(|b| !b.is_null())
+        .map(named)
+        .transpose()?;
+    let tags = body
+        .pointer("/role/tags")
+        .and_then(Value::as_array)
+        .map(|all| {
+            all.iter()
+                .filter_map(|t| Some((text(t, "/key")?, text(t, "/value")?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let trust = text(body, "/role/trust")
+        .and_then(|t| crate::policy_cmd::parse_policy("the trust policy", &t).ok());
+    Ok(Some(AwsRole {
+        role: Role {
+            arn: text(body, "/role/arn").unwrap_or_else(|| arn.to_owned()),
+            id: text(body, "/role/id").unwrap_or_default(),
+            trust,
+            identity,
+            boundary,
+            tags,
+        },
+        principal: text(body, "/principal"),
+    }))
+}
+
 /// The role with everything that decides what its sessions may do; `None` if it does not
 /// exist.
 pub(crate) async fn role(client: &AwsClient, arn: &str) -> anyhow::Result<Option<Role>> {

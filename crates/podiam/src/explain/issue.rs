@@ -217,15 +217,30 @@ pub(super) async fn pod_identity(
         disable_session_tags: association.disable_session_tags,
     };
     let role_arn = association.role_arn.clone();
-    let role = gather::role(client, &role_arn).await?;
+    let mut notes = Vec::new();
+    let mut role = gather::role(client, &role_arn).await?;
+    let mut broker = None;
+    if role.is_none()
+        && let Some(aws) = gather::aws_role(client, &role_arn).await?
+    {
+        let principal = aws.principal.clone().unwrap_or_default();
+        notes.push(format!(
+            "{role_arn} is a role in AWS: AWS decides whether podiam's identity {principal} may assume it for the pod and what its sessions may do; podiam read its trust and permissions with that identity and evaluated them with its own engine"
+        ));
+        role = Some(aws.role);
+        broker = Some(principal);
+    }
     let trust = role
         .as_ref()
         .and_then(|r| r.trust.as_ref())
         .and_then(|trust| {
-            trust_of(
-                &role_arn,
-                evaluate::pod_identity_trust(trust, &role_arn, &pod_identity, &i.facts),
-            )
+            let evaluations = match &broker {
+                Some(principal) => {
+                    evaluate::broker_trust(trust, &role_arn, principal, &pod_identity, &i.facts)
+                }
+                None => evaluate::pod_identity_trust(trust, &role_arn, &pod_identity, &i.facts),
+            };
+            trust_of(&role_arn, evaluations)
         });
     let session_policy = association
         .policy
@@ -243,8 +258,7 @@ pub(super) async fn pod_identity(
     let mut session = session_for(&role_arn, role.as_ref(), &session_name, i.now);
     session.tags = pod_identity.tags();
     session.policy = session_policy;
-    let notes =
-        vec!["the session name ends in a random UUID per session, shown as zeros".to_owned()];
+    notes.push("the session name ends in a random UUID per session, shown as zeros".to_owned());
     let blocked = missing_or_unreadable(&role_arn, role.as_ref());
     let Some(target_arn) = association.target_role_arn.clone() else {
         return Ok(Issued {
@@ -260,6 +274,33 @@ pub(super) async fn pod_identity(
     };
     // Role chaining: the first session assumes the target role (all its tags are transitive).
     let target = gather::role(client, &target_arn).await?;
+    if target.is_none()
+        && let Some(aws) = gather::aws_role(client, &target_arn).await?
+    {
+        // podiam asks AWS for the target as itself, not as the first session.
+        let principal = aws.principal.clone().unwrap_or_default();
+        notes.push(format!(
+            "{target_arn} is a role in AWS: AWS decides whether podiam's identity {principal} may assume it for the pod and what its sessions may do; podiam read its trust and permissions with that identity and evaluated them with its own engine"
+        ));
+        let target_trust = aws.role.trust.as_ref().and_then(|trust| {
+            trust_of(
+                &target_arn,
+                evaluate::broker_trust(trust, &target_arn, &principal, &pod_identity, &i.facts),
+            )
+        });
+        let mut chained = session_for(&target_arn, Some(&aws.role), &session_name, i.now);
+        chained.tags = session.tags.clone();
+        return Ok(Issued {
+            token: Some(token),
+            role,
+            role_arn,
+            trust,
+            blocked,
+            target: Some((target_arn, Some(aws.role), target_trust)),
+            session: chained,
+            notes,
+        });
+    }
     let target_trust = target.as_ref().and_then(|t| {
         t.trust.as_ref().map(|trust| Trust {
             role_arn: target_arn.clone(),
