@@ -5,7 +5,9 @@
 //! `sts:TagSession` and the `aws:RequestTag` conditions as AWS does, and by moto_server (a
 //! third-party implementation of STS and S3), with the AWS CLI and boto3 inside the pod.
 
-use podiam_e2e::{ClientEnv, DevExtras, DevStack, Server, http_get, podiam_bin, user_with_policy};
+use podiam_e2e::{
+    AgentProcess, ClientEnv, DevExtras, DevStack, Server, http_get, podiam_bin, user_with_policy,
+};
 
 /// The pod's view: `podiam exec` as `namespace`/`app` runs `command`.
 fn in_pod(stack: &DevStack, namespace: &str, command: &[&str]) -> podiam_e2e::Run {
@@ -329,4 +331,137 @@ aws --endpoint-url {moto} sts get-caller-identity --query Arn --output text"#
         "{out}"
     );
     assert!(!stack.output().contains("moto-broker-secret"));
+}
+
+#[test]
+fn imds_hands_the_node_a_role_in_aws_through_podiam() {
+    let aws = Server::start();
+    let root = ClientEnv::root(&aws);
+    let (broker_id, broker_secret) = user_with_policy(
+        &aws,
+        "broker",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
+    );
+    root.aws(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "shop-node",
+        "--assume-role-policy-document",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/broker"},"Action":"sts:AssumeRole"}]}"#,
+    ])
+    .ok();
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let env = broker_env(scratch.path(), &aws.endpoint(), &broker_id, &broker_secret);
+    let stack = DevStack::start_with(|_| DevExtras {
+        args: vec![
+            "--aws-upstream-account".to_owned(),
+            "000000000000".to_owned(),
+        ],
+        env: env.clone(),
+    });
+    let node_role = "arn:aws:iam::000000000000:role/shop-node";
+
+    // In podiam, the node's identity must be allowed sts:AssumeRole on the AWS role, as for a
+    // role in another account: a user without that permission is refused by podiam itself.
+    let podiam = stack.shell();
+    podiam
+        .aws(&["iam", "create-user", "--user-name", "node-1"])
+        .ok();
+    let keys = podiam
+        .aws(&["iam", "create-access-key", "--user-name", "node-1"])
+        .json();
+    let node_keys = (
+        keys["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .expect("an id")
+            .to_owned(),
+        keys["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .expect("a secret")
+            .to_owned(),
+    );
+    let as_node = podiam
+        .clone()
+        .set("AWS_ACCESS_KEY_ID", &node_keys.0)
+        .set("AWS_SECRET_ACCESS_KEY", &node_keys.1);
+    let assume = [
+        "sts",
+        "assume-role",
+        "--role-arn",
+        node_role,
+        "--role-session-name",
+        "node-1",
+    ];
+    as_node.aws(&assume).fails_with("AccessDenied");
+    podiam
+        .aws(&[
+            "iam",
+            "put-user-policy",
+            "--user-name",
+            "node-1",
+            "--policy-name",
+            "node-role",
+            "--policy-document",
+            &format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"{node_role}"}}]}}"#
+            ),
+        ])
+        .ok();
+    // Now AWS decides, on its own role's trust: the credentials are AWS's.
+    let session = as_node.aws(&assume).json();
+    assert_eq!(
+        session["AssumedRoleUser"]["Arn"],
+        "arn:aws:sts::000000000000:assumed-role/shop-node/node-1"
+    );
+
+    // The agent's IMDS, with the node's keys, serves AWS's credentials of the node role.
+    let agent = AgentProcess::start(
+        stack.var("PODIAM_SERVER"),
+        &node_keys,
+        &["--imds-listen", "127.0.0.1:0", "--imds-role-arn", node_role],
+    );
+    // The ready line lists the credentials listener, then IMDS's (it reaches the captured
+    // output just after the agent is reported ready).
+    let imds_address = || {
+        agent
+            .process
+            .output()
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split(", probes").next())
+            .and_then(|list| list.split(", ").nth(1))
+            .map(str::to_owned)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut imds = imds_address();
+    while imds.is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        imds = imds_address();
+    }
+    let imds = imds.expect("the IMDS address");
+    let home = scratch.path().join("home");
+    let who = ClientEnv::bare(&home)
+        .set(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            &format!("http://{imds}"),
+        )
+        .set("AWS_DEFAULT_REGION", "us-east-1")
+        .set("AWS_CONFIG_FILE", &home.join("none").display().to_string())
+        .set(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            &home.join("none").display().to_string(),
+        )
+        .aws(&[
+            "sts",
+            "get-caller-identity",
+            "--endpoint-url",
+            &aws.endpoint(),
+        ])
+        .json();
+    assert_eq!(
+        who["Arn"], "arn:aws:sts::000000000000:assumed-role/shop-node/node-1",
+        "{who}"
+    );
+    assert!(!stack.output().contains(&broker_secret));
 }

@@ -243,6 +243,37 @@ impl IamState {
         )))
     }
 
+    /// The caller's own side of a call on a resource in an account podiam does not hold (a
+    /// role in real AWS, assumed through podiam): its identity policies, boundary and session
+    /// policy must allow, as for a resource in another account. The other side, the
+    /// resource's own policy (the role's trust policy), is its owner's to decide, so it is
+    /// taken as granting the caller here.
+    pub fn authorize_own_side(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        facts: &RequestFacts,
+    ) -> Result<(), IamError> {
+        let principal = caller.arn(self);
+        let owners_side = Policy::parse(
+            &serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": action}],
+            })
+            .to_string(),
+        )
+        .map_err(IamError::Policy)?;
+        let (decision, rule) =
+            self.decide(caller, action, resource, Some(&owners_side), facts, &[]);
+        if decision == Decision::Allow {
+            return Ok(());
+        }
+        Err(IamError::AccessDenied(access_denied(
+            &principal, action, resource, &rule,
+        )))
+    }
+
     /// The full decision for `caller`, with a resource-based policy when the resource has one
     /// (a role's trust policy for `sts:AssumeRole`). The root's identity allows everything,
     /// but a resource-based policy still has to let it in.

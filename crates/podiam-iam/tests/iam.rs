@@ -503,3 +503,70 @@ async fn delete_user_on_a_lagging_replica_sees_new_access_keys() {
         "{deleted:?}"
     );
 }
+
+#[tokio::test]
+async fn a_role_in_another_account_needs_only_the_callers_own_side_allowing() {
+    let iam = iam().await;
+    iam.create_user(NewUser {
+        name: "node".into(),
+        ..NewUser::default()
+    })
+    .await
+    .unwrap();
+    let aws_role = "arn:aws:iam::444455556666:role/node";
+    let caller = || Caller::User(iam.get_user("node").unwrap());
+    // Nothing allows yet: refused, naming the identity side.
+    let err = iam
+        .state()
+        .authorize_own_side(&caller(), "sts:AssumeRole", aws_role, &facts())
+        .unwrap_err();
+    assert!(
+        matches!(&err, IamError::AccessDenied(m) if m.contains("no identity-based policy allows")),
+        "{err:?}"
+    );
+    // The plain check refuses even with a policy: podiam holds no trust policy for the role.
+    iam.put_user_policy(
+        "node",
+        "assume",
+        &format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"{aws_role}"}}]}}"#),
+    )
+    .await
+    .unwrap();
+    assert!(
+        iam.state()
+            .authorize(&caller(), "sts:AssumeRole", aws_role, &facts(), &[])
+            .is_err()
+    );
+    iam.state()
+        .authorize_own_side(&caller(), "sts:AssumeRole", aws_role, &facts())
+        .unwrap();
+    // Another role, or another action: still refused.
+    assert!(
+        iam.state()
+            .authorize_own_side(
+                &caller(),
+                "sts:AssumeRole",
+                "arn:aws:iam::444455556666:role/other",
+                &facts()
+            )
+            .is_err()
+    );
+    assert!(
+        iam.state()
+            .authorize_own_side(&caller(), "sts:TagSession", aws_role, &facts())
+            .is_err()
+    );
+    // An explicit deny wins.
+    iam.put_user_policy(
+        "node",
+        "deny",
+        &format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":"sts:AssumeRole","Resource":"{aws_role}"}}]}}"#),
+    )
+    .await
+    .unwrap();
+    assert!(
+        iam.state()
+            .authorize_own_side(&caller(), "sts:AssumeRole", aws_role, &facts())
+            .is_err()
+    );
+}

@@ -1,8 +1,12 @@
 //! STS over awsQuery: parameter rules of the model, the call, the XML.
 
+use podiam_eks::{Upstream, UpstreamAssume};
 use podiam_iam::Caller;
 use podiam_sts::{AssumeRoleRequest, Issued, StsError, WebIdentityRequest};
-use podiam_wire::{QueryRequest, Validation, WireError, Xml, iso8601, sts_error};
+use podiam_wire::{
+    Api, QueryRequest, Validation, WireError, Xml, access_error, iso8601, sts_error,
+    upstream_sts_error,
+};
 
 use crate::audit::{self, AuditEvent};
 use crate::query::{Ctx, Output};
@@ -269,6 +273,15 @@ async fn assume_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         serial_number,
     };
     let principal = caller.arn(&ctx.app.inner.iam.state());
+    if let Some(upstream) = ctx
+        .app
+        .inner
+        .eks
+        .upstream()
+        .filter(|u| u.accounts.holds(role_arn))
+    {
+        return assume_upstream_role(ctx, upstream, &principal, &request).await;
+    }
     match ctx
         .app
         .inner
@@ -293,6 +306,91 @@ async fn assume_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
                 &e,
                 &wire,
             );
+            Err(wire)
+        }
+    }
+}
+
+/// `AssumeRole` of a role in an upstream account (a node's role for IMDS, say): podiam's side
+/// is the caller's own permission, which must allow `sts:AssumeRole` (and `sts:TagSession`
+/// with tags) on the role, as for a role in another account; then podiam asks AWS as itself,
+/// with the caller's session name, tags, external id and session policy, and AWS's trust
+/// policy decides.
+async fn assume_upstream_role(
+    ctx: &Ctx<'_>,
+    upstream: &Upstream,
+    principal: &str,
+    request: &AssumeRoleRequest,
+) -> Output {
+    let role_arn = request.role_arn.as_str();
+    let session_name = request.session_name.as_str();
+    let caller = ctx.caller()?;
+    {
+        let state = ctx.app.inner.iam.state();
+        let mut actions = vec!["sts:AssumeRole"];
+        if !request.tags.is_empty() {
+            actions.push("sts:TagSession");
+        }
+        for action in actions {
+            state
+                .authorize_own_side(caller, action, role_arn, &ctx.facts)
+                .map_err(|e| access_error(&e, Api::Sts))?;
+        }
+    }
+    let call = UpstreamAssume {
+        role_arn: role_arn.to_owned(),
+        session_name: session_name.to_owned(),
+        tags: request.tags.clone(),
+        external_id: request.external_id.clone(),
+        policy: request.policy.clone(),
+        via: None,
+        pod: format!("{principal}/{session_name}"),
+    };
+    match upstream.roles.assume(&call).await {
+        Ok(aws) => {
+            ctx.app.inner.metrics.credential("AssumeRole", "issued");
+            audit::record(&AuditEvent {
+                event: "credential_issued",
+                operation: "AssumeRole",
+                request_id: &ctx.request_id,
+                role_arn,
+                principal,
+                source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
+                session_name,
+                access_key_id: Some(&aws.access_key_id),
+                expiration: Some(&iso8601(aws.expiration)),
+                code: None,
+                reason: None,
+            });
+            let mut x = Xml::new();
+            x.open("Credentials")
+                .text("AccessKeyId", &aws.access_key_id)
+                .text("SecretAccessKey", aws.secret_access_key.expose())
+                .text("SessionToken", aws.session_token.expose())
+                .text("Expiration", &iso8601(aws.expiration))
+                .close("Credentials");
+            x.open("AssumedRoleUser")
+                .text("AssumedRoleId", &aws.assumed_role_id)
+                .text("Arn", &aws.assumed_role_arn)
+                .close("AssumedRoleUser");
+            Ok(Some(x))
+        }
+        Err(error) => {
+            let wire = upstream_sts_error(role_arn, &error);
+            ctx.app.inner.metrics.credential("AssumeRole", "denied");
+            audit::record(&AuditEvent {
+                event: "credential_denied",
+                operation: "AssumeRole",
+                request_id: &ctx.request_id,
+                role_arn,
+                principal,
+                source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
+                session_name,
+                access_key_id: None,
+                expiration: None,
+                code: Some(wire.code),
+                reason: Some(&error.to_string()),
+            });
             Err(wire)
         }
     }

@@ -278,6 +278,39 @@ pub fn upstream_read_error(role_arn: &str, error: &UpstreamError) -> WireError {
     }
 }
 
+/// AWS's answer to `sts:AssumeRole` that podiam made for a caller of podiam's own STS (a role
+/// in an upstream account), as STS's error.
+pub fn upstream_sts_error(role_arn: &str, error: &UpstreamError) -> WireError {
+    let message = format!("AWS refused podiam's sts:AssumeRole on {role_arn}: {error}");
+    match error {
+        UpstreamError::Refused { code, .. } if code == "AccessDenied" => WireError::new(
+            "AccessDenied",
+            403,
+            format!(
+                "{message}. The role's trust policy must allow podiam's own AWS principal sts:AssumeRole."
+            ),
+        ),
+        UpstreamError::Refused { code, .. }
+            if matches!(
+                code.as_str(),
+                "ValidationError" | "MalformedPolicyDocument" | "PackedPolicyTooLarge"
+            ) =>
+        {
+            WireError::new(
+                if code == "ValidationError" {
+                    "ValidationError"
+                } else {
+                    "MalformedPolicyDocument"
+                },
+                400,
+                message,
+            )
+        }
+        UpstreamError::Throttled(_) => WireError::new("Throttling", 400, message),
+        _ => WireError::new("ServiceUnavailable", 503, message),
+    }
+}
+
 /// A rest-json error body: `{"message": …}` (the code goes in `x-amzn-ErrorType`).
 pub fn rest_json_error(error: &WireError) -> String {
     serde_json::json!({ "message": error.message }).to_string()

@@ -11,7 +11,7 @@ mod xml;
 pub use errors::{
     Api, WireError, access_error, body_error, eks_error, iam_error, json10_error, policy_error,
     relayed_error, rest_json_error, sigv4_error, sts_error, throttled, token_error,
-    upstream_read_error,
+    upstream_read_error, upstream_sts_error,
 };
 pub use query::{MAX_BODY_BYTES, MAX_UNSIGNED_BODY_BYTES, QueryRequest, Validation};
 pub use xml::{

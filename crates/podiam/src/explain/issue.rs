@@ -345,7 +345,19 @@ pub(super) async fn node_role(client: &AwsClient, i: &Inputs<'_>) -> anyhow::Res
             )
         }
     };
-    let role = gather::role(client, &role_arn).await?;
+    let mut notes = vec![
+        "IMDS hands out the node's role to anything on the node: no token, no trust policy of the pod's own; the session is named after the node".to_owned(),
+    ];
+    let mut role = gather::role(client, &role_arn).await?;
+    if role.is_none()
+        && let Some(aws) = gather::aws_role(client, &role_arn).await?
+    {
+        notes.push(format!(
+            "{role_arn} is a role in AWS: AWS decides, on its trust policy, whether podiam's identity {} may assume it for the node, and what its sessions may do; podiam read its permissions with that identity and evaluated them with its own engine",
+            aws.principal.as_deref().unwrap_or_default()
+        ));
+        role = Some(aws.role);
+    }
     let blocked = role
         .is_none()
         .then(|| format!("role {role_arn} does not exist"));
@@ -357,8 +369,6 @@ pub(super) async fn node_role(client: &AwsClient, i: &Inputs<'_>) -> anyhow::Res
         trust: None,
         blocked,
         target: None,
-        notes: vec![
-            "IMDS hands out the node's role to anything on the node: no token, no trust policy of the pod's own; the session is named after the node".to_owned(),
-        ],
+        notes,
     })
 }
