@@ -157,6 +157,11 @@ fn launch(dir: &Path, dynamodb: &str, extras: &DevExtras) -> (Process, Vec<(Stri
         .arg("--env-file")
         .arg(&env_file)
         .args(&extras.args)
+        // podiam's own AWS identity is only what the test gives it.
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
         .envs(extras.env.iter().map(|(k, v)| (k, v)));
     let (dev, _) = Process::start("podiam dev", command, |line| {
         line.starts_with("podiam dev: ready")

@@ -277,12 +277,41 @@ fn a_pod_gets_credentials_of_a_role_in_aws_only_for_the_workload_its_trust_names
 #[test]
 fn with_moto_as_sts_and_s3_a_pod_writes_to_a_bucket_with_awss_credentials() {
     let scratch = tempfile::tempdir().expect("a scratch directory");
-    let stack = DevStack::start_with(|moto| DevExtras {
-        args: vec![
-            "--aws-upstream-account".to_owned(),
-            "123456789012".to_owned(),
-        ],
-        env: broker_env(scratch.path(), moto, "AKIAMOTOBROKER", "moto-broker-secret"),
+    // podiam's identity from a profile's credential_process (as IAM Roles Anywhere's signing
+    // helper provides it), not from environment keys.
+    let process_output = scratch.path().join("credentials.json");
+    std::fs::write(
+        &process_output,
+        r#"{"Version":1,"AccessKeyId":"AKIAMOTOBROKER","SecretAccessKey":"moto-broker-secret"}"#,
+    )
+    .expect("write the credential process's output");
+    let config = scratch.path().join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\ncredential_process = cat {}\n",
+            process_output.display()
+        ),
+    )
+    .expect("write the AWS config");
+    let stack = DevStack::start_with(|moto| {
+        let mut env: Vec<(String, String)> = broker_env(scratch.path(), moto, "", "")
+            .into_iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" | "AWS_CONFIG_FILE"
+                )
+            })
+            .collect();
+        env.push(("AWS_CONFIG_FILE".to_owned(), config.display().to_string()));
+        DevExtras {
+            args: vec![
+                "--aws-upstream-account".to_owned(),
+                "123456789012".to_owned(),
+            ],
+            env,
+        }
     });
     let moto = stack.moto().to_owned();
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
@@ -331,6 +360,9 @@ aws --endpoint-url {moto} sts get-caller-identity --query Arn --output text"#
         "{out}"
     );
     assert!(!stack.output().contains("moto-broker-secret"));
+    // AWS answered podiam's identity from the credential process.
+    let (_, ready) = http_get(server_port(&stack), "/readyz", None);
+    assert!(ready.contains("[+]aws-upstream ok"), "{ready}");
 }
 
 #[test]
