@@ -123,3 +123,77 @@ fn a_published_hosted_issuer_verifies_tokens_as_aws_does() {
         "{out}"
     );
 }
+
+#[test]
+fn an_external_issuers_keys_are_published_from_a_jwks_file() {
+    const EXTERNAL: &str = "https://oidc-shop.s3.amazonaws.com/ext";
+    let server = Server::start();
+    let (_moto, moto) = start_moto();
+    let podiam = ClientEnv::root(&server).set("AWS_ENDPOINT_URL_S3", &moto);
+    let dir = server.dir().display().to_string();
+    let key = format!("{dir}/apiserver.pem");
+    let run = |args: &[&str]| podiam.command_of(&podiam_bin(), args).ok();
+    // The apiserver's key and the JWKS it serves (`kubectl get --raw /openid/v1/jwks`).
+    run(&["keys", "generate", "--alg", "RS256", "--out", &key]);
+    run(&[
+        "token",
+        "discovery",
+        "--key",
+        &key,
+        "--issuer",
+        EXTERNAL,
+        "--out-dir",
+        &dir,
+    ]);
+    let jwks = format!("{dir}/openid/v1/jwks");
+    run(&[
+        "cluster",
+        "create",
+        "--name",
+        "ext",
+        "--external-issuer",
+        EXTERNAL,
+        "--jwks-file",
+        &jwks,
+    ]);
+    let moto_env = podiam.clone().set("AWS_ENDPOINT_URL", &moto);
+    moto_env
+        .aws(&["s3api", "create-bucket", "--bucket", "oidc-shop"])
+        .ok();
+    let published = run(&[
+        "cluster",
+        "publish-issuer",
+        "--name",
+        "ext",
+        "--to",
+        "s3://oidc-shop/ext",
+        "--jwks-file",
+        &jwks,
+    ]);
+    assert!(published.contains(EXTERNAL), "{published}");
+    // A token the apiserver signs verifies against what was published.
+    let token = run(&[
+        "token",
+        "mint",
+        "--key",
+        &key,
+        "--issuer",
+        EXTERNAL,
+        "--namespace",
+        "shop",
+        "--service-account",
+        "app",
+        "--audience",
+        "sts.amazonaws.com",
+    ]);
+    let out = moto_env
+        .python(
+            "verify_published_issuer.py",
+            &[&moto, "oidc-shop", "ext", token.trim()],
+        )
+        .ok();
+    assert!(
+        out.contains("verified system:serviceaccount:shop:app"),
+        "{out}"
+    );
+}
