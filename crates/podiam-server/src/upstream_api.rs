@@ -1,10 +1,11 @@
 //! `GET /podiam/upstream/role?roleArn=ARN` (signing name `podiam`): a role in an upstream
 //! account as AWS holds it, read with podiam's own AWS identity, for `podiam explain`. The
-//! caller needs `iam:GetRole` on the role, as for a podiam role.
+//! caller's own permissions must allow `iam:GetRole` on the role (as for a role in another
+//! account; the role's side is AWS's).
 
 use axum::extract::{Request, State};
 use axum::response::Response;
-use podiam_wire::{WireError, upstream_read_error};
+use podiam_wire::{Api, WireError, access_error, upstream_read_error};
 use serde_json::json;
 
 use crate::app::App;
@@ -20,8 +21,13 @@ pub(crate) async fn upstream_role(State(app): State<App>, request: Request) -> R
             .find(|(k, _)| k == "roleArn")
             .map(|(_, v)| v.clone())
             .ok_or_else(|| invalid("roleArn is required".to_owned()))?;
-        input.ctx.authorize("iam:GetRole", &role_arn)?;
         let inner = &call.app.inner;
+        // The role is AWS's: the caller's own permissions decide, as across accounts.
+        inner
+            .iam
+            .state()
+            .authorize_own_side(input.ctx.caller()?, "iam:GetRole", &role_arn, &input.ctx.facts)
+            .map_err(|e| access_error(&e, Api::Eks))?;
         let (Some(broker), Some(upstream)) = (&inner.upstream, inner.eks.upstream()) else {
             return Err(not_upstream(&role_arn));
         };

@@ -134,6 +134,11 @@ const RSA_KEY: &str = include_str!(concat!(
 impl World {
     /// A fresh account with the workshop's OIDC provider and IRSA role.
     pub async fn new() -> Self {
+        Self::with_upstream(None).await
+    }
+
+    /// As [`World::new`], with roles in `upstream`'s accounts assumed through it.
+    pub async fn with_upstream(upstream: Option<podiam_eks::Upstream>) -> Self {
         let clock = Arc::new(FixedClock::new(at(NOW)));
         let rng = Arc::new(SeededRng::new(b"server tests"));
         let kek = Arc::new(Keyring::new(
@@ -152,7 +157,7 @@ impl World {
                 allow_private_issuers: false,
                 public_url: "http://127.0.0.1:4599".to_owned(),
                 body_budget_bytes: 64 << 20,
-                upstream: None,
+                upstream,
             },
             Arc::new(FixedIssuer(keys)),
             clock.clone(),
