@@ -2,6 +2,8 @@
 //! `UpstreamRoles` trait: podiam's own side is checked before AWS is asked, AWS's answers come
 //! back on the wire, and explain's read of a role needs the caller's `iam:GetRole`.
 
+#![expect(clippy::unwrap_used, reason = "test fixtures fail loudly")]
+
 mod support;
 
 use std::sync::Arc;
