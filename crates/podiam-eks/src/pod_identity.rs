@@ -334,6 +334,20 @@ impl Eks {
             pod: format!("{}/{namespace}/{pod}/{pod_uid}", request.cluster),
         };
         let credentials = if let Some(upstream) = upstream_of(&a.role_arn) {
+            // A podiam role cannot trust an AWS session: refused before AWS is asked.
+            if let Some(target) = a
+                .target_role_arn
+                .as_deref()
+                .filter(|t| upstream_of(t).is_none())
+            {
+                return Err(denied(
+                    "The association chains from an AWS role into a podiam role, which cannot trust an AWS session.",
+                    format!(
+                        "role {} is in an upstream account and target role {target} is not",
+                        a.role_arn
+                    ),
+                ));
+            }
             // AWS decides on its own role, with the policy as the first session's.
             let first = upstream_assume(
                 upstream,
@@ -345,26 +359,16 @@ impl Eks {
             .await?;
             match &a.target_role_arn {
                 None => PodCredentials::Upstream(first),
-                Some(target) if upstream_of(target).is_some() => {
-                    let chained = upstream_assume(
+                Some(target) => PodCredentials::Upstream(
+                    upstream_assume(
                         upstream,
                         &UpstreamAssume {
                             external_id: a.external_id.clone(),
                             ..upstream_call(target, Some(first))
                         },
                     )
-                    .await?;
-                    PodCredentials::Upstream(chained)
-                }
-                Some(target) => {
-                    return Err(denied(
-                        "The association chains from an AWS role into a podiam role, which cannot trust an AWS session.",
-                        format!(
-                            "role {} is in an upstream account and target role {target} is not",
-                            a.role_arn
-                        ),
-                    ));
-                }
+                    .await?,
+                ),
             }
         } else {
             let first = sts.assume_role_for_service(

@@ -2,7 +2,7 @@
 
 use podiam_eks::{Upstream, UpstreamAssume};
 use podiam_iam::Caller;
-use podiam_sts::{AssumeRoleRequest, Issued, StsError, WebIdentityRequest};
+use podiam_sts::{AssumeRoleRequest, Issued, WebIdentityRequest};
 use podiam_wire::{
     Api, QueryRequest, Validation, WireError, Xml, access_error, iso8601, sts_error,
     upstream_sts_error,
@@ -122,29 +122,51 @@ fn credentials_xml(x: &mut Xml, issued: &Issued) {
 }
 
 fn audit_issued(ctx: &Ctx<'_>, operation: &str, principal: &str, issued: &Issued) {
+    record_issued(
+        ctx,
+        operation,
+        principal,
+        &issued.session.details.role_arn,
+        &issued.session.details.session_name,
+        &issued.session.access_key_id,
+        issued.session.expiration(),
+    );
+}
+
+/// The audit line and metric of credentials handed out (podiam's or AWS's).
+fn record_issued(
+    ctx: &Ctx<'_>,
+    operation: &str,
+    principal: &str,
+    role_arn: &str,
+    session_name: &str,
+    access_key_id: &str,
+    expiration: time::OffsetDateTime,
+) {
     ctx.app.inner.metrics.credential(operation, "issued");
     audit::record(&AuditEvent {
         event: "credential_issued",
         operation,
         request_id: &ctx.request_id,
-        role_arn: &issued.session.details.role_arn,
+        role_arn,
         principal,
         source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
-        session_name: &issued.session.details.session_name,
-        access_key_id: Some(&issued.session.access_key_id),
-        expiration: Some(&iso8601(issued.session.expiration())),
+        session_name,
+        access_key_id: Some(access_key_id),
+        expiration: Some(&iso8601(expiration)),
         code: None,
         reason: None,
     });
 }
 
+/// The audit line and metric of a refusal; `reason` is for operators only.
 fn audit_denied(
     ctx: &Ctx<'_>,
     operation: &str,
     principal: &str,
     role_arn: &str,
     session_name: &str,
-    error: &StsError,
+    reason: &str,
     wire: &WireError,
 ) {
     ctx.app.inner.metrics.credential(operation, "denied");
@@ -159,7 +181,7 @@ fn audit_denied(
         access_key_id: None,
         expiration: None,
         code: Some(wire.code),
-        reason: Some(&error.reason()),
+        reason: Some(reason),
     });
 }
 
@@ -219,7 +241,7 @@ async fn web_identity(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
                 "web identity token",
                 role_arn,
                 session_name,
-                &e,
+                &e.reason(),
                 &wire,
             );
             Err(wire)
@@ -303,7 +325,7 @@ async fn assume_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
                 &principal,
                 role_arn,
                 session_name,
-                &e,
+                &e.reason(),
                 &wire,
             );
             Err(wire)
@@ -348,20 +370,15 @@ async fn assume_upstream_role(
     };
     match upstream.roles.assume(&call).await {
         Ok(aws) => {
-            ctx.app.inner.metrics.credential("AssumeRole", "issued");
-            audit::record(&AuditEvent {
-                event: "credential_issued",
-                operation: "AssumeRole",
-                request_id: &ctx.request_id,
-                role_arn,
+            record_issued(
+                ctx,
+                "AssumeRole",
                 principal,
-                source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
+                role_arn,
                 session_name,
-                access_key_id: Some(&aws.access_key_id),
-                expiration: Some(&iso8601(aws.expiration)),
-                code: None,
-                reason: None,
-            });
+                &aws.access_key_id,
+                aws.expiration,
+            );
             let mut x = Xml::new();
             x.open("Credentials")
                 .text("AccessKeyId", &aws.access_key_id)
@@ -377,20 +394,15 @@ async fn assume_upstream_role(
         }
         Err(error) => {
             let wire = upstream_sts_error(role_arn, &error);
-            ctx.app.inner.metrics.credential("AssumeRole", "denied");
-            audit::record(&AuditEvent {
-                event: "credential_denied",
-                operation: "AssumeRole",
-                request_id: &ctx.request_id,
-                role_arn,
+            audit_denied(
+                ctx,
+                "AssumeRole",
                 principal,
-                source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
+                role_arn,
                 session_name,
-                access_key_id: None,
-                expiration: None,
-                code: Some(wire.code),
-                reason: Some(&error.to_string()),
-            });
+                &error.to_string(),
+                &wire,
+            );
             Err(wire)
         }
     }

@@ -299,19 +299,36 @@ pub(crate) fn pod_identity_trust(
     context.push(("aws:SourceArn".into(), pod.cluster_arn.to_owned().into()));
     context.push(("sts:RoleSessionName".into(), pod.session_name().into()));
     tag_keys(&mut context, &tags);
+    trust_actions(
+        trust,
+        Principal::Service(POD_IDENTITY_SERVICE.to_owned()),
+        role_arn,
+        &context,
+        !tags.is_empty(),
+    )
+}
+
+/// The trust policy alone for `sts:AssumeRole` and, with session tags, `sts:TagSession`.
+fn trust_actions(
+    trust: &Policy,
+    principal: Principal,
+    role_arn: &str,
+    context: &ContextList,
+    tagged: bool,
+) -> Vec<Evaluation> {
     let policies = Policies {
         resource: Some(("trust policy", trust)),
         ..Policies::default()
     };
     let mut actions = vec!["sts:AssumeRole"];
-    if !tags.is_empty() {
+    if tagged {
         actions.push("sts:TagSession");
     }
     actions
         .into_iter()
         .map(|action| {
             evaluate(
-                Principal::Service(POD_IDENTITY_SERVICE.to_owned()),
+                principal.clone(),
                 action,
                 role_arn,
                 context.clone(),
@@ -342,27 +359,8 @@ pub(crate) fn broker_trust(
     ));
     context.push(("sts:RoleSessionName".into(), pod.session_name().into()));
     tag_keys(&mut context, &tags);
-    let policies = Policies {
-        resource: Some(("trust policy", trust)),
-        ..Policies::default()
-    };
     let principal = broker.parse().map_or(Principal::Anonymous, Principal::Aws);
-    let mut actions = vec!["sts:AssumeRole"];
-    if !tags.is_empty() {
-        actions.push("sts:TagSession");
-    }
-    actions
-        .into_iter()
-        .map(|action| {
-            evaluate(
-                principal.clone(),
-                action,
-                role_arn,
-                context.clone(),
-                &policies,
-            )
-        })
-        .collect()
+    trust_actions(trust, principal, role_arn, &context, !tags.is_empty())
 }
 
 /// `Caller::context` for a role session: the global keys and the principal tags (the role's,

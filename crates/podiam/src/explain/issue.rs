@@ -86,6 +86,13 @@ pub(super) fn session_for(
     }
 }
 
+/// The note on a role in AWS, read through podiam's identity `principal`.
+fn aws_decides(role_arn: &str, principal: &str) -> String {
+    format!(
+        "{role_arn} is a role in AWS: AWS decides whether podiam's identity {principal} may assume it for the pod and what its sessions may do; podiam read its trust and permissions with that identity and evaluated them with its own engine"
+    )
+}
+
 pub(super) fn missing_or_unreadable(arn: &str, role: Option<&Role>) -> Option<String> {
     match role {
         None => Some(format!("role {arn} does not exist")),
@@ -224,9 +231,7 @@ pub(super) async fn pod_identity(
         && let Some(aws) = gather::aws_role(client, &role_arn).await?
     {
         let principal = aws.principal.clone().unwrap_or_default();
-        notes.push(format!(
-            "{role_arn} is a role in AWS: AWS decides whether podiam's identity {principal} may assume it for the pod and what its sessions may do; podiam read its trust and permissions with that identity and evaluated them with its own engine"
-        ));
+        notes.push(aws_decides(&role_arn, &principal));
         role = Some(aws.role);
         broker = Some(principal);
     }
@@ -279,9 +284,7 @@ pub(super) async fn pod_identity(
     {
         // podiam asks AWS for the target as itself, not as the first session.
         let principal = aws.principal.clone().unwrap_or_default();
-        notes.push(format!(
-            "{target_arn} is a role in AWS: AWS decides whether podiam's identity {principal} may assume it for the pod and what its sessions may do; podiam read its trust and permissions with that identity and evaluated them with its own engine"
-        ));
+        notes.push(aws_decides(&target_arn, &principal));
         let target_trust = aws.role.trust.as_ref().and_then(|trust| {
             trust_of(
                 &target_arn,
