@@ -41,10 +41,12 @@ pub fn addressed_host(uri: &Uri, headers: &HeaderMap) -> Result<String, &'static
     } else if !rest.is_empty() {
         return Err("the Host header is not host[:port]");
     }
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    // A bracketed host must be an IPv6 address: http's parser lets `[:]` or `[v1.x]` through.
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) if inner.parse::<std::net::Ipv6Addr>().is_ok() => inner,
+        Some(_) => return Err("the Host header's bracketed host is not an IPv6 address"),
+        None => host,
+    };
     Ok(host.to_ascii_lowercase())
 }
 
@@ -95,6 +97,9 @@ mod tests {
         assert!(host("/v1/credentials", &["fd00:ec2::23"]).is_err());
         assert!(host("/v1/credentials", &["user@169.254.170.23"]).is_err());
         assert!(host("/v1/credentials", &["169.254.170.23/x"]).is_err());
+        assert!(host("/v1/credentials", &["[:]"]).is_err());
+        assert!(host("/v1/credentials", &["[:]:80"]).is_err());
+        assert!(host("/v1/credentials", &["[v1.x]"]).is_err());
     }
 
     proptest::proptest! {
