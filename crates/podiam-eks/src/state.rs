@@ -233,6 +233,16 @@ impl EksState {
         self.clusters.get(name).cloned()
     }
 
+    /// Every cluster, by name.
+    pub fn clusters(&self) -> impl Iterator<Item = &Arc<ClusterEntry>> {
+        self.clusters.values()
+    }
+
+    /// Every association, by cluster and id.
+    pub fn associations(&self) -> impl Iterator<Item = &Arc<AssociationEntry>> {
+        self.associations.iter().map(|a| &a.0)
+    }
+
     /// An association by cluster and id.
     pub fn association(&self, cluster: &str, id: &str) -> Option<Arc<AssociationEntry>> {
         let key: &dyn ClusterIdKey = &(cluster, id);

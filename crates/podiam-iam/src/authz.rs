@@ -287,6 +287,17 @@ impl IamState {
         extra: &[(String, ContextValue)],
     ) -> (Decision, Rule) {
         let request = self.request_for(caller, action, resource, facts, extra);
+        self.with_policy_set(caller, resource_policy, |set| set.decide(&request))
+    }
+
+    /// Runs `f` over every policy that bears on `caller`'s requests, with `resource_policy`:
+    /// the set [`IamState::decide`] evaluates, for callers that need a trace too.
+    pub fn with_policy_set<R>(
+        &self,
+        caller: &Caller,
+        resource_policy: Option<&Policy>,
+        f: impl FnOnce(&PolicySet<'_>) -> R,
+    ) -> R {
         let mut policies = self.caller_policies(caller);
         if matches!(caller, Caller::Root) {
             policies.identity.extend(ALLOW_ALL.clone());
@@ -298,13 +309,13 @@ impl IamState {
             session: policies.session.iter().map(AsRef::as_ref).collect(),
             ..PolicySet::default()
         };
-        set.decide(&request)
+        f(&set)
     }
 }
 
 impl IamState {
     /// The policy engine's request for a call by `caller`.
-    fn request_for(
+    pub fn request_for(
         &self,
         caller: &Caller,
         action: &str,

@@ -20,8 +20,8 @@ pub use error::IamError;
 pub use ids::{new_access_key_id, new_unique_id};
 pub use model::{
     AccessKeyRecord, InlinePolicies, KeyStatus, PolicyRecord, PolicyVersionRecord, ProviderRecord,
-    RoleRecord, UserRecord,
+    RoleLastUsed, RoleRecord, UserRecord,
 };
-pub use ops::{NewRole, NewUser, Paged, PolicyScope, RoleUpdate};
+pub use ops::{NewRole, NewUser, Paged, PolicyScope, ROLE_USE_INTERVAL, RoleUpdate};
 pub use service::{Iam, IamConfig};
 pub use state::{IamState, KeyEntry, PolicyEntry, ProviderEntry, RoleEntry, UserEntry};

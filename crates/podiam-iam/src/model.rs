@@ -157,6 +157,18 @@ pub struct RoleRecord {
     pub attached: Vec<String>,
 }
 
+/// `iam/role-last-used/{role id}`: when credentials were last issued for a role, and where.
+/// A key of its own rather than a field of [`RoleRecord`], so that recording a use never
+/// races `UpdateRole` and the other writes to the role (each compares the role's revision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleLastUsed {
+    /// When, seconds since the epoch (recorded at most once per
+    /// [`ROLE_USE_INTERVAL`](crate::ROLE_USE_INTERVAL)).
+    pub date: i64,
+    /// The region the issuing request was signed for.
+    pub region: String,
+}
+
 /// One version of a managed policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyVersionRecord {
@@ -266,6 +278,7 @@ pub(crate) mod keys {
     pub(crate) const POLICY: &str = "iam/policy/";
     pub(crate) const ACCESS_KEY: &str = "iam/access-key/";
     pub(crate) const PROVIDER: &str = "iam/oidc/";
+    pub(crate) const ROLE_LAST_USED: &str = "iam/role-last-used/";
 
     pub(crate) fn user(name: &str) -> String {
         format!("{USER}{}", name.to_lowercase())
@@ -285,6 +298,11 @@ pub(crate) mod keys {
 
     pub(crate) fn provider(url: &str) -> String {
         format!("{PROVIDER}{url}")
+    }
+
+    /// By role id (`AROA…`): a role deleted and created again under its name starts unused.
+    pub(crate) fn role_last_used(role_id: &str) -> String {
+        format!("{ROLE_LAST_USED}{role_id}")
     }
 }
 

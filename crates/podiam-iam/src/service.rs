@@ -1,6 +1,7 @@
 //! The IAM service: its state in memory, following the store.
 
-use std::sync::{Arc, RwLockReadGuard};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard};
 
 use podiam_crypto::{Keyring, Rng};
 use podiam_store::{Compare, Op, Replica, Store, StoreError};
@@ -27,6 +28,9 @@ struct Inner {
     kek: Arc<Keyring>,
     rng: Arc<dyn Rng>,
     clock: Arc<dyn Clock>,
+    /// The ids of the roles whose use is being recorded now: a burst of issuance for one role
+    /// writes once.
+    recording: Mutex<HashSet<String>>,
 }
 
 /// IAM over a store. Cheap to clone.
@@ -55,6 +59,7 @@ impl Iam {
                 kek,
                 rng,
                 clock,
+                recording: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -74,6 +79,14 @@ impl Iam {
 
     pub(crate) fn now(&self) -> OffsetDateTime {
         self.inner.clock.now()
+    }
+
+    /// The roles whose use is being recorded now.
+    pub(crate) fn recording(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.inner
+            .recording
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Reads and decodes a stored record with its revision.
@@ -168,15 +181,28 @@ impl Iam {
         T: DeserializeOwned,
         F: FnMut(&T) -> Result<(), IamError>,
     {
+        self.remove_with(key, missing, |record| check(record).map(|()| Vec::new()))
+            .await
+    }
+
+    /// As [`Iam::remove`], with the further changes `check` returns committed in the same
+    /// transaction (the keys that belong to the record).
+    pub(crate) async fn remove_with<T, F>(
+        &self,
+        key: &str,
+        missing: impl Fn() -> IamError,
+        mut check: F,
+    ) -> Result<T, IamError>
+    where
+        T: DeserializeOwned,
+        F: FnMut(&T) -> Result<Vec<Op>, IamError>,
+    {
         for _ in 0..WRITE_ATTEMPTS {
             let (record, revision) = self.load::<T>(key).await?.ok_or_else(&missing)?;
-            check(&record)?;
+            let mut ops = vec![Op::Delete(key.to_owned())];
+            ops.extend(check(&record)?);
             let compares = [Compare::ModRevision(key.to_owned(), revision)];
-            if self
-                .commit(&compares, vec![Op::Delete(key.to_owned())])
-                .await?
-                .is_some()
-            {
+            if self.commit(&compares, ops).await?.is_some() {
                 return Ok(record);
             }
         }

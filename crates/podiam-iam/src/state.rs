@@ -11,7 +11,8 @@ use podiam_policy::Policy;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    AccessKeyRecord, InlinePolicies, PolicyRecord, ProviderRecord, RoleRecord, UserRecord, keys,
+    AccessKeyRecord, InlinePolicies, PolicyRecord, ProviderRecord, RoleLastUsed, RoleRecord,
+    UserRecord, keys,
 };
 
 /// A user. Its inline policies are parsed on use ([`UserEntry::inline`]).
@@ -117,6 +118,8 @@ pub struct IamState {
     pub(crate) policies: BTreeMap<String, Arc<PolicyEntry>>,
     pub(crate) keys: HashMap<String, Arc<KeyEntry>>,
     pub(crate) providers: BTreeMap<String, Arc<ProviderEntry>>,
+    /// When each role was last used, by role id, with the record's revision.
+    pub(crate) last_used: HashMap<String, (RoleLastUsed, u64)>,
     /// Opens the stored secrets of access keys.
     kek: Arc<Keyring>,
     /// The revision of each key whose latest change left no entry (a delete, a record that
@@ -275,6 +278,7 @@ fn is_held_kind(key: &str) -> bool {
         keys::POLICY,
         keys::ACCESS_KEY,
         keys::PROVIDER,
+        keys::ROLE_LAST_USED,
     ]
     .iter()
     .any(|prefix| key.starts_with(prefix))
@@ -292,6 +296,7 @@ impl IamState {
             policies: BTreeMap::new(),
             keys: HashMap::new(),
             providers: BTreeMap::new(),
+            last_used: HashMap::new(),
             unheld: HashMap::new(),
             documents: Arc::new(Documents::default()),
         }
@@ -331,6 +336,8 @@ impl IamState {
             self.keys.get(id).map(|e| e.revision)
         } else if let Some(url) = key.strip_prefix(keys::PROVIDER) {
             self.providers.get(url).map(|e| e.revision)
+        } else if let Some(id) = key.strip_prefix(keys::ROLE_LAST_USED) {
+            self.last_used.get(id).map(|(_, revision)| *revision)
         } else {
             None
         }
@@ -397,6 +404,11 @@ impl IamState {
             };
             self.providers
                 .insert(url.to_owned(), Arc::new(ProviderEntry { record, revision }));
+        } else if let Some(id) = key.strip_prefix(keys::ROLE_LAST_USED) {
+            let Some(record) = decode::<RoleLastUsed>(key, value) else {
+                return false;
+            };
+            self.last_used.insert(id.to_owned(), (record, revision));
         } else {
             return false;
         }
@@ -414,6 +426,8 @@ impl IamState {
             self.keys.remove(id);
         } else if let Some(url) = key.strip_prefix(keys::PROVIDER) {
             self.providers.remove(url);
+        } else if let Some(id) = key.strip_prefix(keys::ROLE_LAST_USED) {
+            self.last_used.remove(id);
         }
     }
 
@@ -452,6 +466,15 @@ impl IamState {
         let rest = arn.strip_prefix(&prefix)?;
         let name = rest.rsplit('/').next()?;
         self.role(name).filter(|r| self.role_arn(&r.record) == arn)
+    }
+
+    /// When credentials were last issued for the role with id `role_id` (`AROA…`), and in
+    /// which region; `None` if never. Issuance (AssumeRole, AssumeRoleWithWebIdentity, EKS Pod
+    /// Identity) records it at most once per [`ROLE_USE_INTERVAL`](crate::ROLE_USE_INTERVAL),
+    /// so the date may be up to that much older than the latest use: a role unused for `N`
+    /// days has no date within the last `N` days.
+    pub fn role_last_used(&self, role_id: &str) -> Option<RoleLastUsed> {
+        self.last_used.get(role_id).map(|(used, _)| used.clone())
     }
 
     /// A managed policy by ARN.
@@ -685,5 +708,23 @@ mod tests {
         // Keys of kinds the view does not hold are not remembered.
         state.apply("iam/other/x", None, 12);
         assert_eq!(state.unheld.len(), 1);
+    }
+
+    #[test]
+    fn last_use_follows_its_own_key() {
+        let mut state = state();
+        state.apply("iam/role/a", Some(&role("a", TRUST)), 1);
+        let used = |date: i64| format!(r#"{{"date":{date},"region":"us-east-1"}}"#).into_bytes();
+        state.apply("iam/role-last-used/AROAa", Some(&used(100)), 3);
+        state.apply("iam/role-last-used/AROAa", Some(&used(50)), 2);
+        let last = state.role_last_used("AROAa").unwrap();
+        assert_eq!((last.date, last.region.as_str()), (100, "us-east-1"));
+        // The role's record is untouched, and the key is not taken for a role's.
+        assert_eq!(state.role("a").unwrap().revision, 1);
+        assert!(state.role("-last-used/AROAa").is_none());
+        state.apply("iam/role-last-used/AROAa", None, 4);
+        assert!(state.role_last_used("AROAa").is_none());
+        state.apply("iam/role-last-used/AROAa", Some(&used(100)), 3);
+        assert!(state.role_last_used("AROAa").is_none());
     }
 }

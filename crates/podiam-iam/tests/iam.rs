@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use podiam_crypto::{AeadKey, KeyId, Keyring, SeededRng};
 use podiam_iam::{
-    Caller, Iam, IamConfig, IamError, KeyStatus, NewRole, NewUser, PolicyScope, RequestFacts,
-    RoleUpdate,
+    Caller, Iam, IamConfig, IamError, KeyStatus, NewRole, NewUser, PolicyScope, ROLE_USE_INTERVAL,
+    RequestFacts, RoleLastUsed, RoleUpdate,
 };
 use podiam_store::{MemoryStore, Store};
 use podiam_types::FixedClock;
@@ -23,10 +23,16 @@ fn kek() -> Arc<Keyring> {
     ))
 }
 
+const NOW: i64 = 1_714_564_800;
+
 async fn iam_on(store: Arc<dyn Store>) -> Iam {
     let clock = Arc::new(FixedClock::new(
-        OffsetDateTime::from_unix_timestamp(1_714_564_800).unwrap(),
+        OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
     ));
+    iam_with(store, clock).await
+}
+
+async fn iam_with(store: Arc<dyn Store>, clock: Arc<FixedClock>) -> Iam {
     let config = IamConfig {
         account: "111122223333".into(),
         partition: "aws".into(),
@@ -569,4 +575,89 @@ async fn a_role_in_another_account_needs_only_the_callers_own_side_allowing() {
             .authorize_own_side(&caller(), "sts:AssumeRole", aws_role, &facts())
             .is_err()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_use_is_written_at_most_once_an_interval() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(FixedClock::new(
+        OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+    ));
+    let iam = iam_with(Arc::clone(&store), Arc::clone(&clock)).await;
+    let carts = iam.create_role(role("carts")).await.unwrap();
+    let arn = iam.state().role_arn(&carts.record);
+    let id = carts.record.id.clone();
+    let key = format!("iam/role-last-used/{id}");
+    let stored = || async { store.get(&key).await.unwrap().map(|e| e.mod_revision) };
+    assert_eq!(iam.state().role_last_used(&id), None);
+
+    // The first use is written; another within the interval is not, whatever its region.
+    assert!(iam.write_role_use(&arn, "us-east-1").await.unwrap());
+    let first = stored().await.unwrap();
+    let used = |date, region: &str| {
+        Some(RoleLastUsed {
+            date,
+            region: region.into(),
+        })
+    };
+    assert_eq!(iam.state().role_last_used(&id), used(NOW, "us-east-1"));
+    clock.advance(time::Duration::seconds(ROLE_USE_INTERVAL - 1));
+    assert!(!iam.write_role_use(&arn, "eu-west-1").await.unwrap());
+    iam.record_role_use(&arn, "eu-west-1");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(stored().await, Some(first));
+    assert_eq!(iam.state().role_last_used(&id), used(NOW, "us-east-1"));
+
+    // Once the interval has passed, the next use is written.
+    clock.advance(time::Duration::seconds(1));
+    assert!(iam.write_role_use(&arn, "eu-west-1").await.unwrap());
+    assert!(stored().await.unwrap() > first);
+    let later = NOW + ROLE_USE_INTERVAL;
+    assert_eq!(iam.state().role_last_used(&id), used(later, "eu-west-1"));
+
+    // In the background, and followed by another replica.
+    let other = iam_on(Arc::clone(&store)).await;
+    clock.advance(time::Duration::seconds(ROLE_USE_INTERVAL));
+    iam.record_role_use(&arn, "ap-south-1");
+    let latest = used(later + ROLE_USE_INTERVAL, "ap-south-1");
+    let mut seen = false;
+    for _ in 0..100 {
+        if other.state().role_last_used(&id) == latest {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen, "the other replica sees the recorded use");
+    assert_eq!(iam.state().role_last_used(&id), latest);
+
+    // Unknown roles are not recorded; a deleted role takes its last use with it, and its
+    // namesake starts unused.
+    assert!(
+        !iam.write_role_use(&role_arn_of(&iam, "missing"), "us-east-1")
+            .await
+            .unwrap()
+    );
+    iam.delete_role("carts").await.unwrap();
+    assert_eq!(stored().await, None);
+    assert_eq!(iam.state().role_last_used(&id), None);
+    let again = iam.create_role(role("carts")).await.unwrap();
+    assert_eq!(iam.state().role_last_used(&again.record.id), None);
+
+    // A burst of uses writes once.
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let (iam, arn) = (iam.clone(), arn.clone());
+            tokio::spawn(async move { iam.write_role_use(&arn, "us-east-1").await.unwrap() })
+        })
+        .collect();
+    let mut written = 0;
+    for task in burst {
+        written += usize::from(task.await.unwrap());
+    }
+    assert_eq!(written, 1);
+}
+
+fn role_arn_of(iam: &Iam, name: &str) -> String {
+    format!("arn:aws:iam::{}:role/{name}", iam.state().account())
 }

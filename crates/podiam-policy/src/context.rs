@@ -82,6 +82,16 @@ impl Context {
         self
     }
 
+    /// Removes `key` (any case): an analysis that cannot know a key's value leaves it out.
+    pub fn remove(&mut self, key: &str) -> Option<ContextValue> {
+        let key = lowercase(key);
+        let i = self
+            .entries
+            .binary_search_by(|(k, _)| (**k).cmp(&*key))
+            .ok()?;
+        Some(self.entries.remove(i).1)
+    }
+
     /// The value of `key` (any case).
     pub fn get(&self, key: &str) -> Option<&ContextValue> {
         self.get_lower(&lowercase(key))
@@ -329,6 +339,11 @@ impl Request {
         &mut self.context
     }
 
+    /// The context as it stands.
+    pub fn context_entries(&self) -> &Context {
+        &self.context
+    }
+
     /// The requesting principal.
     pub fn requester(&self) -> &Principal {
         &self.principal
@@ -363,6 +378,12 @@ mod tests {
         c.insert("AWS:SOURCEIP", "10.0.0.2");
         assert_eq!(c.get("aws:sourceip"), Some(&ContextValue::from("10.0.0.2")));
         assert_eq!(c.iter().count(), 1);
+        assert_eq!(
+            c.remove("Aws:SourceIP"),
+            Some(ContextValue::from("10.0.0.2"))
+        );
+        assert_eq!(c.remove("aws:SourceIp"), None);
+        assert_eq!(c.iter().count(), 0);
     }
 
     #[test]

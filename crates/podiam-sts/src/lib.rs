@@ -12,6 +12,7 @@
 mod error;
 mod issuer;
 mod service;
+mod trust;
 
 pub use error::StsError;
 pub use issuer::{IssuerError, IssuerKeys};
@@ -19,3 +20,4 @@ pub use service::{
     AssumeRoleRequest, DEFAULT_DURATION, Issued, ServiceAssumeRequest, SharedKeyring, Sts,
     WebIdentityRequest,
 };
+pub use trust::{ServiceTrust, WebIdentityTrust, trust_allows};

@@ -7,14 +7,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use podiam_crypto::{Keyring, Rng};
 use podiam_iam::{Caller, Iam, IamError, RequestFacts, RoleEntry};
 use podiam_oidc::{TokenError, Verifier};
-use podiam_policy::{
-    Context, ContextValue, Decision, PolicySet, PolicyType, Principal, Request, parse_as,
-    policy_size,
-};
+use podiam_policy::{ContextValue, Decision, PolicyType, parse_as, policy_size};
 use podiam_session::{Origin, Session, SessionDetails};
 use podiam_types::{Clock, SessionName};
 use serde_json::Value;
 
+use crate::trust::{ServiceTrust, WebIdentityTrust, trust_allows};
 use crate::{IssuerError, IssuerKeys, StsError};
 
 /// The session keyring, swappable for rotation.
@@ -185,36 +183,6 @@ fn token_tags(claims: &Value) -> (Vec<(String, String)>, Vec<String>) {
     (principal, transitive)
 }
 
-fn insert_time_keys(context: &mut Context, facts: &RequestFacts) {
-    let now = facts.now;
-    context.insert(
-        "aws:CurrentTime",
-        now.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-    );
-    context.insert("aws:EpochTime", now.unix_timestamp().to_string());
-    context.insert("aws:SecureTransport", facts.secure_transport.to_string());
-    context.insert("aws:RequestedRegion", facts.region.as_str());
-    if let Some(ip) = &facts.source_ip {
-        context.insert("aws:SourceIp", ip.as_str());
-    }
-    if let Some(agent) = &facts.user_agent {
-        context.insert("aws:UserAgent", agent.as_str());
-    }
-}
-
-fn tag_keys(context: &mut Context, tags: &[(String, String)]) {
-    for (k, v) in tags {
-        context.insert(&format!("aws:RequestTag/{k}"), v.as_str());
-    }
-    if !tags.is_empty() {
-        context.insert(
-            "aws:TagKeys",
-            ContextValue::Multi(tags.iter().map(|(k, _)| k.clone()).collect()),
-        );
-    }
-}
-
 fn check_tags(tags: &[(String, String)], transitive: &[String]) -> Result<(), StsError> {
     if tags.len() > MAX_TAGS {
         return Err(StsError::Validation(format!(
@@ -331,7 +299,12 @@ impl Sts {
         Ok(duration)
     }
 
-    fn issue(&self, details: SessionDetails) -> Result<(Session, String), StsError> {
+    /// Seals the session, and notes the role's use (`RoleLastUsed`) in the background.
+    fn issue(
+        &self,
+        details: SessionDetails,
+        facts: &RequestFacts,
+    ) -> Result<(Session, String), StsError> {
         let (session, token) = Session::issue(details, &self.keyring(), self.rng.as_ref())?;
         // A token the verifier would refuse must never be handed out.
         if token.len() > podiam_session::MAX_TOKEN_LEN {
@@ -341,6 +314,8 @@ impl Sts {
                 podiam_session::MAX_TOKEN_LEN
             )));
         }
+        self.iam
+            .record_role_use(&session.details.role_arn, &facts.region);
         Ok((session, token))
     }
 
@@ -419,45 +394,29 @@ impl Sts {
         let (tags, transitive) = token_tags(&claims);
         check_tags(&tags, &transitive)?;
 
-        let mut context = Context::new();
-        insert_time_keys(&mut context, facts);
-        context.insert(&format!("{url}:sub"), verified.claims.sub.as_str());
-        context.insert(&format!("{url}:aud"), verified.audience.as_str());
-        if let Some(amr) = claims.get("amr").and_then(Value::as_array) {
-            context.insert(
-                &format!("{url}:amr"),
-                ContextValue::Multi(
-                    amr.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect(),
-                ),
-            );
+        let amr: Option<Vec<String>> = claims.get("amr").and_then(Value::as_array).map(|amr| {
+            amr.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        });
+        let asked = WebIdentityTrust {
+            provider_arn: &provider_arn,
+            provider_url: &url,
+            subject: &verified.claims.sub,
+            audience: &verified.audience,
+            amr: amr.as_deref(),
+            role_arn: &request.role_arn,
+            session_name: Some(&request.session_name),
+            tags: &tags,
         }
-        context.insert("aws:FederatedProvider", provider_arn.as_str());
-        context.insert("sts:RoleSessionName", request.session_name.as_str());
-        tag_keys(&mut context, &tags);
-        let set = PolicySet {
-            resource: Some(&trust),
-            ..PolicySet::default()
-        };
-        let mut actions = vec!["sts:AssumeRoleWithWebIdentity"];
-        if !tags.is_empty() {
-            actions.push("sts:TagSession");
-        }
-        for action in actions {
-            let asked = Request::new(action)
-                .principal(Principal::Federated(provider_arn.clone()))
-                .resource(&request.role_arn)
-                .context(context.clone());
-            let (decision, rule) = set.decide(&asked);
-            if decision != Decision::Allow {
-                return Err(denied(format!(
-                    "the trust policy of {} does not allow {action}: {rule}",
-                    request.role_arn
-                )));
-            }
-        }
+        .requests(facts);
+        trust_allows(&trust, &asked).map_err(|(action, rule)| {
+            denied(format!(
+                "the trust policy of {} does not allow {action}: {rule}",
+                request.role_arn
+            ))
+        })?;
 
         let duration = self.duration(request.duration, &role, false)?;
         let packed =
@@ -494,7 +453,7 @@ impl Sts {
                 },
             },
         };
-        let (session, session_token) = self.issue(details)?;
+        let (session, session_token) = self.issue(details, facts)?;
         Ok(Issued {
             session,
             session_token,
@@ -687,7 +646,7 @@ impl Sts {
             expires_at: issued_at + i64::from(duration),
             origin: Origin::AssumeRole { source: caller_arn },
         };
-        let (session, session_token) = self.issue(details)?;
+        let (session, session_token) = self.issue(details, facts)?;
         Ok(Issued {
             session,
             session_token,
@@ -731,33 +690,21 @@ impl Sts {
         let account = state.account().to_owned();
         drop(state);
 
-        let mut context = Context::new();
-        insert_time_keys(&mut context, facts);
-        context.insert("aws:SourceAccount", request.source_account.as_str());
-        context.insert("aws:SourceArn", request.source_arn.as_str());
-        context.insert("sts:RoleSessionName", request.session_name.as_str());
-        tag_keys(&mut context, &request.tags);
-        let set = PolicySet {
-            resource: Some(&trust),
-            ..PolicySet::default()
-        };
-        let mut actions = vec!["sts:AssumeRole"];
-        if !request.tags.is_empty() {
-            actions.push("sts:TagSession");
+        let asked = ServiceTrust {
+            service: &request.service,
+            role_arn: &request.role_arn,
+            source_account: &request.source_account,
+            source_arn: &request.source_arn,
+            session_name: Some(&request.session_name),
+            tags: &request.tags,
         }
-        for action in actions {
-            let asked = Request::new(action)
-                .principal(Principal::Service(request.service.clone()))
-                .resource(&request.role_arn)
-                .context(context.clone());
-            let (decision, rule) = set.decide(&asked);
-            if decision != Decision::Allow {
-                return Err(denied(format!(
-                    "the trust policy of {} does not allow {action}: {rule}",
-                    request.role_arn
-                )));
-            }
-        }
+        .requests(facts);
+        trust_allows(&trust, &asked).map_err(|(action, rule)| {
+            denied(format!(
+                "the trust policy of {} does not allow {action}: {rule}",
+                request.role_arn
+            ))
+        })?;
         let packed = self.session_policies(request.policy.as_deref(), &[], request.tags.len())?;
         let issued_at = self.clock.now().unix_timestamp();
         let details = SessionDetails {
@@ -774,7 +721,7 @@ impl Sts {
             expires_at: issued_at + i64::from(request.duration),
             origin: request.origin.clone(),
         };
-        let (session, session_token) = self.issue(details)?;
+        let (session, session_token) = self.issue(details, facts)?;
         Ok(Issued {
             session,
             session_token,

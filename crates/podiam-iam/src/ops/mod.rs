@@ -6,7 +6,7 @@ mod roles;
 mod users;
 
 pub use policies::PolicyScope;
-pub use roles::{NewRole, RoleUpdate};
+pub use roles::{NewRole, ROLE_USE_INTERVAL, RoleUpdate};
 pub use users::NewUser;
 
 use podiam_policy::{PolicyType, parse_as};

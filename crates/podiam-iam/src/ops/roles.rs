@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use podiam_policy::PolicyType;
+use podiam_store::{Compare, Op};
 
 use super::users::ATTACHED_PER_ENTITY;
 use super::{
     Paged, check_name, check_path, check_policy, check_tags, merge_tags, paginate, paginate_map,
 };
-use crate::model::{RoleRecord, keys};
+use crate::model::{RoleLastUsed, RoleRecord, keys};
+use crate::service::{WRITE_ATTEMPTS, encode};
 use crate::{Iam, IamError, RoleEntry, new_unique_id};
 
 /// What `CreateRole` creates.
@@ -37,6 +39,23 @@ pub struct RoleUpdate {
     pub description: Option<String>,
     /// A new longest session.
     pub max_session: Option<u32>,
+}
+
+/// Seconds between writes of a role's last use: a use within this long of the recorded one is
+/// not written, so that issuing credentials does not write to the store on every call. AWS,
+/// too, reports last use late (within hours).
+pub const ROLE_USE_INTERVAL: i64 = 3600;
+
+/// Takes a role out of [`Iam::recording`] when its write ends, however it ends.
+struct Recording<'a> {
+    iam: &'a Iam,
+    id: &'a str,
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.iam.recording().remove(self.id);
+    }
 }
 
 /// IAM's quota of inline policy characters per role.
@@ -112,7 +131,7 @@ impl Iam {
 
     /// `DeleteRole`: only once it has no policies.
     pub async fn delete_role(&self, name: &str) -> Result<(), IamError> {
-        self.remove::<RoleRecord, _>(
+        self.remove_with::<RoleRecord, _>(
             &keys::role(name),
             || no_role(name),
             |role| {
@@ -126,11 +145,84 @@ impl Iam {
                         "Cannot delete entity, must detach all policies first.".to_owned(),
                     ));
                 }
-                Ok(())
+                Ok(vec![Op::Delete(keys::role_last_used(&role.id))])
             },
         )
         .await
         .map(|_| ())
+    }
+
+    /// Records, in the background, that credentials were issued for `role_arn` in `region`
+    /// now (by the injected clock). At most once per role per [`ROLE_USE_INTERVAL`], and best
+    /// effort: a failure is logged, never fails the issuance, and the next use tries again.
+    pub fn record_role_use(&self, role_arn: &str, region: &str) {
+        if self.role_use_due(role_arn).is_none() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(role_arn, "no runtime to record the role's use on");
+            return;
+        };
+        let (iam, role_arn, region) = (self.clone(), role_arn.to_owned(), region.to_owned());
+        runtime.spawn(async move {
+            if let Err(e) = iam.write_role_use(&role_arn, &region).await {
+                tracing::warn!(
+                    role_arn,
+                    error = %e,
+                    "recording the role's last use failed; its next use tries again"
+                );
+            }
+        });
+    }
+
+    /// The write behind [`Iam::record_role_use`], awaited: `true` when it wrote; `false` when
+    /// the recorded use is within [`ROLE_USE_INTERVAL`], another write for the role is under
+    /// way, or the role is gone.
+    pub async fn write_role_use(&self, role_arn: &str, region: &str) -> Result<bool, IamError> {
+        let Some((name, id)) = self.role_use_due(role_arn) else {
+            return Ok(false);
+        };
+        if !self.recording().insert(id.clone()) {
+            return Ok(false);
+        }
+        let _recording = Recording { iam: self, id: &id };
+        let used = encode(&RoleLastUsed {
+            date: self.now().unix_timestamp(),
+            region: region.to_owned(),
+        })?;
+        let key = keys::role(&name);
+        for _ in 0..WRITE_ATTEMPTS {
+            // Only while the role (not a namesake) is at the revision read: a `DeleteRole`
+            // deletes this key in its own transaction, so the key never outlives the role.
+            let Some((role, revision)) = self.load::<RoleRecord>(&key).await? else {
+                return Ok(false);
+            };
+            if role.id != id {
+                return Ok(false);
+            }
+            let compares = [Compare::ModRevision(key.clone(), revision)];
+            let ops = vec![Op::Put(keys::role_last_used(&id), used.clone())];
+            if self.commit(&compares, ops).await?.is_some() {
+                return Ok(true);
+            }
+        }
+        Err(IamError::ConcurrentModification(
+            "The role kept changing while its last use was recorded.".to_owned(),
+        ))
+    }
+
+    /// The role's `(name, id)` when its use is due to be written: it exists, no write for it
+    /// is under way, and its recorded use is absent or [`ROLE_USE_INTERVAL`] old.
+    fn role_use_due(&self, role_arn: &str) -> Option<(String, String)> {
+        let now = self.now().unix_timestamp();
+        let state = self.state();
+        let role = state.role_by_arn(role_arn)?;
+        let id = &role.record.id;
+        let due = state
+            .last_used
+            .get(id)
+            .is_none_or(|(used, _)| now.saturating_sub(used.date) >= ROLE_USE_INTERVAL);
+        (due && !self.recording().contains(id)).then(|| (role.record.name.clone(), id.clone()))
     }
 
     /// `UpdateRole`.
