@@ -25,6 +25,8 @@ pub struct DevExtras {
     pub args: Vec<String>,
     /// Extra environment variables of the `podiam dev` process.
     pub env: Vec<(String, String)>,
+    /// Run `podiam dev` under libfaketime with this offset (`-100d`): state made "long ago".
+    pub faketime: Option<String>,
 }
 
 impl DevStack {
@@ -60,6 +62,13 @@ impl DevStack {
 
     /// Stops `podiam dev` (SIGTERM) and starts it again over the same data directory.
     pub fn restart(&mut self) -> std::process::ExitStatus {
+        let extras = self.extras.clone();
+        self.restart_with(extras)
+    }
+
+    /// As [`DevStack::restart`], with other extras (another clock, say).
+    pub fn restart_with(&mut self, extras: DevExtras) -> std::process::ExitStatus {
+        self.extras = extras;
         let status = self.stop();
         let (dev, vars) = launch(self.dir.path(), &self.dynamodb, &self.extras);
         self.dev = dev;
@@ -144,6 +153,14 @@ fn launch(dir: &Path, dynamodb: &str, extras: &DevExtras) -> (Process, Vec<(Stri
     let env_file = dir.join("dev.env");
     let _ = std::fs::remove_file(&env_file);
     let mut command = Command::new(podiam_bin());
+    if let Some(offset) = &extras.faketime {
+        // libfaketime preloaded into podiam itself (not the `faketime` wrapper, which would
+        // outlive a SIGTERM to it and keep the data directory locked).
+        command
+            .env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", offset)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
     command
         .arg("dev")
         .arg("--data-dir")
@@ -174,4 +191,15 @@ fn launch(dir: &Path, dynamodb: &str, extras: &DevExtras) -> (Process, Vec<(Stri
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     (dev, vars)
+}
+
+/// Debian's libfaketime (package faketime), for the machine's architecture.
+fn libfaketime() -> PathBuf {
+    std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|lib| lib.exists())
+        .expect("libfaketime is installed (Debian: apt-get install faketime)")
 }

@@ -84,6 +84,7 @@ fn a_pod_gets_credentials_of_a_role_in_aws_only_for_the_workload_its_trust_names
             "000000000000".to_owned(),
         ],
         env: env.clone(),
+        ..DevExtras::default()
     });
 
     // The role in "AWS", with the trust policy podiam prints for carts' `app`.
@@ -311,6 +312,7 @@ fn with_moto_as_sts_and_s3_a_pod_writes_to_a_bucket_with_awss_credentials() {
                 "123456789012".to_owned(),
             ],
             env,
+            ..DevExtras::default()
         }
     });
     let moto = stack.moto().to_owned();
@@ -391,6 +393,7 @@ fn imds_hands_the_node_a_role_in_aws_through_podiam() {
             "000000000000".to_owned(),
         ],
         env: env.clone(),
+        ..DevExtras::default()
     });
     let node_role = "arn:aws:iam::000000000000:role/shop-node";
 

@@ -90,6 +90,13 @@ fn boto3_default_chain_uses_the_web_identity_token_file() {
     let issuer = TestIssuer::start();
     let root = ClientEnv::root(&server);
     create_irsa_role(&root, &issuer, "carts", "carts", "carts");
+    let get_role = ["iam", "get-role", "--role-name", "carts"];
+    let unused = root.aws(&get_role).json();
+    assert_eq!(
+        unused["Role"]["RoleLastUsed"],
+        serde_json::json!({}),
+        "{unused}"
+    );
     let token_file = server.dir().join("token");
     std::fs::write(
         &token_file,
@@ -109,5 +116,20 @@ fn boto3_default_chain_uses_the_web_identity_token_file() {
     assert!(
         arn.starts_with("arn:aws:sts::000000000000:assumed-role/carts/botocore-session-"),
         "{out}"
+    );
+    // The role's use is recorded in the background, and `aws iam get-role` shows it.
+    let mut role = serde_json::Value::Null;
+    for _ in 0..50 {
+        role = root.aws(&get_role).json();
+        if role["Role"]["RoleLastUsed"]["LastUsedDate"].is_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let last_used = &role["Role"]["RoleLastUsed"];
+    assert!(last_used["LastUsedDate"].is_string(), "{role}");
+    assert!(
+        last_used["Region"].as_str().is_some_and(|r| !r.is_empty()),
+        "{role}"
     );
 }

@@ -266,6 +266,7 @@ impl Setup {
             .unwrap_or_else(|e| panic!("aws in the namespace: {e}"));
         Run {
             success: output.status.success(),
+            code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: format!(
                 "{}{}",

@@ -17,7 +17,9 @@ use time::OffsetDateTime;
 
 use crate::metrics::Metrics;
 use crate::session_keys::SessionKeys;
-use crate::{authorize_api, eks_api, eks_auth_api, keys_api, query, upstream_api};
+use crate::{
+    access_api, authorize_api, console, eks_api, eks_auth_api, keys_api, query, upstream_api,
+};
 
 /// The services behind the APIs.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub(crate) struct Services {
     pub(crate) metrics: Metrics,
     /// The broker in front of AWS, when upstream accounts are configured.
     pub(crate) upstream: Option<Arc<crate::upstream::Broker>>,
+    /// The web console's sign-in tokens and sessions.
+    pub(crate) console: console::Console,
 }
 
 #[derive(Debug)]
@@ -53,6 +57,10 @@ pub(crate) struct Inner {
     pub(crate) upstream: Option<Arc<crate::upstream::Broker>>,
     /// Request body bytes buffered at once, across all requests.
     pub(crate) body_budget: podiam_http::BodyBudget,
+    /// The latest audit events, for the console's live feed.
+    pub(crate) audit: crate::audit::AuditRing,
+    /// The web console's sign-in tokens and sessions.
+    pub(crate) console: console::Console,
 }
 
 /// The control plane's shared state. Cheap to clone.
@@ -87,6 +95,8 @@ impl App {
                 ready: AtomicBool::new(true),
                 upstream: services.upstream,
                 body_budget,
+                audit: crate::audit::AuditRing::default(),
+                console: services.console,
             }),
         }
     }
@@ -185,7 +195,8 @@ pub fn metrics_router(app: App) -> Router {
         .with_state(app)
 }
 
-/// The AWS APIs (awsQuery at `/`, rest-json under `/clusters`) and health, without metrics.
+/// The AWS APIs (awsQuery at `/`, rest-json under `/clusters`), the web console under
+/// `/console/` and health, without metrics.
 pub fn api_router(app: App) -> Router {
     Router::new()
         .route("/", get(query::handle).post(query::handle))
@@ -223,6 +234,13 @@ pub fn api_router(app: App) -> Router {
         .route("/oidc/id/{id}/openid/v1/jwks", get(eks_api::jwks))
         .route("/podiam/authorize", post(authorize_api::authorize))
         .route("/podiam/upstream/role", get(upstream_api::upstream_role))
+        .route("/podiam/access/who", get(access_api::who))
+        .route("/podiam/access/what", get(access_api::what))
+        .route("/podiam/access/findings", get(access_api::findings))
+        .route(
+            "/podiam/console/signin-token",
+            post(console::signin::signin_token),
+        )
         .route(
             "/podiam/keys/session/rotate",
             post(keys_api::rotate_session),
@@ -233,6 +251,7 @@ pub fn api_router(app: App) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(console::router())
         .fallback(not_found)
         .layer(axum::middleware::map_response_with_state(
             app.clone(),

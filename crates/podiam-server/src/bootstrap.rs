@@ -277,6 +277,9 @@ pub struct StartOptions {
     pub body_budget_bytes: usize,
     /// Accounts whose roles are real AWS roles, and how AWS is asked.
     pub upstream: Option<Upstream>,
+    /// Where browsers reach the web console (`--public-url`; the sign-in URLs get its origin).
+    /// `None`: the `Host` of the signed request that asks for one, over http.
+    pub console_url: Option<String>,
 }
 
 /// A control plane built over a store.
@@ -394,6 +397,8 @@ pub async fn start(
             session_keys,
             metrics,
             upstream: broker,
+            console: crate::console::Console::new(options.console_url.as_deref())
+                .map_err(BootError::Config)?,
         },
         keyring,
         clock,
@@ -466,6 +471,7 @@ async fn open_inner(
             .unwrap_or_else(|| format!("http://{}", config.listen)),
         body_budget_bytes: config.body_budget_bytes,
         upstream: config.upstream.clone(),
+        console_url: config.public_url.clone(),
     };
     let started = start(store, kek, &options, issuers, clock, rng).await?;
     let root_credentials_path = config.data_dir.join("root-credentials");

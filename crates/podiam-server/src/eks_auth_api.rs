@@ -51,7 +51,7 @@ pub(crate) async fn assume_role_for_pod_identity(
             Ok(grant) => {
                 let credentials = &grant.credentials;
                 inner.metrics.credential("AssumeRoleForPodIdentity", "issued");
-                audit::record(&AuditEvent {
+                audit::record(&call.app, &AuditEvent {
                     event: "credential_issued",
                     operation: "AssumeRoleForPodIdentity",
                     request_id: &call.request_id,
@@ -89,7 +89,7 @@ pub(crate) async fn assume_role_for_pod_identity(
             Err(e) => {
                 let wire = eks_error(&e, Api::EksAuth);
                 inner.metrics.credential("AssumeRoleForPodIdentity", "denied");
-                audit::record(&AuditEvent {
+                audit::record(&call.app, &AuditEvent {
                     event: "credential_denied",
                     operation: "AssumeRoleForPodIdentity",
                     request_id: &call.request_id,

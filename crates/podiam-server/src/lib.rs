@@ -6,12 +6,14 @@
 //! [`podiam_iam`] or [`podiam_sts`], and encode the result. Every response carries an
 //! `x-amzn-RequestId`; every error is AWS's code from [`podiam_wire`].
 
+mod access_api;
 mod app;
 mod audit;
 mod auth;
 mod authority;
 mod authorize_api;
 mod bootstrap;
+mod console;
 mod eks_api;
 mod eks_auth_api;
 mod iam_api;

@@ -144,19 +144,22 @@ fn record_issued(
     expiration: time::OffsetDateTime,
 ) {
     ctx.app.inner.metrics.credential(operation, "issued");
-    audit::record(&AuditEvent {
-        event: "credential_issued",
-        operation,
-        request_id: &ctx.request_id,
-        role_arn,
-        principal,
-        source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
-        session_name,
-        access_key_id: Some(access_key_id),
-        expiration: Some(&iso8601(expiration)),
-        code: None,
-        reason: None,
-    });
+    audit::record(
+        ctx.app,
+        &AuditEvent {
+            event: "credential_issued",
+            operation,
+            request_id: &ctx.request_id,
+            role_arn,
+            principal,
+            source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
+            session_name,
+            access_key_id: Some(access_key_id),
+            expiration: Some(&iso8601(expiration)),
+            code: None,
+            reason: None,
+        },
+    );
 }
 
 /// The audit line and metric of a refusal; `reason` is for operators only.
@@ -170,19 +173,22 @@ fn audit_denied(
     wire: &WireError,
 ) {
     ctx.app.inner.metrics.credential(operation, "denied");
-    audit::record(&AuditEvent {
-        event: "credential_denied",
-        operation,
-        request_id: &ctx.request_id,
-        role_arn,
-        principal,
-        source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
-        session_name,
-        access_key_id: None,
-        expiration: None,
-        code: Some(wire.code),
-        reason: Some(reason),
-    });
+    audit::record(
+        ctx.app,
+        &AuditEvent {
+            event: "credential_denied",
+            operation,
+            request_id: &ctx.request_id,
+            role_arn,
+            principal,
+            source_ip: ctx.facts.source_ip.as_deref().unwrap_or_default(),
+            session_name,
+            access_key_id: None,
+            expiration: None,
+            code: Some(wire.code),
+            reason: Some(reason),
+        },
+    );
 }
 
 async fn web_identity(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {

@@ -783,6 +783,85 @@ async fn deny_guardrails_see_the_request_and_resource_condition_keys() {
 }
 
 #[tokio::test]
+async fn get_role_shows_when_credentials_were_last_issued() {
+    let w = World::new().await;
+    let get = [("Action", "GetRole"), ("RoleName", "used")];
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", "used"),
+            ("AssumeRolePolicyDocument", TRUST_ROOT),
+        ],
+    )
+    .await
+    .ok();
+    // Never used: an empty element, last in the Role as AWS has it.
+    let before = w.iam(&w.root, &get).await.ok();
+    assert!(
+        before.body.contains("<RoleLastUsed></RoleLastUsed></Role>"),
+        "{}",
+        before.body
+    );
+    let assume = [
+        ("Action", "AssumeRole"),
+        ("RoleArn", &role_arn("used")),
+        ("RoleSessionName", "session"),
+    ];
+    w.sts(Some(&w.root), &assume).await.ok();
+    let issued_at = podiam_wire::iso8601(w.now());
+    assert_eq!(
+        w.role_last_used("used").await,
+        Some((issued_at.clone(), "eu-central-1".to_owned()))
+    );
+    // Within the hour, another use is not written; after it, it is.
+    w.clock.advance(time::Duration::minutes(30));
+    w.sts(Some(&w.root), &assume).await.ok();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        w.role_last_used("used").await,
+        Some((issued_at, "eu-central-1".to_owned()))
+    );
+    w.clock.advance(time::Duration::minutes(30));
+    w.sts(Some(&w.root), &assume).await.ok();
+    let mut later = None;
+    for _ in 0..100 {
+        later = w.role_last_used("used").await;
+        if later.as_ref().map(|(date, _)| date) == Some(&podiam_wire::iso8601(w.now())) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        later,
+        Some((podiam_wire::iso8601(w.now()), "eu-central-1".to_owned()))
+    );
+    // ListRoles does not return it (nor does AWS's).
+    let listed = w.iam(&w.root, &[("Action", "ListRoles")]).await.ok();
+    assert!(!listed.body.contains("RoleLastUsed"), "{}", listed.body);
+
+    // A web identity counts too (unsigned: the server's region).
+    assert_eq!(
+        w.iam(&w.root, &[("Action", "GetRole"), ("RoleName", ROLE)])
+            .await
+            .ok()
+            .tag("LastUsedDate"),
+        None
+    );
+    let token = w.token(
+        "carts",
+        "carts",
+        "sts.amazonaws.com",
+        w.now().unix_timestamp(),
+    );
+    w.web_identity(&token).await.ok();
+    assert_eq!(
+        w.role_last_used(ROLE).await,
+        Some((podiam_wire::iso8601(w.now()), "eu-central-1".to_owned()))
+    );
+}
+
+#[tokio::test]
 async fn sessions_of_a_deleted_role_do_not_carry_over_to_its_namesake() {
     let w = World::new().await;
     let create = [
@@ -1040,6 +1119,7 @@ async fn deleted_root_keys_stay_deleted_across_restarts() {
         public_url: "http://127.0.0.1:4599".into(),
         body_budget_bytes: 64 << 20,
         upstream: None,
+        console_url: None,
     };
     let boot = || {
         start(

@@ -477,6 +477,12 @@ async fn assume_role_for_pod_identity_over_the_wire() {
         creds["expiration"].as_i64().unwrap(),
         support::NOW + 6 * 3600
     );
+    // The pod's role shows the use in GetRole, with the region EKS Auth was signed for.
+    let (_, region) = w
+        .role_last_used("eks-workshop-carts-dynamo-pia")
+        .await
+        .unwrap();
+    assert_eq!(region, "eu-central-1");
 
     // The credentials work, and carry the pod's session tags into IAM decisions.
     let session = Creds {

@@ -1,8 +1,10 @@
 //! `podiam`: short-lived AWS credentials for Kubernetes pods, self-hosted.
 
+mod access_cmd;
 mod aws_cmd;
 mod cli_io;
 mod cluster_cmd;
+mod console_cmd;
 mod dev;
 mod docs_cmd;
 mod etcd_args;
@@ -51,6 +53,12 @@ enum Command {
     Exec(Box<exec_cmd::ExecArgs>),
     /// Explain whether a pod of a ServiceAccount may call an action, step by step.
     Explain(Box<explain::ExplainArgs>),
+    /// See who can do what: which workloads reach a resource, what a service account can
+    /// do, and findings.
+    #[command(subcommand)]
+    Access(access_cmd::AccessCommand),
+    /// Open the web console in a browser, signed in as you.
+    Console(console_cmd::ConsoleArgs),
     /// Run the DynamoDB gateway: SigV4 and IAM policies enforced in front of any DynamoDB.
     Gateway(Box<gateway_cmd::GatewayArgs>),
     /// Create clusters with a chosen token issuer; mint tokens from hosted issuers.
@@ -106,6 +114,8 @@ fn main() -> ExitCode {
         Command::Dev(args) => dev::run(*args),
         Command::Exec(args) => exec_cmd::run(*args),
         Command::Explain(args) => explain::run(*args),
+        Command::Console(args) => console_cmd::run(&args),
+        Command::Access(command) => access_cmd::run(&command),
         Command::Gateway(args) => gateway_cmd::run(*args),
         Command::Cluster(command) => cluster_cmd::run(*command),
         Command::Agent(args) => podiam_agent::cli::run(*args),

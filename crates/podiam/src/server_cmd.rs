@@ -50,7 +50,8 @@ pub(crate) struct ServerArgs {
     #[arg(long, value_name = "FILE")]
     kek_file: Option<PathBuf>,
     /// The URL clients reach this server at; hosted issuers' URLs are under it
-    /// (default: http://LISTEN).
+    /// (default: http://LISTEN), and so are the web console's sign-in URLs (default: the
+    /// address `podiam console` asked at; an https:// URL makes the console's cookie Secure).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// Where the state lives: etcd://host:2379[,host:2379…] for several replicas over one etcd

@@ -5,7 +5,7 @@ mod policies;
 mod providers;
 mod render;
 mod roles;
-mod simulate;
+pub(crate) mod simulate;
 mod users;
 
 use base64::Engine as _;
@@ -248,7 +248,7 @@ fn page_end<T>(x: &mut Xml, page: &Paged<T>) {
 
 impl Ctx<'_> {
     /// The ARN of role `name` (its real path when it exists).
-    fn role_arn(&self, name: &str) -> String {
+    pub(crate) fn role_arn(&self, name: &str) -> String {
         let state = self.app.inner.iam.state();
         match state.role(name) {
             Some(role) => state.role_arn(&role.record),
@@ -262,7 +262,7 @@ impl Ctx<'_> {
 
     /// What a list call is authorized on, as AWS names it: `arn:aws:iam::<account>:role/`
     /// (or the path prefix asked for).
-    fn list_resource(&self, kind: &str, prefix: Option<&str>) -> String {
+    pub(crate) fn list_resource(&self, kind: &str, prefix: Option<&str>) -> String {
         let state = self.app.inner.iam.state();
         format!(
             "arn:{}:iam::{}:{kind}{}",

@@ -37,6 +37,17 @@ pub(crate) fn role(x: &mut Xml, state: &IamState, role: &RoleEntry, with_details
     }
 }
 
+/// `RoleLastUsed`, as `GetRole` returns it: the date and region of the latest recorded use,
+/// or empty when the role was never used.
+pub(crate) fn role_last_used(x: &mut Xml, state: &IamState, role: &RoleEntry) {
+    x.open("RoleLastUsed");
+    if let Some(used) = state.role_last_used(&role.record.id) {
+        x.time("LastUsedDate", time_of(used.date))
+            .text("Region", &used.region);
+    }
+    x.close("RoleLastUsed");
+}
+
 /// A `User`.
 pub(crate) fn user(x: &mut Xml, state: &IamState, user: &UserEntry, with_details: bool) {
     let u = &user.record;

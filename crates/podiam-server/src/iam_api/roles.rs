@@ -64,9 +64,11 @@ pub(super) fn get_role(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     v.finish()?;
     ctx.authorize("iam:GetRole", &ctx.role_arn(role))?;
     let entry = ctx.app.inner.iam.get_role(role).map_err(iam)?;
+    let state = ctx.app.inner.iam.state();
     let mut x = Xml::new();
     x.open("Role");
-    render::role(&mut x, &ctx.app.inner.iam.state(), &entry, true);
+    render::role(&mut x, &state, &entry, true);
+    render::role_last_used(&mut x, &state, &entry);
     x.close("Role");
     Ok(Some(x))
 }

@@ -12,10 +12,147 @@ use super::arn;
 use crate::query::{Ctx, Output};
 
 /// A policy with the id the simulator reports for it.
-struct Named {
-    id: String,
-    kind: &'static str,
+#[derive(Debug)]
+pub(crate) struct Named {
+    /// The inline policy's name, the managed policy's ARN, or `PolicyInputList.N`.
+    pub(crate) id: String,
+    /// `IAM Policy`, `PermissionsBoundaryPolicy` or `Resource Policy`.
+    pub(crate) kind: &'static str,
     policy: Arc<Policy>,
+}
+
+/// What a simulation evaluates: identity policies, a permissions boundary, a resource policy,
+/// for a principal. `SimulatePrincipalPolicy`, `SimulateCustomPolicy` and the console's
+/// simulator all decide through it.
+#[derive(Debug)]
+pub(crate) struct Simulation {
+    identity: Vec<Named>,
+    boundary: Vec<Named>,
+    resource_policy: Option<Named>,
+    principal: Principal,
+}
+
+impl Simulation {
+    /// The policies of `source`, a user or role of this account, as `SimulatePrincipalPolicy`
+    /// evaluates them; the caller must be allowed `iam:SimulatePrincipalPolicy` on it.
+    pub(crate) fn of_principal(ctx: &Ctx<'_>, source: &str) -> Result<Self, WireError> {
+        ctx.authorize("iam:SimulatePrincipalPolicy", source)?;
+        let state = ctx.app.inner.iam.state();
+        let mut identity = Vec::new();
+        let mut boundary = Vec::new();
+        let managed = |arns: &[String], out: &mut Vec<Named>| {
+            for arn in arns {
+                if let Some(p) = state.policy(arn).and_then(|p| p.default_policy()) {
+                    out.push(Named {
+                        id: arn.clone(),
+                        kind: "IAM Policy",
+                        policy: p,
+                    });
+                }
+            }
+        };
+        let resource_name = source.rsplit('/').next().unwrap_or_default().to_owned();
+        if source.contains(":role/") {
+            let role = state
+                .role(&resource_name)
+                .filter(|r| state.role_arn(&r.record) == source)
+                .ok_or_else(|| {
+                    WireError::new(
+                        "NoSuchEntity",
+                        404,
+                        format!("The role with name {resource_name} cannot be found."),
+                    )
+                })?;
+            for (name, policy) in role.inline_named() {
+                identity.push(Named {
+                    id: name.to_owned(),
+                    kind: "IAM Policy",
+                    policy,
+                });
+            }
+            managed(&role.record.attached, &mut identity);
+            if let Some(b) = &role.record.boundary {
+                managed(std::slice::from_ref(b), &mut boundary);
+            }
+        } else if source.contains(":user/") {
+            let user = state
+                .user(&resource_name)
+                .filter(|u| state.user_arn(&u.record) == source)
+                .ok_or_else(|| {
+                    WireError::new(
+                        "NoSuchEntity",
+                        404,
+                        format!("The user with name {resource_name} cannot be found."),
+                    )
+                })?;
+            for (name, policy) in user.inline_named() {
+                identity.push(Named {
+                    id: name.to_owned(),
+                    kind: "IAM Policy",
+                    policy,
+                });
+            }
+            managed(&user.record.attached, &mut identity);
+            if let Some(b) = &user.record.boundary {
+                managed(std::slice::from_ref(b), &mut boundary);
+            }
+        } else {
+            return Err(WireError::new(
+                "InvalidInput",
+                400,
+                format!("PolicySourceArn {source} must be a user or role of this account."),
+            ));
+        }
+        Ok(Self {
+            identity,
+            boundary,
+            resource_policy: None,
+            principal: source
+                .parse::<AwsPrincipal>()
+                .map_or(Principal::Anonymous, Principal::Aws),
+        })
+    }
+
+    /// The decision for `action` on `resource`, with every policy's and statement's trace.
+    pub(crate) fn explain(
+        &self,
+        action: &str,
+        resource: &str,
+        context: &Context,
+        owner: Option<&str>,
+    ) -> Explanation {
+        let set = PolicySet {
+            identity: self.identity.iter().map(|n| n.policy.as_ref()).collect(),
+            resource: self.resource_policy.as_ref().map(|n| n.policy.as_ref()),
+            permissions_boundary: self.boundary.first().map(|n| n.policy.as_ref()),
+            simulator: true,
+            ..PolicySet::default()
+        };
+        let mut request = Request::new(action)
+            .principal(self.principal.clone())
+            .resource(resource)
+            .context(context.clone());
+        if let Some(owner) = owner {
+            request = request.resource_account(owner);
+        }
+        set.explain(&request)
+    }
+
+    /// The policy a trace names (`identity[0]`, `permissions_boundary`, `resource`).
+    pub(crate) fn source(&self, policy_label: &str) -> Option<&Named> {
+        if policy_label == "resource" {
+            return self.resource_policy.as_ref();
+        }
+        if policy_label == "permissions_boundary" {
+            return self.boundary.first();
+        }
+        let index: usize = policy_label
+            .strip_prefix("identity[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        self.identity.get(index)
+    }
 }
 
 fn parse(text: &str) -> Result<Arc<Policy>, WireError> {
@@ -69,7 +206,8 @@ fn context(q: &QueryRequest) -> Result<Context, WireError> {
     Ok(context)
 }
 
-fn decision_name(decision: Decision) -> &'static str {
+/// The `EvalDecision` of a decision.
+pub(crate) fn decision_name(decision: Decision) -> &'static str {
     match decision {
         Decision::Allow => "allowed",
         Decision::ExplicitDeny => "explicitDeny",
@@ -82,13 +220,7 @@ const MAX_PAIRS: usize = 10_000;
 
 /// Runs one page (`MaxItems`, `Marker`) of every action × resource and writes
 /// `EvaluationResults`.
-fn simulate(
-    identity: &[Named],
-    boundary: &[Named],
-    resource_policy: Option<&Named>,
-    principal: Principal,
-    q: &QueryRequest,
-) -> Output {
+fn simulate(simulation: &Simulation, q: &QueryRequest) -> Output {
     let mut v = Validation::new();
     let actions = q.list("ActionNames")?;
     if actions.is_empty() {
@@ -127,27 +259,6 @@ fn simulate(
     };
     v.finish()?;
     let context = context(q)?;
-    let set = PolicySet {
-        identity: identity.iter().map(|n| n.policy.as_ref()).collect(),
-        resource: resource_policy.map(|n| n.policy.as_ref()),
-        permissions_boundary: boundary.first().map(|n| n.policy.as_ref()),
-        simulator: true,
-        ..PolicySet::default()
-    };
-    let label = |policy_label: &str| -> Option<&Named> {
-        if policy_label == "resource" {
-            return resource_policy;
-        }
-        if policy_label == "permissions_boundary" {
-            return boundary.first();
-        }
-        let index: usize = policy_label
-            .strip_prefix("identity[")?
-            .strip_suffix(']')?
-            .parse()
-            .ok()?;
-        identity.get(index)
-    };
     let mut x = Xml::new();
     let mut pairs = Vec::new();
     for action in &actions {
@@ -158,14 +269,7 @@ fn simulate(
     let end = start.saturating_add(max).min(pairs.len());
     let page: Vec<_> = pairs.get(start..end).unwrap_or_default().to_vec();
     x.members("EvaluationResults", page, |x, (action, resource)| {
-        let mut request = Request::new(action)
-            .principal(principal.clone())
-            .resource(resource)
-            .context(context.clone());
-        if let Some(owner) = &owner {
-            request = request.resource_account(owner);
-        }
-        let explanation: Explanation = set.explain(&request);
+        let explanation = simulation.explain(action, resource, &context, owner.as_deref());
         x.text("EvalActionName", action)
             .text("EvalResourceName", resource)
             .text("EvalDecision", decision_name(explanation.decision));
@@ -177,7 +281,7 @@ fn simulate(
             .trace
             .iter()
             .filter(|p| p.outcome == wanted && explanation.decision != Decision::ImplicitDeny)
-            .filter_map(|p| label(&p.policy).map(|n| (n, p)))
+            .filter_map(|p| simulation.source(&p.policy).map(|n| (n, p)))
             .flat_map(|(n, p)| {
                 p.statements
                     .iter()
@@ -206,97 +310,33 @@ pub(super) fn principal(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
     let mut v = Validation::new();
     let source = arn(&mut v, q, "PolicySourceArn").to_owned();
     v.finish()?;
-    ctx.authorize("iam:SimulatePrincipalPolicy", &source)?;
-    let state = ctx.app.inner.iam.state();
-    let mut identity = Vec::new();
-    let mut boundary = Vec::new();
-    let managed = |arns: &[String], out: &mut Vec<Named>| {
-        for arn in arns {
-            if let Some(p) = state.policy(arn).and_then(|p| p.default_policy()) {
-                out.push(Named {
-                    id: arn.clone(),
-                    kind: "IAM Policy",
-                    policy: p,
-                });
-            }
-        }
-    };
-    let resource_name = source.rsplit('/').next().unwrap_or_default().to_owned();
-    if source.contains(":role/") {
-        let role = state
-            .role(&resource_name)
-            .filter(|r| state.role_arn(&r.record) == source)
-            .ok_or_else(|| {
-                WireError::new(
-                    "NoSuchEntity",
-                    404,
-                    format!("The role with name {resource_name} cannot be found."),
-                )
-            })?;
-        for (name, policy) in role.inline_named() {
-            identity.push(Named {
-                id: name.to_owned(),
-                kind: "IAM Policy",
-                policy,
-            });
-        }
-        managed(&role.record.attached, &mut identity);
-        if let Some(b) = &role.record.boundary {
-            managed(std::slice::from_ref(b), &mut boundary);
-        }
-    } else if source.contains(":user/") {
-        let user = state
-            .user(&resource_name)
-            .filter(|u| state.user_arn(&u.record) == source)
-            .ok_or_else(|| {
-                WireError::new(
-                    "NoSuchEntity",
-                    404,
-                    format!("The user with name {resource_name} cannot be found."),
-                )
-            })?;
-        for (name, policy) in user.inline_named() {
-            identity.push(Named {
-                id: name.to_owned(),
-                kind: "IAM Policy",
-                policy,
-            });
-        }
-        managed(&user.record.attached, &mut identity);
-        if let Some(b) = &user.record.boundary {
-            managed(std::slice::from_ref(b), &mut boundary);
-        }
-    } else {
-        return Err(WireError::new(
-            "InvalidInput",
-            400,
-            format!("PolicySourceArn {source} must be a user or role of this account."),
-        ));
-    }
-    drop(state);
-    identity.extend(inputs(q, "PolicyInputList", "IAM Policy")?);
+    let mut simulation = Simulation::of_principal(ctx, &source)?;
+    simulation
+        .identity
+        .extend(inputs(q, "PolicyInputList", "IAM Policy")?);
     let overrides = inputs(
         q,
         "PermissionsBoundaryPolicyInputList",
         "PermissionsBoundaryPolicy",
     )?;
     if !overrides.is_empty() {
-        boundary = overrides;
+        simulation.boundary = overrides;
     }
-    let resource_policy = q
-        .get("ResourcePolicy")
+    simulation.resource_policy = resource_policy(q)?;
+    simulate(&simulation, q)
+}
+
+/// `ResourcePolicy`, when given.
+fn resource_policy(q: &QueryRequest) -> Result<Option<Named>, WireError> {
+    q.get("ResourcePolicy")
         .map(|t| {
-            Ok::<_, WireError>(Named {
+            Ok(Named {
                 id: "ResourcePolicy".into(),
                 kind: "Resource Policy",
                 policy: parse(t)?,
             })
         })
-        .transpose()?;
-    let principal = source
-        .parse::<AwsPrincipal>()
-        .map_or(Principal::Anonymous, Principal::Aws);
-    simulate(&identity, &boundary, resource_policy.as_ref(), principal, q)
+        .transpose()
 }
 
 pub(super) fn custom(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
@@ -312,19 +352,15 @@ pub(super) fn custom(ctx: &Ctx<'_>, q: &QueryRequest) -> Output {
         "PermissionsBoundaryPolicyInputList",
         "PermissionsBoundaryPolicy",
     )?;
-    let resource_policy = q
-        .get("ResourcePolicy")
-        .map(|t| {
-            Ok::<_, WireError>(Named {
-                id: "ResourcePolicy".into(),
-                kind: "Resource Policy",
-                policy: parse(t)?,
-            })
-        })
-        .transpose()?;
     let principal = q
         .get("CallerArn")
         .and_then(|arn| arn.parse::<AwsPrincipal>().ok())
         .map_or(Principal::Anonymous, Principal::Aws);
-    simulate(&identity, &boundary, resource_policy.as_ref(), principal, q)
+    let simulation = Simulation {
+        identity,
+        boundary,
+        resource_policy: resource_policy(q)?,
+        principal,
+    };
+    simulate(&simulation, q)
 }

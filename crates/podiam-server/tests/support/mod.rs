@@ -158,6 +158,7 @@ impl World {
                 public_url: "http://127.0.0.1:4599".to_owned(),
                 body_budget_bytes: 64 << 20,
                 upstream,
+                console_url: None,
             },
             Arc::new(FixedIssuer(keys)),
             clock.clone(),
@@ -385,6 +386,22 @@ impl World {
         self.issuer
             .mint(&request, at(issued_at), &SeededRng::new(b"token"))
             .unwrap()
+    }
+
+    /// `GetRole`'s `RoleLastUsed` for `role` as `(LastUsedDate, Region)`, once the use is
+    /// recorded (in the background); `None` if it is not within a second.
+    pub async fn role_last_used(&self, role: &str) -> Option<(String, String)> {
+        for _ in 0..100 {
+            let reply = self
+                .iam(&self.root, &[("Action", "GetRole"), ("RoleName", role)])
+                .await
+                .ok();
+            if let (Some(date), Some(region)) = (reply.tag("LastUsedDate"), reply.tag("Region")) {
+                return Some((date, region));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
     }
 
     /// `AssumeRoleWithWebIdentity` for the workshop role.

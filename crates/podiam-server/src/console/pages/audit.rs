@@ -1,0 +1,61 @@
+//! `/console/audit`: the credentials this replica issued and denied, newest first, reloading
+//! every 5 seconds; read as `cloudtrail:LookupEvents`.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+
+use super::{Page, error_box, time};
+use crate::audit::AuditRing;
+use crate::console::Viewer;
+
+pub(crate) async fn page(viewer: Viewer) -> Response {
+    let ctx = viewer.ctx();
+    let page = Page::new("/console/audit", "Audit").refresh();
+    if let Err(e) = ctx.authorize("cloudtrail:LookupEvents", "*") {
+        return page
+            .status(StatusCode::FORBIDDEN)
+            .render(&viewer, error_box(&e));
+    }
+    let events = viewer.app.inner.audit.newest_first();
+    let body = html! {
+        p.muted {
+            "The last " (AuditRing::CAPACITY) " credentials this server issued or denied, newest \
+             first; the page reloads every 5 seconds."
+        }
+        @if events.is_empty() {
+            p.muted { "No credentials have been asked for since the server started." }
+        } @else {
+            table.audit {
+                thead {
+                    tr {
+                        th { "Time" } th { "Event" } th { "Operation" } th { "Principal" }
+                        th { "Role" } th { "Session" } th { "Source" } th { "Details" }
+                    }
+                }
+                tbody {
+                    @for e in &events {
+                        @let issued = e.event == "credential_issued";
+                        tr {
+                            td { (time(e.at)) }
+                            td class=(if issued { "issued" } else { "refused" }) { (if issued { "issued" } else { "denied" }) }
+                            td { (e.operation) }
+                            td { code { (e.principal) } }
+                            td { code { (e.role_arn) } }
+                            td { (e.session_name) }
+                            td { (e.source_ip) }
+                            td {
+                                @if let Some(key) = &e.access_key_id { "key " code { (key) } }
+                                @if let Some(expiration) = &e.expiration { " until " (expiration) }
+                                @if let Some(code) = &e.code { strong { (code) } }
+                                @if let Some(reason) = &e.reason { " " (reason) }
+                                " " span.muted { "request " (e.request_id) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page.render(&viewer, body)
+}

@@ -1,0 +1,312 @@
+//! The console's server-side state: one-time sign-in tokens and browser sessions, in this
+//! replica's memory, bounded, and timed by the injected clock. Only the SHA-256 of a token or
+//! a session id is kept, so neither can be read back out of memory, and looking one up
+//! compares hashes, not the secret.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use podiam_crypto::{Rng, constant_time_eq, sha256};
+use podiam_iam::{Caller, IamState};
+use podiam_session::Session;
+use time::{Duration, OffsetDateTime};
+
+/// How long a sign-in URL works (once).
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::minutes(5);
+/// The longest browser session.
+pub(crate) const SESSION_LIFETIME: Duration = Duration::hours(1);
+/// Sign-in tokens waiting to be redeemed, at most.
+const MAX_TOKENS: usize = 1_000;
+/// Browser sessions, at most.
+const MAX_SESSIONS: usize = 10_000;
+
+/// Who signed in.
+#[derive(Debug, Clone)]
+pub(crate) enum Identity {
+    /// The account root.
+    Root,
+    /// A user, found again by name and id on every request: a deleted user (or one deleted and
+    /// created again) has no console any more.
+    User { name: String, id: String },
+    /// A role session, kept as it was issued and ending with it.
+    Session(Arc<Session>),
+}
+
+impl Identity {
+    pub(crate) fn of(caller: &Caller) -> Self {
+        match caller {
+            Caller::Root => Self::Root,
+            Caller::User(user) => Self::User {
+                name: user.record.name.clone(),
+                id: user.record.id.clone(),
+            },
+            Caller::Session { session, .. } => Self::Session(Arc::clone(session)),
+        }
+    }
+
+    /// The caller as IAM holds it now; `None` when it is gone.
+    pub(crate) fn caller(&self, state: &IamState, now: OffsetDateTime) -> Option<Caller> {
+        match self {
+            Self::Root => Some(Caller::Root),
+            Self::User { name, id } => state
+                .user(name)
+                .filter(|u| u.record.id == *id)
+                .map(Caller::User),
+            Self::Session(session) if session.is_expired(now) => None,
+            // As the SigV4 lookup does: the role as it is now, if it is still the same role.
+            Self::Session(session) => Some(Caller::Session {
+                session: Arc::clone(session),
+                role: state
+                    .role_by_arn(&session.details.role_arn)
+                    .filter(|r| r.record.id == session.details.role_id),
+            }),
+        }
+    }
+
+    /// When a console session starting at `now` ends: after [`SESSION_LIFETIME`], or with the
+    /// role session if that ends first.
+    fn session_end(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let end = now + SESSION_LIFETIME;
+        match self {
+            Self::Session(session) => end.min(session.expiration()),
+            _ => end,
+        }
+    }
+}
+
+/// A sign-in token waiting to be redeemed.
+#[derive(Debug)]
+struct Pending {
+    identity: Identity,
+    expires: OffsetDateTime,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsoleSession {
+    pub(crate) identity: Identity,
+    pub(crate) expires: OffsetDateTime,
+    /// The token every form of this session carries back (CSRF).
+    pub(crate) csrf: String,
+}
+
+impl ConsoleSession {
+    /// Whether `offered` is this session's CSRF token (in constant time).
+    pub(crate) fn csrf_matches(&self, offered: &str) -> bool {
+        constant_time_eq(self.csrf.as_bytes(), offered.as_bytes())
+    }
+}
+
+/// Why a sign-in token was not redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Never issued, or already used.
+    Unknown,
+    /// Issued, but older than [`TOKEN_LIFETIME`].
+    Expired,
+    /// The identity's own credentials have expired since.
+    IdentityExpired,
+    /// Too many sessions or tokens are live.
+    Full,
+    /// No randomness.
+    Rng,
+}
+
+/// A new browser session: the cookie's value and when it ends.
+#[derive(Debug)]
+pub(crate) struct NewSession {
+    pub(crate) id: String,
+    pub(crate) expires: OffsetDateTime,
+}
+
+/// The tokens and sessions.
+#[derive(Default)]
+pub(crate) struct Stores {
+    tokens: Mutex<HashMap<[u8; 32], Pending>>,
+    sessions: Mutex<HashMap<[u8; 32], ConsoleSession>>,
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores")
+            .field("tokens", &lock(&self.tokens).len())
+            .field("sessions", &lock(&self.sessions).len())
+            .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// 32 random bytes, base64url.
+fn random_secret(rng: &dyn Rng) -> Result<String, Refused> {
+    let mut bytes = [0u8; 32];
+    rng.fill(&mut bytes).map_err(|_| Refused::Rng)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The key a secret is kept under.
+fn key(secret: &str) -> [u8; 32] {
+    sha256(secret.as_bytes())
+}
+
+impl Stores {
+    /// A new sign-in token for `identity`, valid until `now + TOKEN_LIFETIME`.
+    pub(crate) fn issue_token(
+        &self,
+        identity: Identity,
+        rng: &dyn Rng,
+        now: OffsetDateTime,
+    ) -> Result<(String, OffsetDateTime), Refused> {
+        let token = random_secret(rng)?;
+        let expires = now + TOKEN_LIFETIME;
+        let mut tokens = lock(&self.tokens);
+        if tokens.len() >= MAX_TOKENS {
+            tokens.retain(|_, p| p.expires > now);
+        }
+        if tokens.len() >= MAX_TOKENS {
+            return Err(Refused::Full);
+        }
+        tokens.insert(key(&token), Pending { identity, expires });
+        Ok((token, expires))
+    }
+
+    /// Redeems `token` (it works once, used or not) for a new browser session.
+    pub(crate) fn redeem(
+        &self,
+        token: &str,
+        state: &IamState,
+        rng: &dyn Rng,
+        now: OffsetDateTime,
+    ) -> Result<NewSession, Refused> {
+        let pending = lock(&self.tokens)
+            .remove(&key(token))
+            .ok_or(Refused::Unknown)?;
+        if pending.expires <= now {
+            return Err(Refused::Expired);
+        }
+        if pending.identity.caller(state, now).is_none() {
+            return Err(Refused::IdentityExpired);
+        }
+        let id = random_secret(rng)?;
+        let csrf = random_secret(rng)?;
+        let expires = pending.identity.session_end(now);
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, s| s.expires > now);
+        }
+        if sessions.len() >= MAX_SESSIONS {
+            return Err(Refused::Full);
+        }
+        sessions.insert(
+            key(&id),
+            ConsoleSession {
+                identity: pending.identity,
+                expires,
+                csrf,
+            },
+        );
+        Ok(NewSession { id, expires })
+    }
+
+    /// The live session of cookie value `id`; an expired one is removed.
+    pub(crate) fn session(&self, id: &str, now: OffsetDateTime) -> Option<ConsoleSession> {
+        let mut sessions = lock(&self.sessions);
+        let k = key(id);
+        match sessions.get(&k) {
+            Some(s) if s.expires > now => Some(s.clone()),
+            Some(_) => {
+                sessions.remove(&k);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Ends the session of cookie value `id`.
+    pub(crate) fn end(&self, id: &str) {
+        lock(&self.sessions).remove(&key(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podiam_crypto::{AeadKey, KeyId, Keyring, SeededRng};
+
+    fn state() -> IamState {
+        IamState::new(
+            "111122223333",
+            "aws",
+            Arc::new(Keyring::new(
+                AeadKey::from_bytes(KeyId(0), &[1; 32]).unwrap(),
+            )),
+        )
+    }
+
+    #[test]
+    fn a_token_works_once_and_only_in_time() {
+        let stores = Stores::default();
+        let rng = SeededRng::new(b"console");
+        let state = state();
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let (token, expires) = stores.issue_token(Identity::Root, &rng, now).unwrap();
+        assert_eq!(expires, now + TOKEN_LIFETIME);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap().len(), 32);
+        let session = stores.redeem(&token, &state, &rng, now).unwrap();
+        assert_eq!(session.expires, now + SESSION_LIFETIME);
+        assert_eq!(
+            stores.redeem(&token, &state, &rng, now).unwrap_err(),
+            Refused::Unknown
+        );
+        assert!(stores.session(&session.id, now).is_some());
+        assert!(stores.session(&session.id, session.expires).is_none());
+
+        let (late, _) = stores.issue_token(Identity::Root, &rng, now).unwrap();
+        assert_eq!(
+            stores
+                .redeem(&late, &state, &rng, now + TOKEN_LIFETIME)
+                .unwrap_err(),
+            Refused::Expired
+        );
+    }
+
+    #[test]
+    fn tokens_are_bounded() {
+        let stores = Stores::default();
+        let rng = SeededRng::new(b"console bound");
+        let now = OffsetDateTime::UNIX_EPOCH;
+        for _ in 0..MAX_TOKENS {
+            stores.issue_token(Identity::Root, &rng, now).unwrap();
+        }
+        assert_eq!(
+            stores.issue_token(Identity::Root, &rng, now).unwrap_err(),
+            Refused::Full
+        );
+        // Expired ones make room.
+        assert!(
+            stores
+                .issue_token(Identity::Root, &rng, now + TOKEN_LIFETIME)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_deleted_user_has_no_caller() {
+        let identity = Identity::User {
+            name: "gone".to_owned(),
+            id: "AIDAEXAMPLE".to_owned(),
+        };
+        assert!(
+            identity
+                .caller(&state(), OffsetDateTime::UNIX_EPOCH)
+                .is_none()
+        );
+    }
+}
