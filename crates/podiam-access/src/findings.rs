@@ -303,7 +303,11 @@ fn association_findings(
 ) {
     let roles = std::iter::once(&a.role_arn).chain(a.target_role_arn.iter());
     for role_arn in roles {
-        if upstream(role_arn) || snap.iam.role_by_arn(role_arn).is_some() {
+        // Whether a role exists is GetRole's to tell: only for a caller who may GetRole it.
+        if upstream(role_arn) || !(snap.role_visible)(role_arn, &[]) {
+            return;
+        }
+        if snap.iam.role_by_arn(role_arn).is_some() {
             continue;
         }
         out.push(Finding {
@@ -318,7 +322,7 @@ fn association_findings(
     if upstream(&a.role_arn) {
         return;
     }
-    let Some(role) = snap.iam.role_by_arn(&a.role_arn) else {
+    let Some(role) = snap.role(&a.role_arn) else {
         return;
     };
     let trusted = role

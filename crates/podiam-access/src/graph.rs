@@ -149,23 +149,32 @@ fn sorted<T>(map: BTreeMap<T, usize>) -> Vec<T> {
     items.into_iter().map(|(_, k)| k).collect()
 }
 
-/// The workloads that reach `role_arn`, and how ("who can assume this role").
-pub fn assumers(
-    snap: &Snapshot<'_>,
-    role_arn: &str,
-) -> Vec<(Workload, PathKind, Outcome, Option<String>)> {
-    let mut out: Vec<_> = all_paths(snap, None)
+/// A workload that reaches a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assumer {
+    /// Who.
+    pub workload: Workload,
+    /// How.
+    pub path: PathKind,
+    /// Whether the trust lets it in (`ConditionalAllow` with conditions left open).
+    pub trust: Outcome,
+    /// For the first role of a chain: the role the chain ends in.
+    pub chain_into: Option<String>,
+}
+
+/// The workloads that reach `role_arn` ("who can assume this role"), itself or as the first
+/// role of a chain.
+pub fn assumers(snap: &Snapshot<'_>, role_arn: &str) -> Vec<Assumer> {
+    let mut out: Vec<Assumer> = all_paths(snap, None)
         .into_iter()
         .filter(|p| p.role_arn == role_arn || p.via.as_deref() == Some(role_arn))
-        .map(|p| {
-            let via = if p.role_arn == role_arn {
-                None
-            } else {
-                Some(format!("first role of a chain into {}", p.role_arn))
-            };
-            (p.workload, p.kind, p.trust.outcome, via)
+        .map(|p| Assumer {
+            chain_into: (p.role_arn != role_arn).then(|| p.role_arn.clone()),
+            workload: p.workload,
+            path: p.kind,
+            trust: p.trust.outcome,
         })
         .collect();
-    out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    out.sort_by(|a, b| (&a.workload, a.path).cmp(&(&b.workload, b.path)));
     out
 }

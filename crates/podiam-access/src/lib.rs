@@ -22,9 +22,9 @@ mod what;
 mod who;
 
 pub use findings::{Finding, FindingsOptions, Severity, findings};
-pub use graph::{AccessGraph, GrantEdge, ResourceNode, RoleEdge, assumers, graph};
+pub use graph::{AccessGraph, Assumer, GrantEdge, ResourceNode, RoleEdge, assumers, graph};
 pub use paths::{PathKind, Workload};
-pub use snapshot::Snapshot;
+pub use snapshot::{RoleVisible, Snapshot};
 pub use verdict::{Denial, OpenCondition, Outcome, Verdict};
 pub use what::{ServiceSummary, StatementSummary, WhatPath, WhatReport, summarise, what};
 pub use who::{WhoEntry, WhoReport, who};

@@ -13,6 +13,9 @@ use time::OffsetDateTime;
 
 use crate::verdict::{Verdict, judge};
 
+/// Whether the caller may see a role, by its ARN and tags.
+pub type RoleVisible<'a> = dyn Fn(&str, &[(String, String)]) -> bool + 'a;
+
 /// Everything one analysis reads, at one instant.
 pub struct Snapshot<'a> {
     /// IAM: roles, policies, users, providers.
@@ -23,8 +26,9 @@ pub struct Snapshot<'a> {
     pub region: &'a str,
     /// When the analysis runs (time conditions are evaluated at this instant).
     pub now: OffsetDateTime,
-    /// Whether the caller may see a role (`iam:GetRole` on it).
-    pub role_visible: &'a dyn Fn(&RoleEntry) -> bool,
+    /// Whether the caller may see a role (`iam:GetRole` on it), by ARN and tags (none for a
+    /// role that does not exist: whether it exists is itself what `GetRole` guards).
+    pub role_visible: &'a RoleVisible<'a>,
     /// Whether the caller may see an association (`eks:DescribePodIdentityAssociation`).
     pub association_visible: &'a dyn Fn(&AssociationRecord) -> bool,
 }
@@ -66,12 +70,16 @@ impl Snapshot<'_> {
 
     /// A role the caller may see.
     pub(crate) fn role(&self, arn: &str) -> Option<Arc<RoleEntry>> {
-        self.iam.role_by_arn(arn).filter(|r| (self.role_visible)(r))
+        self.iam
+            .role_by_arn(arn)
+            .filter(|r| (self.role_visible)(arn, &r.record.tags))
     }
 
     /// The roles the caller may see.
     pub(crate) fn roles(&self) -> impl Iterator<Item = &Arc<RoleEntry>> {
-        self.iam.roles().filter(|r| (self.role_visible)(r))
+        self.iam
+            .roles()
+            .filter(|r| (self.role_visible)(&self.iam.role_arn(&r.record), &r.record.tags))
     }
 
     /// A session of `role` with these details, as the server would hold it.

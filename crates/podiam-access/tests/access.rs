@@ -192,7 +192,7 @@ fn who_lists_every_path_with_its_decision() {
 fn who_sees_only_visible_roles_and_associations() {
     let w = workshop();
     let mut snapshot = w.snapshot();
-    let hide_pia = |r: &podiam_iam::RoleEntry| !r.record.name.ends_with("-pia");
+    let hide_pia = |arn: &str, _: &[(String, String)]| !arn.ends_with("-pia");
     snapshot.role_visible = &hide_pia;
     let report = who(&snapshot, "dynamodb:PutItem", CARTS, None);
     assert!(
@@ -437,7 +437,7 @@ fn the_graph_links_service_accounts_to_roles_to_resources() {
     let who = podiam_access::assumers(&w.snapshot(), &role_arn("carts-pia"));
     assert_eq!(who.len(), 1);
     assert_eq!(
-        (who[0].0.namespace.as_str(), who[0].1),
+        (who[0].workload.namespace.as_str(), who[0].path),
         ("carts", PathKind::PodIdentity)
     );
 }

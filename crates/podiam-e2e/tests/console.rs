@@ -2,7 +2,8 @@
 //! --print` with the root's credentials, then Debian's headless chromium driven through
 //! chromedriver over the W3C WebDriver protocol: sign in, open every page and check what it
 //! shows (the cluster, the roles, a trust policy, a pod's credentials in the audit feed, a
-//! simulator decision after submitting the form by clicking), a sign-in URL refused the second
+//! simulator decision after submitting the form by clicking, the access graph and a "who can"
+//! question, who can assume a role, the findings), a sign-in URL refused the second
 //! time, a user with only `iam:ListRoles` refused a role's details, and sign-out. A PNG of every
 //! page goes to `target/console-screenshots/`.
 //!
@@ -356,6 +357,60 @@ fn the_console_in_a_browser() {
     assert!(decided.contains("Decision: allowed"), "{decided}");
     assert!(decided.contains("dynamodb:GetItem"), "{decided}");
     shots.push(browser.screenshot("simulate"));
+
+    // The access graph: service accounts → roles → resources, drawn by the browser.
+    browser.goto(&format!("{base}/console/access?cluster=eks-workshop"));
+    browser.page_with("Service accounts → roles → services and resources");
+    let graph = browser.text("#graph");
+    for wanted in [
+        "eks-workshop/carts/carts",
+        "eks-workshop-carts-dynamo-pia",
+        "eks-workshop-carts-dynamo-irsa",
+        "eks-workshop-node",
+        "dynamodb · …",
+        "table/eks-workshop-carts",
+    ] {
+        assert!(graph.contains(wanted), "{wanted}: {graph}");
+    }
+    let id = browser.find("#graph");
+    let rect = browser.call(
+        "GET",
+        &browser.session_path(&format!("/element/{id}/rect")),
+        None,
+    );
+    assert!(rect["height"].as_f64().unwrap() > 60.0, "{rect}");
+    shots.push(browser.screenshot("access-graph"));
+    // Who can write the table: the form, submitted by clicking.
+    browser.type_into("#action", "dynamodb:PutItem");
+    browser.type_into("#resource", TABLE);
+    browser.click("#apply");
+    browser.page_with("Who can dynamodb:PutItem");
+    let who = browser.text("#who");
+    assert!(
+        who.contains("pod-identity") && who.contains("irsa"),
+        "{who}"
+    );
+    assert!(who.contains("eks-workshop-carts-dynamo-pia"), "{who}");
+    shots.push(browser.screenshot("access-who"));
+    // A role's page says who can assume it.
+    browser.goto(&format!(
+        "{base}/console/roles/eks-workshop-carts-dynamo-pia"
+    ));
+    browser.page_with("Who can assume this role");
+    let assumers = browser.text("#assumers");
+    assert!(
+        assumers.contains("carts") && assumers.contains("pod-identity"),
+        "{assumers}"
+    );
+    // Findings: the workshop page's IRSA trust has no aud condition.
+    browser.goto(&format!("{base}/console/findings"));
+    let findings = browser.page_with("findings:");
+    assert!(findings.contains("trust-no-audience"), "{findings}");
+    assert!(
+        findings.contains("eks-workshop-carts-dynamo-irsa"),
+        "{findings}"
+    );
+    shots.push(browser.screenshot("findings"));
 
     // The URL worked once.
     browser.goto(&url);

@@ -6,7 +6,7 @@
 use axum::extract::{Request, State};
 use axum::response::Response;
 use podiam_access::{FindingsOptions, Snapshot};
-use podiam_iam::{Caller, RequestFacts, RoleEntry};
+use podiam_iam::{Caller, RequestFacts};
 use podiam_policy::ContextValue;
 use podiam_wire::WireError;
 use serde_json::{Value, json};
@@ -30,12 +30,9 @@ pub(crate) fn analyse<R>(
     let iam = inner.iam.state();
     let eks = inner.eks.state();
     let root = matches!(caller, Caller::Root);
-    let role_visible = |role: &RoleEntry| {
+    let role_visible = |arn: &str, tags: &[(String, String)]| {
         root || {
-            let arn = iam.role_arn(&role.record);
-            let tags: Vec<(String, ContextValue)> = role
-                .record
-                .tags
+            let tags: Vec<(String, ContextValue)> = tags
                 .iter()
                 .map(|(k, v)| {
                     (
@@ -44,7 +41,7 @@ pub(crate) fn analyse<R>(
                     )
                 })
                 .collect();
-            iam.authorize(caller, "iam:GetRole", &arn, facts, &tags)
+            iam.authorize(caller, "iam:GetRole", arn, facts, &tags)
                 .is_ok()
         }
     };

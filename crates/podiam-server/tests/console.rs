@@ -291,6 +291,9 @@ async fn every_console_response_carries_the_security_headers() {
         &format!("/console/roles/{ROLE}"),
         "/console/roles/no-such-role",
         "/console/audit",
+        "/console/access",
+        "/console/access?cluster=x&action=s3:GetObject&resource=*",
+        "/console/findings",
         "/console/simulate",
         "/console/console.css",
         "/console/no-such-page",
@@ -626,4 +629,101 @@ async fn markup_in_state_is_escaped() {
         page.body
     );
     assert!(!page.body.contains("<script>"));
+}
+
+#[tokio::test]
+async fn the_access_findings_and_role_pages_show_the_analysis_as_the_viewer_may_see_it() {
+    let w = World::new().await;
+    let pods = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "CreateRole"),
+            ("RoleName", "pia"),
+            ("AssumeRolePolicyDocument", pods),
+        ],
+    )
+    .await
+    .ok();
+    let table = format!("arn:aws:dynamodb:eu-central-1:{ACCOUNT}:table/<carts>");
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": table}]});
+    w.iam(
+        &w.root,
+        &[
+            ("Action", "PutRolePolicy"),
+            ("RoleName", "pia"),
+            ("PolicyName", "p"),
+            ("PolicyDocument", &policy.to_string()),
+        ],
+    )
+    .await
+    .ok();
+    w.rest(
+        "eks",
+        &w.root,
+        "POST",
+        "/clusters",
+        Some(json!({"name": "shop", "podiamIssuer": {"kind": "hosted"}})),
+    )
+    .await
+    .ok();
+    w.rest(
+        "eks",
+        &w.root,
+        "POST",
+        "/clusters/shop/pod-identity-associations",
+        Some(
+            json!({"namespace": "carts", "serviceAccount": "carts-sa", "roleArn": role_arn("pia")}),
+        ),
+    )
+    .await
+    .ok();
+    let cookie = sign_in(&w, &w.root).await;
+
+    let graph = w
+        .send(get("/console/access?cluster=shop", Some(&cookie)))
+        .await
+        .ok();
+    assert!(graph.body.contains(r#"id="graph""#), "{}", graph.body);
+    assert!(graph.body.contains("shop/carts/carts-sa"));
+    assert!(graph.body.contains(">pia<"));
+    // Escaped inside the SVG too.
+    assert!(graph.body.contains("table/&lt;carts&gt;"), "{}", graph.body);
+    assert!(!graph.body.contains("<carts>"));
+    assert!(graph.body.contains(r#"class="edge pod-identity""#));
+
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("cluster", "shop")
+        .append_pair("action", "dynamodb:PutItem")
+        .append_pair("resource", &table)
+        .finish();
+    let who = w
+        .send(get(&format!("/console/access?{q}"), Some(&cookie)))
+        .await
+        .ok();
+    let at = who.body.find(r#"id="who""#).unwrap();
+    assert!(who.body[at..].contains("carts-sa") && who.body[at..].contains("pod-identity"));
+    assert!(who.body[at..].contains(">Allow<"), "{}", who.body);
+
+    let role = w.send(get("/console/roles/pia", Some(&cookie))).await.ok();
+    let at = role.body.find(r#"id="assumers""#).unwrap();
+    assert!(role.body[at..].contains("carts-sa"), "{}", role.body);
+
+    let findings = w.send(get("/console/findings", Some(&cookie))).await.ok();
+    assert!(
+        findings.body.contains(r#"id="summary""#),
+        "{}",
+        findings.body
+    );
+
+    // A viewer who may list roles but read none: no path, no assumers, no findings.
+    let lister = w
+        .user("lister", Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:ListRoles","eks:DescribePodIdentityAssociation"],"Resource":"*"}]}"#))
+        .await;
+    let cookie = sign_in(&w, &lister).await;
+    let graph = w.send(get("/console/access", Some(&cookie))).await.ok();
+    assert!(graph.body.contains(r#"id="graph-empty""#), "{}", graph.body);
+    assert!(!graph.body.contains("carts-sa"));
+    let findings = w.send(get("/console/findings", Some(&cookie))).await.ok();
+    assert!(findings.body.contains("0 findings"), "{}", findings.body);
 }

@@ -222,7 +222,7 @@ impl World {
             eks: &self.eks,
             region: "us-west-2",
             now: OffsetDateTime::from_unix_timestamp(NOW).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            role_visible: &|_| true,
+            role_visible: &|_, _| true,
             association_visible: &|_| true,
         }
     }

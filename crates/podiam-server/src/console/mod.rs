@@ -59,6 +59,16 @@ pub(crate) const NAV: &[NavEntry] = &[
         summary: "IAM roles with their trust, inline, attached and boundary policies.",
     },
     NavEntry {
+        path: "/console/access",
+        title: "Access",
+        summary: "The access graph: service accounts, the roles they get, what those roles allow; and who can do what.",
+    },
+    NavEntry {
+        path: "/console/findings",
+        title: "Findings",
+        summary: "Problems in trust policies, associations and permissions, each with a fix.",
+    },
+    NavEntry {
         path: "/console/audit",
         title: "Audit",
         summary: "Credentials issued and denied, live.",
@@ -146,6 +156,8 @@ pub(crate) fn router() -> Router<App> {
         .route("/console/roles", get(pages::roles::list))
         .route("/console/roles/{name}", get(pages::roles::role))
         .route("/console/audit", get(pages::audit::page))
+        .route("/console/access", get(pages::access::page))
+        .route("/console/findings", get(pages::findings::page))
         .route(
             "/console/simulate",
             get(pages::simulate::form_page).post(pages::simulate::run),

@@ -1,8 +1,10 @@
 //! The console's pages, one module each, and the frame they share. Everything from state is
 //! interpolated through maud, which escapes it.
 
+pub(crate) mod access;
 pub(crate) mod audit;
 pub(crate) mod clusters;
+pub(crate) mod findings;
 pub(crate) mod overview;
 pub(crate) mod roles;
 pub(crate) mod simulate;

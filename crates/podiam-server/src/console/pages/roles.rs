@@ -58,6 +58,8 @@ pub(crate) struct RoleView<'a> {
     pub(crate) ctx: &'a Ctx<'a>,
     pub(crate) role: &'a RoleEntry,
     pub(crate) arn: &'a str,
+    /// The workloads that reach the role (the access analysis, as the viewer may see it).
+    pub(crate) assumers: &'a [podiam_access::Assumer],
 }
 
 /// The role page's sections, in order. Each authorizes its own reads; a new one (who can
@@ -65,6 +67,7 @@ pub(crate) struct RoleView<'a> {
 const SECTIONS: &[fn(&RoleView<'_>) -> Markup] = &[
     summary,
     trust,
+    assumed_by,
     tags,
     inline_policies,
     attached_policies,
@@ -90,10 +93,24 @@ pub(crate) async fn role(viewer: Viewer, Path(name): Path<String>) -> Response {
                 .render(&viewer, error_box(&e));
         }
     };
+    let (app, caller, facts, role_arn) = (
+        viewer.app.clone(),
+        viewer.caller.clone(),
+        viewer.facts.clone(),
+        arn.clone(),
+    );
+    let assumers = tokio::task::spawn_blocking(move || {
+        crate::access_api::analyse(&app, &caller, &facts, |snapshot| {
+            podiam_access::assumers(snapshot, &role_arn)
+        })
+    })
+    .await
+    .unwrap_or_default();
     let view = RoleView {
         ctx: &ctx,
         role: &role,
         arn: &arn,
+        assumers: &assumers,
     };
     let body = html! {
         @for section in SECTIONS {
@@ -114,6 +131,35 @@ fn summary(view: &RoleView<'_>) -> Markup {
             dt { "Longest session" } dd { (r.max_session) " s" }
             @if let Some(d) = &r.description {
                 dt { "Description" } dd { (d) }
+            }
+        }
+    }
+}
+
+fn assumed_by(view: &RoleView<'_>) -> Markup {
+    html! {
+        h2 { "Who can assume this role" }
+        @if view.assumers.is_empty() {
+            p.muted id="assumers-none" { "No service account reaches this role (among the associations and trusts you may read)." }
+        } @else {
+            table id="assumers" {
+                thead { tr { th { "Cluster" } th { "Namespace" } th { "Service account" } th { "Path" } th { "Trust" } } }
+                tbody {
+                    @for a in view.assumers {
+                        tr {
+                            td { (a.workload.cluster) }
+                            td { (a.workload.namespace) }
+                            td { (a.workload.service_account) }
+                            td {
+                                (a.path.as_str())
+                                @if let Some(into) = &a.chain_into {
+                                    br; span.muted { "first role of a chain into " (into) }
+                                }
+                            }
+                            td { span class=(super::access::outcome_class(a.trust)) { (super::access::outcome_name(a.trust)) } }
+                        }
+                    }
+                }
             }
         }
     }
