@@ -12,7 +12,7 @@ use podiam_sts::{ServiceTrust, WebIdentityTrust};
 use serde::Serialize;
 
 use crate::snapshot::{SessionShape, Snapshot};
-use crate::verdict::{OpenCondition, Outcome, Verdict, judge};
+use crate::verdict::{OpenCondition, Verdict, judge};
 
 /// How the credentials reach the pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -106,16 +106,7 @@ pub(crate) fn judge_trust(trust: &Policy, requests: &[podiam_policy::Request]) -
             }
         }
     }
-    let outcome = if open.is_empty() {
-        Outcome::Allow
-    } else {
-        Outcome::ConditionalAllow
-    };
-    Verdict {
-        outcome,
-        open_conditions: open,
-        denied_by: None,
-    }
+    Verdict::allowed(open)
 }
 
 /// Both verdicts must allow; what is open in either stays open.
@@ -128,16 +119,7 @@ pub(crate) fn and(first: &Verdict, then: Verdict) -> Verdict {
     }
     let mut open = first.open_conditions.clone();
     open.extend(then.open_conditions);
-    let outcome = if open.is_empty() {
-        Outcome::Allow
-    } else {
-        Outcome::ConditionalAllow
-    };
-    Verdict {
-        outcome,
-        open_conditions: open,
-        denied_by: None,
-    }
+    Verdict::allowed(open)
 }
 
 /// The trust check of an association's role: EKS asks it for `pods.eks.amazonaws.com`.

@@ -69,6 +69,20 @@ impl Verdict {
         }
     }
 
+    /// An allow: plain, or conditional on what is `open`.
+    pub(crate) fn allowed(open: Vec<OpenCondition>) -> Self {
+        let outcome = if open.is_empty() {
+            Outcome::Allow
+        } else {
+            Outcome::ConditionalAllow
+        };
+        Self {
+            outcome,
+            open_conditions: open,
+            denied_by: None,
+        }
+    }
+
     /// Allowed, with or without open conditions.
     pub fn allows(&self) -> bool {
         matches!(self.outcome, Outcome::Allow | Outcome::ConditionalAllow)
@@ -174,16 +188,7 @@ fn read(explanation: &Explanation) -> Verdict {
                 }
             }
             conditional_denies(trace, &mut open);
-            let outcome = if open.is_empty() {
-                Outcome::Allow
-            } else {
-                Outcome::ConditionalAllow
-            };
-            Verdict {
-                outcome,
-                open_conditions: open,
-                denied_by: None,
-            }
+            Verdict::allowed(open)
         }
         Decision::ExplicitDeny => {
             let denying = trace.iter().find_map(|p| {
