@@ -304,10 +304,15 @@ fn association_findings(
     let roles = std::iter::once(&a.role_arn).chain(a.target_role_arn.iter());
     for role_arn in roles {
         // Whether a role exists is GetRole's to tell: only for a caller who may GetRole it.
-        if upstream(role_arn) || !(snap.role_visible)(role_arn, &[]) {
+        if upstream(role_arn) {
             return;
         }
-        if snap.iam.role_by_arn(role_arn).is_some() {
+        let held = snap.iam.role_by_arn(role_arn);
+        let tags = held.as_ref().map_or(&[][..], |r| &r.record.tags[..]);
+        if !(snap.role_visible)(role_arn, tags) {
+            return;
+        }
+        if held.is_some() {
             continue;
         }
         out.push(Finding {

@@ -388,12 +388,15 @@ pub(crate) fn node_path(
     let role_arn = snap.iam.role_arn(&role.record);
     for (node_identity, node) in nodes {
         let request = snap.request(node_identity, "sts:AssumeRole", &role_arn);
-        let verdict = snap
+        let mut verdict = snap
             .iam
             .with_policy_set(node_identity, Some(&trust), |set| judge(set, &request));
         if !verdict.allows() {
             continue;
         }
+        // The node identity's own policies are not the caller's to read: only the trust's
+        // open conditions are shown.
+        verdict.open_conditions.retain(|c| c.policy == "resource");
         let caller = snap.session(
             role,
             SessionShape {

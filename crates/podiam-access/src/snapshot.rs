@@ -26,7 +26,7 @@ pub struct Snapshot<'a> {
     pub region: &'a str,
     /// When the analysis runs (time conditions are evaluated at this instant).
     pub now: OffsetDateTime,
-    /// Whether the caller may see a role (`iam:GetRole` on it), by ARN and tags (none for a
+    /// Whether the caller may see a role and its policies, by ARN and tags (none for a
     /// role that does not exist: whether it exists is itself what `GetRole` guards).
     pub role_visible: &'a RoleVisible<'a>,
     /// Whether the caller may see an association (`eks:DescribePodIdentityAssociation`).

@@ -173,6 +173,31 @@ fn group_could_allow(trace: &[PolicyTrace], prefix: &str) -> Option<bool> {
     }))
 }
 
+/// Whether some value of the open keys could make the policies allow, and the open conditions
+/// that would have to hold. Fail closed: every group in play must be able to allow (identity
+/// and resource policies both, where AWS would accept either within one account), so a
+/// `ConditionalAllow` is never reported where the engine's combination rules could refuse.
+fn possible_allow(trace: &[PolicyTrace], open: &mut Vec<OpenCondition>) -> bool {
+    let in_play = |prefix: &str| trace.iter().any(|p| p.policy.starts_with(prefix));
+    let could = |prefix: &str| group_could_allow(trace, prefix).unwrap_or(true);
+    let possible = (in_play("identity[") || in_play("resource"))
+        && ["identity[", "resource", "permissions_boundary", "session["]
+            .into_iter()
+            .all(could);
+    if possible {
+        for p in trace {
+            for s in p
+                .statements
+                .iter()
+                .filter(|s| s.effect == "Allow" && could_apply(s))
+            {
+                open_of(p, s, open);
+            }
+        }
+    }
+    possible
+}
+
 fn read(explanation: &Explanation) -> Verdict {
     let trace = &explanation.trace;
     let mut open = Vec::new();
@@ -191,48 +216,49 @@ fn read(explanation: &Explanation) -> Verdict {
             Verdict::allowed(open)
         }
         Decision::ExplicitDeny => {
-            let denying = trace.iter().find_map(|p| {
-                p.statements
-                    .iter()
-                    .find(|s| s.applies && s.effect == "Deny")
-                    .map(|s| (p, s))
-            });
-            let denied_by = denying.map(|(p, s)| {
-                open_of(p, s, &mut open);
-                Denial {
+            let denying: Vec<(&PolicyTrace, &StatementTrace)> = trace
+                .iter()
+                .flat_map(|p| p.statements.iter().map(move |s| (p, s)))
+                .filter(|(_, s)| s.applies && s.effect == "Deny")
+                .collect();
+            // A deny that applies whatever the unknown keys: definite.
+            let definite = denying
+                .iter()
+                .find(|(_, s)| !s.conditions.iter().any(is_open));
+            if let Some((p, s)) = definite.or(denying.first()) {
+                let denied_by = Some(Denial {
                     policy: p.policy.clone(),
                     statement: statement_name(s),
+                });
+                if definite.is_none() {
+                    // Every deny hangs on a key the analysis does not know (a negated
+                    // operator or `…IfExists` on an absent key): allowed when they do not apply.
+                    for (p, s) in &denying {
+                        open_of(p, s, &mut open);
+                    }
+                    if possible_allow(trace, &mut open) {
+                        conditional_denies(trace, &mut open);
+                        return Verdict::allowed(open);
+                    }
+                    open.clear();
                 }
-            });
-            Verdict {
-                outcome: Outcome::ExplicitDeny,
-                open_conditions: open,
-                denied_by,
+                let (p, s) = definite.copied().unwrap_or((p, s));
+                open_of(p, s, &mut open);
+                return Verdict {
+                    outcome: Outcome::ExplicitDeny,
+                    open_conditions: open,
+                    denied_by,
+                };
             }
+            Verdict::plain(Outcome::ExplicitDeny)
         }
         Decision::ImplicitDeny => {
-            let granted = group_could_allow(trace, "identity[").unwrap_or(false)
-                || group_could_allow(trace, "resource").unwrap_or(false);
-            let bounded = group_could_allow(trace, "permissions_boundary").unwrap_or(true);
-            let session = group_could_allow(trace, "session[").unwrap_or(true);
-            if !(granted && bounded && session) {
+            if !possible_allow(trace, &mut open) || open.is_empty() {
+                // Nothing open could change it (something else refuses).
                 return Verdict::plain(Outcome::ImplicitDeny);
             }
-            for p in trace {
-                for s in p
-                    .statements
-                    .iter()
-                    .filter(|s| s.effect == "Allow" && could_apply(s))
-                {
-                    open_of(p, s, &mut open);
-                }
-            }
             conditional_denies(trace, &mut open);
-            Verdict {
-                outcome: Outcome::ConditionalAllow,
-                open_conditions: open,
-                denied_by: None,
-            }
+            Verdict::allowed(open)
         }
     }
 }
@@ -306,6 +332,50 @@ mod tests {
         assert_eq!(v.outcome, Outcome::ConditionalAllow);
         assert_eq!(v.open_conditions[0].effect, "Deny");
         assert_eq!(v.open_conditions[0].statement, "#1");
+    }
+
+    #[test]
+    fn a_deny_that_applies_only_for_want_of_a_key_is_open() {
+        let v = judge_one(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"*","Resource":"*"},
+                {"Sid":"Office","Effect":"Deny","Action":"*","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
+            Context::new(),
+        );
+        assert_eq!(v.outcome, Outcome::ConditionalAllow, "{v:?}");
+        assert_eq!(v.open_conditions[0].key, "aws:SourceIp");
+        // With nothing else allowing, it stays a deny.
+        let v = judge_one(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Deny","Action":"*","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#,
+            Context::new(),
+        );
+        assert_eq!(v.outcome, Outcome::ExplicitDeny);
+    }
+
+    #[test]
+    fn an_open_condition_elsewhere_does_not_turn_a_missing_grant_into_an_allow() {
+        // The trust names only the account: the caller's own policies must allow, and they do
+        // not (they allow s3 with a condition on an unknown key). Not even conditionally.
+        let trust = policy(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#,
+        );
+        let identity = policy(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"a"}}}]}"#,
+        );
+        let set = PolicySet {
+            identity: vec![&identity],
+            resource: Some(&trust),
+            ..PolicySet::default()
+        };
+        let principal: podiam_policy::AwsPrincipal =
+            "arn:aws:sts::111122223333:assumed-role/first/s"
+                .parse()
+                .unwrap();
+        let request = Request::new("sts:AssumeRole")
+            .principal(podiam_policy::Principal::Aws(principal))
+            .resource("arn:aws:iam::111122223333:role/target");
+        assert_eq!(judge(&set, &request).outcome, Outcome::ImplicitDeny);
     }
 
     #[test]

@@ -112,7 +112,8 @@ pub(crate) fn path_permits(
     resource: &str,
 ) -> Verdict {
     // A role is a resource with a policy of its own: its trust policy.
-    let held = snap.iam.role_by_arn(resource);
+    // Only a role the caller may read: a hidden one is as good as missing.
+    let held = snap.role(resource);
     let resource_policy = held.as_ref().and_then(|r| r.trust());
     let mut verdict = snap.permits(&path.caller, action, resource, resource_policy.as_deref());
     rename(

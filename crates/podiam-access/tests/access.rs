@@ -441,3 +441,36 @@ fn the_graph_links_service_accounts_to_roles_to_resources() {
         ("carts", PathKind::PodIdentity)
     );
 }
+
+#[test]
+fn a_role_the_caller_may_not_read_is_as_good_as_missing() {
+    let mut w = workshop();
+    // carts-pia's session may assume `target`, whose trust names the account (so the
+    // session's own permission decides) under a condition.
+    w.role(
+        "carts-pia",
+        PIA_TRUST,
+        &[("hop", &allow("sts:AssumeRole", &role_arn("target")))],
+    );
+    w.role(
+        "target",
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"Secret","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"aws:ResourceTag/x":"hidden-value"}}}}}}]}}"#
+        ),
+        &[],
+    );
+    let seen = who(&w.snapshot(), "sts:AssumeRole", &role_arn("target"), None);
+    assert!(
+        seen.entries
+            .iter()
+            .any(|e| e.role_arn == role_arn("carts-pia")),
+        "{seen:#?}"
+    );
+    let mut snapshot = w.snapshot();
+    let hide = |arn: &str, _: &[(String, String)]| !arn.ends_with("/target");
+    snapshot.role_visible = &hide;
+    let hidden = who(&snapshot, "sts:AssumeRole", &role_arn("target"), None);
+    assert_eq!(hidden.entries, [], "{hidden:#?}");
+    let text = format!("{hidden:?}");
+    assert!(!text.contains("hidden-value") && !text.contains("Secret"));
+}

@@ -322,7 +322,7 @@ fn the_workshop_paths_in_json_and_a_reader_sees_only_what_it_may_read() {
     // Allowed iam:GetRole on the Pod Identity role only: that path, and no other.
     let policy = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["eks:DescribePodIdentityAssociation"], "Resource": "*"},
-        {"Effect": "Allow", "Action": "iam:GetRole", "Resource": role_arn("eks-workshop-carts-dynamo-pia")}]});
+        {"Effect": "Allow", "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"], "Resource": role_arn("eks-workshop-carts-dynamo-pia")}]});
     admin
         .aws(&[
             "iam",

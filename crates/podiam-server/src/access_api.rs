@@ -3,6 +3,8 @@
 //! the caller may `iam:GetRole` it, an association when the caller may
 //! `eks:DescribePodIdentityAssociation` it: the same authorization as reading them one by one.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use axum::extract::{Request, State};
 use axum::response::Response;
 use podiam_access::{FindingsOptions, Snapshot};
@@ -17,15 +19,60 @@ use crate::rest::{Call, Input, RestApi, invalid};
 /// The default of `unusedDays`: AWS's IAM Access Analyzer's default for unused access.
 const DEFAULT_UNUSED_DAYS: u32 = 90;
 
-/// Runs `f` over a snapshot of this replica's state as `caller` may see it. The state stays
-/// read-locked while it runs (a few hundred milliseconds at 10,000 roles: BENCHMARKS.md), so
-/// callers run it on a blocking thread.
+/// Analyses running at once, on this replica: each holds the state's read locks.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// At most this many at once; more are refused (`ThrottlingException`), so that analyses
+/// cannot pile up in front of the state's writers (and the readers queued behind them).
+const MAX_RUNNING: usize = 2;
+
+/// One of the [`MAX_RUNNING`] places, given back on drop.
+struct Running;
+
+impl Running {
+    fn take() -> Option<Self> {
+        RUNNING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_RUNNING).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The refusal when [`MAX_RUNNING`] analyses are running.
+pub(crate) fn busy() -> WireError {
+    WireError::new(
+        "ThrottlingException",
+        429,
+        "Too many access analyses are running on this server; try again in a moment.",
+    )
+}
+
+/// The actions that read a role and its policies: a role is in an analysis only when the
+/// caller may do all of them on it, as reading it through the API would need.
+const READ_ROLE: [&str; 3] = [
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+];
+
+/// Runs `f` over a snapshot of this replica's state as `caller` may see it; `None` when
+/// [`MAX_RUNNING`] analyses are already running. The state stays read-locked while it runs (a
+/// few hundred milliseconds at 10,000 roles: BENCHMARKS.md), so callers run it on a blocking
+/// thread.
 pub(crate) fn analyse<R>(
     app: &App,
     caller: &Caller,
     facts: &RequestFacts,
     f: impl FnOnce(&Snapshot<'_>) -> R,
-) -> R {
+) -> Option<R> {
+    let _running = Running::take()?;
     let inner = &app.inner;
     let iam = inner.iam.state();
     let eks = inner.eks.state();
@@ -41,8 +88,9 @@ pub(crate) fn analyse<R>(
                     )
                 })
                 .collect();
-            iam.authorize(caller, "iam:GetRole", arn, facts, &tags)
-                .is_ok()
+            READ_ROLE
+                .iter()
+                .all(|action| iam.authorize(caller, action, arn, facts, &tags).is_ok())
         }
     };
     let association_visible = |a: &podiam_eks::AssociationRecord| {
@@ -66,7 +114,7 @@ pub(crate) fn analyse<R>(
         role_visible: &role_visible,
         association_visible: &association_visible,
     };
-    f(&snapshot)
+    Some(f(&snapshot))
 }
 
 /// What one request asks.
@@ -126,7 +174,7 @@ fn question(operation: &str, input: &Input<'_>) -> Result<Question, WireError> {
     })
 }
 
-fn answer(app: &App, caller: &Caller, facts: &RequestFacts, question: &Question) -> Value {
+fn answer(app: &App, caller: &Caller, facts: &RequestFacts, question: &Question) -> Option<Value> {
     let upstream = app.inner.eks.upstream().map(|u| u.accounts.clone());
     let is_upstream = |arn: &str| upstream.as_ref().is_some_and(|u| u.holds(arn));
     analyse(app, caller, facts, |snapshot| match question {
@@ -174,7 +222,8 @@ async fn handle(app: App, request: Request, operation: &'static str) -> Response
         let app = call.app.clone();
         tokio::task::spawn_blocking(move || answer(&app, &caller, &facts, &question))
             .await
-            .map_err(|_| WireError::new("ServerException", 500, "The analysis did not finish."))
+            .map_err(|_| WireError::new("ServerException", 500, "The analysis did not finish."))?
+            .ok_or_else(busy)
     }
     .await;
     call.finish(result)
@@ -190,4 +239,22 @@ pub(crate) async fn what(State(app): State<App>, request: Request) -> Response {
 
 pub(crate) async fn findings(State(app): State<App>, request: Request) -> Response {
     handle(app, request, "AccessFindings").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_two_analyses_run_at_once() {
+        let first = Running::take();
+        let second = Running::take();
+        assert!(first.is_some() && second.is_some());
+        assert!(Running::take().is_none());
+        drop(first);
+        let third = Running::take();
+        assert!(third.is_some());
+        drop((second, third));
+        assert_eq!(RUNNING.load(Ordering::Acquire), 0);
+    }
 }

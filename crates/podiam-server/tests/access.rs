@@ -147,7 +147,7 @@ async fn a_caller_sees_only_the_roles_and_associations_it_may_read() {
             "sighted",
             Some(&json!({"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": "eks:DescribePodIdentityAssociation", "Resource": "*"},
-                {"Effect": "Allow", "Action": "iam:GetRole", "Resource": role_arn("pia")}]}).to_string()),
+                {"Effect": "Allow", "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"], "Resource": role_arn("pia")}]}).to_string()),
         )
         .await;
     assert_eq!(
@@ -159,7 +159,7 @@ async fn a_caller_sees_only_the_roles_and_associations_it_may_read() {
     );
     // Roles but no associations: no Pod Identity path.
     let roles_only = w
-        .user("roles-only", Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetRole","Resource":"*"}]}"#))
+        .user("roles-only", Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iam:GetRole","iam:GetRolePolicy","iam:ListAttachedRolePolicies"],"Resource":"*"}]}"#))
         .await;
     assert_eq!(
         ask(&w, &roles_only, &who_path()).await["entries"],

@@ -31,7 +31,8 @@ Each entry: the cluster, namespace and service account (a pattern where a trust 
 one), the path (pod-identity, irsa, node), the role, and the decision: Allow, ConditionalAllow
 (with the conditions still open: a pod's name, the client's address, a resource's tags, …) or
 ExplicitDeny (with the denying statement). The server evaluates with its policy engine; you see
-the roles you may iam:GetRole and the associations you may eks:DescribePodIdentityAssociation.
+the roles you may read with their policies (iam:GetRole, iam:GetRolePolicy,
+iam:ListAttachedRolePolicies) and the associations you may eks:DescribePodIdentityAssociation.
 
 Example:
   podiam access who --action dynamodb:PutItem \\

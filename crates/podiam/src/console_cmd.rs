@@ -48,6 +48,10 @@ fn console(args: &ConsoleArgs) -> anyhow::Result<ExitCode> {
         .get("signinUrl")
         .and_then(serde_json::Value::as_str)
         .context("the server's answer has no signinUrl")?;
+    // Only a web address goes to the desktop's opener (which would run anything it is given).
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        anyhow::bail!("the server's signinUrl is not an http(s) URL: {url:?}");
+    }
     if args.print {
         println!("{url}");
         return Ok(ExitCode::SUCCESS);

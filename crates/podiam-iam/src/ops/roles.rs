@@ -186,10 +186,12 @@ impl Iam {
             return Ok(false);
         }
         let _recording = Recording { iam: self, id: &id };
+        let date = self.now().unix_timestamp();
         let used = encode(&RoleLastUsed {
-            date: self.now().unix_timestamp(),
+            date,
             region: region.to_owned(),
         })?;
+        let last_key = keys::role_last_used(&id);
         let key = keys::role(&name);
         for _ in 0..WRITE_ATTEMPTS {
             // Only while the role (not a namesake) is at the revision read: a `DeleteRole`
@@ -200,8 +202,20 @@ impl Iam {
             if role.id != id {
                 return Ok(false);
             }
-            let compares = [Compare::ModRevision(key.clone(), revision)];
-            let ops = vec![Op::Put(keys::role_last_used(&id), used.clone())];
+            // Never back in time: another replica may have written a later use meanwhile.
+            let last = self.load::<RoleLastUsed>(&last_key).await?;
+            if last
+                .as_ref()
+                .is_some_and(|(recorded, _)| recorded.date >= date)
+            {
+                return Ok(false);
+            }
+            let last_compare = match &last {
+                Some((_, last_revision)) => Compare::ModRevision(last_key.clone(), *last_revision),
+                None => Compare::Absent(last_key.clone()),
+            };
+            let compares = [Compare::ModRevision(key.clone(), revision), last_compare];
+            let ops = vec![Op::Put(last_key.clone(), used.clone())];
             if self.commit(&compares, ops).await?.is_some() {
                 return Ok(true);
             }
@@ -221,7 +235,10 @@ impl Iam {
         let due = state
             .last_used
             .get(id)
-            .is_none_or(|(used, _)| now.saturating_sub(used.date) >= ROLE_USE_INTERVAL);
+            // A date ahead of this clock (another replica's skew) does not block for ever.
+            .is_none_or(|(used, _)| {
+                used.date > now || now.saturating_sub(used.date) >= ROLE_USE_INTERVAL
+            });
         (due && !self.recording().contains(id)).then(|| (role.record.name.clone(), id.clone()))
     }
 

@@ -1,6 +1,7 @@
 //! `/console/access`: the access graph (service accounts → roles → services and resources),
 //! drawn as SVG on the server, filterable by cluster and namespace; and a "who can" form. The
-//! analysis is the API's (`/podiam/access/…`): only the roles the viewer may `iam:GetRole`
+//! analysis is the API's (`/podiam/access/…`): only the roles the viewer may read with their
+//! policies (`iam:GetRole`, `iam:GetRolePolicy`, `iam:ListAttachedRolePolicies`)
 //! and the associations it may `eks:DescribePodIdentityAssociation` are in it.
 
 use std::fmt::Write as _;
@@ -67,11 +68,14 @@ pub(crate) async fn page(viewer: Viewer, Query(filter): Query<Filter>) -> Respon
     })
     .await;
     let page = Page::new("/console/access", "Access");
-    let Ok((graph, who, clusters)) = analysed else {
-        return page.render(
-            &viewer,
-            html! { p.denied { "The analysis did not finish." } },
-        );
+    let Ok(Some((graph, who, clusters))) = analysed else {
+        return page.render(&viewer, html! { p.denied { (super::NOT_ANALYSED) } });
+    };
+    // The cluster list is ListClusters' to give.
+    let clusters = if viewer.ctx().authorize("eks:ListClusters", "*").is_ok() {
+        clusters
+    } else {
+        Vec::new()
     };
     let body = html! {
         form.filter method="get" action="/console/access" {
@@ -96,7 +100,7 @@ pub(crate) async fn page(viewer: Viewer, Query(filter): Query<Filter>) -> Respon
         p.muted {
             "Pod Identity, IRSA and node paths, as the policy engine evaluates them over the stored state. "
             "A dashed edge is a ConditionalAllow: a condition on a key known only at run time (a pod's name, a resource's tags, …). "
-            "You see the roles you may iam:GetRole and the associations you may eks:DescribePodIdentityAssociation."
+            "You see the roles you may read with their policies (iam:GetRole, iam:GetRolePolicy, iam:ListAttachedRolePolicies) and the associations you may eks:DescribePodIdentityAssociation."
         }
     };
     page.render(&viewer, body)

@@ -43,11 +43,8 @@ pub(crate) async fn page(viewer: Viewer, Query(filter): Query<Filter>) -> Respon
     })
     .await;
     let page = Page::new("/console/findings", "Findings");
-    let Ok(found) = found else {
-        return page.render(
-            &viewer,
-            html! { p.denied { "The analysis did not finish." } },
-        );
+    let Ok(Some(found)) = found else {
+        return page.render(&viewer, html! { p.denied { (super::NOT_ANALYSED) } });
     };
     let count = |s: Severity| found.iter().filter(|f| f.severity == s).count();
     let body = html! {

@@ -17,6 +17,9 @@ use time::OffsetDateTime;
 
 use super::{NAV, Viewer};
 
+/// Shown where an access analysis could not run (too many at once, or it failed).
+pub(crate) const NOT_ANALYSED: &str = "The access analysis could not run now (too many are running on this server); reload in a moment.";
+
 /// How a page is framed.
 #[derive(Debug)]
 pub(crate) struct Page<'a> {

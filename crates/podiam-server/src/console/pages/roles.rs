@@ -59,7 +59,7 @@ pub(crate) struct RoleView<'a> {
     pub(crate) role: &'a RoleEntry,
     pub(crate) arn: &'a str,
     /// The workloads that reach the role (the access analysis, as the viewer may see it).
-    pub(crate) assumers: &'a [podiam_access::Assumer],
+    pub(crate) assumers: Option<&'a [podiam_access::Assumer]>,
 }
 
 /// The role page's sections, in order. Each authorizes its own reads; a new one (who can
@@ -105,12 +105,13 @@ pub(crate) async fn role(viewer: Viewer, Path(name): Path<String>) -> Response {
         })
     })
     .await
-    .unwrap_or_default();
+    .ok()
+    .flatten();
     let view = RoleView {
         ctx: &ctx,
         role: &role,
         arn: &arn,
-        assumers: &assumers,
+        assumers: assumers.as_deref(),
     };
     let body = html! {
         @for section in SECTIONS {
@@ -139,13 +140,15 @@ fn summary(view: &RoleView<'_>) -> Markup {
 fn assumed_by(view: &RoleView<'_>) -> Markup {
     html! {
         h2 { "Who can assume this role" }
-        @if view.assumers.is_empty() {
+        @if view.assumers.is_none() {
+            p.denied { (super::NOT_ANALYSED) }
+        } @else if view.assumers.unwrap_or_default().is_empty() {
             p.muted id="assumers-none" { "No service account reaches this role (among the associations and trusts you may read)." }
         } @else {
             table id="assumers" {
                 thead { tr { th { "Cluster" } th { "Namespace" } th { "Service account" } th { "Path" } th { "Trust" } } }
                 tbody {
-                    @for a in view.assumers {
+                    @for a in view.assumers.unwrap_or_default() {
                         tr {
                             td { (a.workload.cluster) }
                             td { (a.workload.namespace) }
@@ -211,8 +214,9 @@ fn inline_policies(view: &RoleView<'_>) -> Markup {
 
 /// A managed policy's default version, if the caller may read it.
 fn managed_document(view: &RoleView<'_>, policy_arn: &str) -> Markup {
-    let state = view.ctx.app.inner.iam.state();
-    let policy = state.policy(policy_arn);
+    // The state's guard is dropped at once: authorizing takes it again, and a writer waiting
+    // between the two would leave both waiting for ever.
+    let policy = view.ctx.app.inner.iam.state().policy(policy_arn);
     html! {
         @match view.ctx.authorize("iam:GetPolicyVersion", policy_arn) {
             Err(e) => (error_box(&e)),
