@@ -235,6 +235,19 @@ pub(crate) fn condition_values<'s>(statement: &'s Statement, key: &str) -> Vec<&
         .collect()
 }
 
+/// The subjects a statement's conditions on `key` admit by name: the values of its
+/// non-negated operators. A `StringNotEquals`/`StringNotLike` value is one it excludes, so a
+/// trust with only those admits every other service account.
+fn subject_values<'s>(statement: &'s Statement, key: &str) -> Vec<&'s str> {
+    statement
+        .conditions()
+        .iter()
+        .filter(|c| c.key().eq_ignore_ascii_case(key) && !c.operator().kind.is_negated())
+        .flat_map(|c| c.values())
+        .map(String::as_str)
+        .collect()
+}
+
 /// `system:serviceaccount:NS:SA` (either part may be a pattern), or `*:*` for anything else.
 fn parse_subject(subject: &str) -> (String, String) {
     match subject
@@ -287,8 +300,9 @@ pub(crate) fn irsa_paths(
             let candidates: Vec<String> = match only {
                 Some((ns, sa)) => vec![format!("system:serviceaccount:{ns}:{sa}")],
                 None => {
-                    let subjects = condition_values(statement, &format!("{url}:sub"));
+                    let subjects = subject_values(statement, &format!("{url}:sub"));
                     if subjects.is_empty() {
+                        // No subject named, or only ones excluded: any other service account.
                         vec!["*".to_owned()]
                     } else {
                         subjects.into_iter().map(str::to_owned).collect()

@@ -474,3 +474,32 @@ fn a_role_the_caller_may_not_read_is_as_good_as_missing() {
     let text = format!("{hidden:?}");
     assert!(!text.contains("hidden-value") && !text.contains("Secret"));
 }
+
+#[test]
+fn a_trust_that_only_excludes_subjects_admits_every_other_service_account() {
+    let mut w = workshop();
+    let url = issuer(CLUSTER);
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"{}"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringNotEquals":{{"{url}:sub":"system:serviceaccount:kube-system:admin"}},"StringEquals":{{"{url}:aud":"sts.amazonaws.com"}}}}}}]}}"#,
+        provider_arn(CLUSTER)
+    );
+    w.role(
+        "all-but-admin",
+        &trust,
+        &[("d", &allow("dynamodb:PutItem", CARTS))],
+    );
+    let report = who(&w.snapshot(), "dynamodb:PutItem", CARTS, Some(CLUSTER));
+    let entry = report
+        .entries
+        .iter()
+        .find(|e| e.role_arn == role_arn("all-but-admin"))
+        .unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(
+        (
+            entry.workload.namespace.as_str(),
+            entry.workload.service_account.as_str()
+        ),
+        ("*", "*")
+    );
+    assert!(entry.workload.pattern);
+}

@@ -24,4 +24,4 @@ pub use model::{
 };
 pub use ops::{NewRole, NewUser, Paged, PolicyScope, ROLE_USE_INTERVAL, RoleUpdate};
 pub use service::{Iam, IamConfig};
-pub use state::{IamState, KeyEntry, PolicyEntry, ProviderEntry, RoleEntry, UserEntry};
+pub use state::{IamState, KeyEntry, PolicyEntry, ProviderEntry, RoleEntry, UserEntry, scan};

@@ -197,6 +197,26 @@ impl Cache {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs [`scan`].
+    static SCANNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` without filling the parsed-document cache: a pass over every role (access
+/// analysis) would otherwise push out the documents that the credential paths keep using, and
+/// gain nothing, its documents passing through a cache smaller than them all. Hits are still
+/// served from the cache.
+pub fn scan<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCANNING.set(self.0);
+        }
+    }
+    let _restore = Restore(SCANNING.replace(true));
+    f()
+}
+
 /// Policy documents parsed on use, through a bounded cache found by text. Parsed policies are
 /// not kept with every entry: a parsed document costs several times its text (6.5 KB for a
 /// role's trust and inline policies together, against 1.4 KB for its whole record), which at
@@ -222,16 +242,23 @@ impl Documents {
         if let Some(known) = self.lock().get(hash, text) {
             return known;
         }
+        let scanning = SCANNING.get();
         // Parsed outside the lock: a parse never waits for another.
         let outcome = match Policy::parse(text) {
             Ok(policy) => Ok(Arc::new(policy)),
+            Err(e) if scanning => {
+                tracing::debug!(error = %e, "a stored {what} policy no longer parses; it is ignored");
+                Err(text.into())
+            }
             Err(e) => {
                 tracing::error!(error = %e, "a stored {what} policy no longer parses; it is ignored");
                 Err(text.into())
             }
         };
         let parsed = outcome.as_ref().ok().cloned();
-        self.lock().insert(hash, outcome);
+        if !scanning {
+            self.lock().insert(hash, outcome);
+        }
         parsed
     }
 
@@ -673,6 +700,38 @@ mod tests {
         // An evicted document is parsed again on use.
         let first = state.role("r0").unwrap().trust().unwrap();
         assert!(first.text().contains("s0x"));
+    }
+
+    #[test]
+    fn a_scan_does_not_push_documents_out_of_the_cache() {
+        let mut state = state();
+        state.apply("iam/role/hot", Some(&role("hot", TRUST)), 1);
+        let hot = state.role("hot").unwrap().trust().unwrap();
+        let padding = "x".repeat(1000);
+        for i in 0..3_000 {
+            let trust = TRUST.replace("pods.eks", &format!("s{i}{padding}"));
+            let name = format!("r{i}");
+            state.apply(
+                &format!("iam/role/{name}"),
+                Some(&role(&name, &trust)),
+                i + 2,
+            );
+        }
+        let before = state.documents.cached();
+        scan(|| {
+            for i in 0..3_000 {
+                assert!(state.role(&format!("r{i}")).unwrap().trust().is_some());
+            }
+        });
+        assert_eq!(state.documents.cached(), before);
+        // The hot document is the same parse as before the scan.
+        assert!(Arc::ptr_eq(
+            &hot,
+            &state.role("hot").unwrap().trust().unwrap()
+        ));
+        // Outside a scan, parses are cached again.
+        state.role("r0").unwrap().trust();
+        assert_eq!(state.documents.cached(), before + 1);
     }
 
     #[test]

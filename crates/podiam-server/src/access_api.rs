@@ -114,7 +114,7 @@ pub(crate) fn analyse<R>(
         role_visible: &role_visible,
         association_visible: &association_visible,
     };
-    Some(f(&snapshot))
+    Some(podiam_iam::scan(|| f(&snapshot)))
 }
 
 /// What one request asks.
