@@ -13,13 +13,13 @@ use crate::app::App;
 /// One audit event.
 #[derive(Debug, Serialize)]
 pub(crate) struct AuditEvent<'a> {
-    /// `credential_issued` or `credential_denied`.
+    /// `credential_issued`, `credential_denied` or `call_denied`.
     pub(crate) event: &'a str,
-    /// `AssumeRoleWithWebIdentity`, `AssumeRole`, …
+    /// `AssumeRoleWithWebIdentity`, `AssumeRole`, …; for `call_denied`, the refused action.
     pub(crate) operation: &'a str,
     /// The request id.
     pub(crate) request_id: &'a str,
-    /// The role asked for.
+    /// The role asked for; for `call_denied`, the resource of the refused call.
     pub(crate) role_arn: &'a str,
     /// Who asked (caller ARN, or the token's subject and provider).
     pub(crate) principal: &'a str,

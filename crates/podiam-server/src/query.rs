@@ -116,9 +116,29 @@ impl Ctx<'_> {
         for (key, value) in tags.unwrap_or_default() {
             extra.push((format!("aws:ResourceTag/{key}"), value.into()));
         }
-        state
-            .authorize(caller, action, resource, &self.facts, &extra)
-            .map_err(|e| access_error(&e, self.api))
+        let refused = state.authorize(caller, action, resource, &self.facts, &extra);
+        if let Err(e) = &refused {
+            // Every refused call goes to the audit trail, as CloudTrail records AccessDenied.
+            let principal = caller.arn(&state);
+            drop(state);
+            crate::audit::record(
+                self.app,
+                &crate::audit::AuditEvent {
+                    event: "call_denied",
+                    operation: action,
+                    request_id: &self.request_id,
+                    role_arn: resource,
+                    principal: &principal,
+                    source_ip: self.facts.source_ip.as_deref().unwrap_or_default(),
+                    session_name: "",
+                    access_key_id: None,
+                    expiration: None,
+                    code: Some("AccessDenied"),
+                    reason: Some(&e.to_string()),
+                },
+            );
+        }
+        refused.map_err(|e| access_error(&e, self.api))
     }
 }
 

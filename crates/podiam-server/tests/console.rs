@@ -584,6 +584,18 @@ async fn the_audit_feed_shows_credentials_and_the_clusters_page_the_associations
     assert!(denied < issued, "newest first");
     assert!(audit.body.contains("AssumeRoleWithWebIdentity"));
     assert!(audit.body.contains(&role_arn(ROLE)));
+    // A refused API call is in the feed too, with who and what.
+    let nobody = w.user("nobody", None).await;
+    let refused = w.iam(&nobody, &[("Action", "ListRoles")]).await;
+    assert_eq!(refused.code(), "AccessDenied");
+    let audit = w.send(get("/console/audit", Some(&cookie))).await.ok();
+    let at = audit.body.find(">call denied<").unwrap();
+    let row = &audit.body[at..at + audit.body[at..].find("</tr>").unwrap()];
+    assert!(row.contains("iam:ListRoles"), "{row}");
+    assert!(
+        row.contains(&format!("arn:aws:iam::{ACCOUNT}:user/nobody")),
+        "{row}"
+    );
 
     let clusters = w.send(get("/console/clusters", Some(&cookie))).await.ok();
     for wanted in [

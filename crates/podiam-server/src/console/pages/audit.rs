@@ -1,4 +1,5 @@
-//! `/console/audit`: the credentials this replica issued and denied, newest first, reloading
+//! `/console/audit`: the credentials this replica issued and denied and the API calls it
+//! refused, newest first, reloading
 //! every 5 seconds; read as `cloudtrail:LookupEvents`.
 
 use axum::http::StatusCode;
@@ -20,8 +21,8 @@ pub(crate) async fn page(viewer: Viewer) -> Response {
     let events = viewer.app.inner.audit.newest_first();
     let body = html! {
         p.muted {
-            "The last " (AuditRing::CAPACITY) " credentials this server issued or denied, newest \
-             first; the page reloads every 5 seconds."
+            "The last " (AuditRing::CAPACITY) " events of this server: credentials issued or \
+             denied, and API calls refused; newest first; the page reloads every 5 seconds."
         }
         @if events.is_empty() {
             p.muted { "No credentials have been asked for since the server started." }
@@ -30,15 +31,20 @@ pub(crate) async fn page(viewer: Viewer) -> Response {
                 thead {
                     tr {
                         th { "Time" } th { "Event" } th { "Operation" } th { "Principal" }
-                        th { "Role" } th { "Session" } th { "Source" } th { "Details" }
+                        th { "Role or resource" } th { "Session" } th { "Source" } th { "Details" }
                     }
                 }
                 tbody {
                     @for e in &events {
                         @let issued = e.event == "credential_issued";
+                        @let what = match e.event.as_str() {
+                            "credential_issued" => "issued",
+                            "call_denied" => "call denied",
+                            _ => "denied",
+                        };
                         tr {
                             td { (time(e.at)) }
-                            td class=(if issued { "issued" } else { "refused" }) { (if issued { "issued" } else { "denied" }) }
+                            td class=(if issued { "issued" } else { "refused" }) { (what) }
                             td { (e.operation) }
                             td { code { (e.principal) } }
                             td { code { (e.role_arn) } }
