@@ -194,7 +194,7 @@ fn launch(dir: &Path, dynamodb: &str, extras: &DevExtras) -> (Process, Vec<(Stri
 }
 
 /// Debian's libfaketime (package faketime), for the machine's architecture.
-fn libfaketime() -> PathBuf {
+pub fn libfaketime() -> PathBuf {
     std::fs::read_dir("/usr/lib")
         .into_iter()
         .flatten()

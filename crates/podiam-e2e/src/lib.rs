@@ -27,7 +27,7 @@ mod webhook;
 pub use agent::{AgentProcess, http_get};
 pub use apiserver::FakeApiServer;
 pub use certs::TestCa;
-pub use dev::{DevExtras, DevStack};
+pub use dev::{DevExtras, DevStack, libfaketime};
 pub use etcd::EtcdCluster;
 pub use issuer::TestIssuer;
 pub use netns::NetNs;

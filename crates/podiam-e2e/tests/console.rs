@@ -4,7 +4,8 @@
 //! shows (the cluster, the roles, a trust policy, a pod's credentials in the audit feed, a
 //! simulator decision after submitting the form by clicking, the access graph and a "who can"
 //! question, who can assume a role, the findings), a sign-in URL refused the second
-//! time, a user with only `iam:ListRoles` refused a role's details, and sign-out. A PNG of every
+//! time and after five minutes (podiam dev under libfaketime, its clock moved on), a user
+//! with only `iam:ListRoles` refused a role's details, and sign-out. A PNG of every
 //! page goes to `target/console-screenshots/`.
 //!
 //! Needs `chromium` and `chromedriver` (`apt-get install chromium chromium-driver`; scripts/test
@@ -23,7 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use podiam_e2e::{DevStack, Process, podiam_bin, workspace};
+use podiam_e2e::{DevExtras, DevStack, Process, libfaketime, podiam_bin, workspace};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "637423329338";
@@ -279,7 +280,24 @@ fn origin(url: &str) -> &str {
 #[test]
 fn the_console_in_a_browser() {
     let browser = Browser::start();
-    let stack = DevStack::start();
+    // podiam dev's clock is libfaketime's, read from a file (re-read every second), so that
+    // the test can move it past a sign-in link's five minutes.
+    let clock_dir = tempfile::tempdir().unwrap();
+    let clock = clock_dir.path().join("faketime");
+    std::fs::write(&clock, "+0\n").unwrap();
+    let clock_env = vec![
+        ("LD_PRELOAD".to_owned(), libfaketime().display().to_string()),
+        (
+            "FAKETIME_TIMESTAMP_FILE".to_owned(),
+            clock.display().to_string(),
+        ),
+        ("FAKETIME_CACHE_DURATION".to_owned(), "1".to_owned()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".to_owned(), "1".to_owned()),
+    ];
+    let stack = DevStack::start_with(|_| DevExtras {
+        env: clock_env,
+        ..DevExtras::default()
+    });
     let shell = stack.shell();
 
     // A pod gets credentials: the audit feed will show it.
@@ -483,6 +501,16 @@ fn the_console_in_a_browser() {
         clusters_denied.contains("eks:ListClusters"),
         "{clusters_denied}"
     );
+
+    // A link not used within five minutes is refused: the server's clock moves on six.
+    let late = signin_url(&shell);
+    std::fs::write(&clock, "+6m\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2_500));
+    browser.goto(&late);
+    let expired = browser.page_with("Sign-in refused");
+    assert!(expired.contains("has expired"), "{expired}");
+    assert!(!expired.contains("Signed in as"), "{expired}");
+    shots.push(browser.screenshot("signin-expired"));
 
     for shot in &shots {
         assert!(Path::new(shot).is_file());
