@@ -4,7 +4,7 @@
 mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use podiam_access::{FindingsOptions, findings, what, who};
+use podiam_access::{FindingsOptions, findings, graph, what, who};
 use support::*;
 
 /// 10,000 roles: 5,000 with Pod Identity associations (one per service account), 5,000 with
@@ -80,6 +80,10 @@ fn bench(c: &mut Criterion) {
                 },
             )
         });
+    });
+    // The console draws a namespace's graph; the whole cluster's is the worst case it builds.
+    group.bench_function("graph of the cluster, 10k roles, 10k associations", |b| {
+        b.iter(|| graph(&snapshot, Some("big"), None));
     });
     group.finish();
 }

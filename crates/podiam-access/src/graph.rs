@@ -1,6 +1,6 @@
 //! The access graph: service accounts → roles → services and resources, for drawing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use podiam_policy::Effect;
 use serde::Serialize;
@@ -86,6 +86,8 @@ pub fn graph(snap: &Snapshot<'_>, cluster: Option<&str>, namespace: Option<&str>
     }
     let mut resources: BTreeMap<ResourceNode, usize> = BTreeMap::new();
     let mut grant_edges: Vec<GrantEdge> = Vec::new();
+    // Where each (role, resource) edge is, so that building the graph stays linear.
+    let mut grant_at: HashMap<(usize, usize), usize> = HashMap::new();
     for (arn, &role_index) in &roles {
         let Some(role) = snap.role(arn) else {
             continue;
@@ -112,10 +114,9 @@ pub fn graph(snap: &Snapshot<'_>, cluster: Option<&str>, namespace: Option<&str>
                     };
                     let resource = index(&mut resources, &node);
                     let conditional = !statement.conditions().is_empty();
-                    match grant_edges
-                        .iter_mut()
-                        .find(|e| e.role == role_index && e.resource == resource)
-                    {
+                    let next = grant_edges.len();
+                    let at = *grant_at.entry((role_index, resource)).or_insert(next);
+                    match grant_edges.get_mut(at) {
                         Some(edge) => {
                             if !edge.actions.contains(action) {
                                 edge.actions.push(action.clone());
