@@ -1,9 +1,12 @@
 //! `podiam cluster publish-issuer` to S3 (moto_server's): the discovery document and JWKS at
 //! the issuer URL's place in the bucket, so that tokens verify as AWS STS verifies them
 //! (PyJWT here: RS256, kid, issuer, audience); an issuer URL that is not the bucket's is
-//! refused; after a key rotation the republished JWKS keeps the old key.
+//! refused; after a key rotation the republished JWKS keeps the old key. An external issuer's
+//! keys come from a JWKS file or from its apiserver (a stand-in over HTTPS with a bearer token).
 
-use podiam_e2e::{ClientEnv, Server, podiam_bin, start_moto};
+use std::process::Command;
+
+use podiam_e2e::{ClientEnv, Process, Server, TestCa, podiam_bin, start_moto, venv};
 
 const ISSUER: &str = "https://oidc-shop.s3.eu-central-1.amazonaws.com/prod";
 
@@ -187,6 +190,149 @@ fn an_external_issuers_keys_are_published_from_a_jwks_file() {
         "sts.amazonaws.com",
     ]);
     let out = moto_env
+        .python(
+            "verify_published_issuer.py",
+            &[&moto, "oidc-shop", "ext", token.trim()],
+        )
+        .ok();
+    assert!(
+        out.contains("verified system:serviceaccount:shop:app"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_external_issuers_keys_are_read_from_its_apiserver() {
+    const EXTERNAL: &str = "https://oidc-shop.s3.amazonaws.com/ext";
+    let server = Server::start();
+    let (_moto, moto) = start_moto();
+    let podiam = ClientEnv::root(&server).set("AWS_ENDPOINT_URL_S3", &moto);
+    let dir = server.dir();
+    let path = |name: &str| dir.join(name).display().to_string();
+    let run = |args: &[&str]| podiam.command_of(&podiam_bin(), args);
+    // The apiserver's signing key and the OIDC documents it serves, over HTTPS with its own CA.
+    let key = path("apiserver.pem");
+    let docs = path("apiserver");
+    run(&["keys", "generate", "--alg", "RS256", "--out", &key]).ok();
+    run(&[
+        "token",
+        "discovery",
+        "--key",
+        &key,
+        "--issuer",
+        EXTERNAL,
+        "--out-dir",
+        &docs,
+    ])
+    .ok();
+    let ca = TestCa::new("cluster CA");
+    let (ca_file, cert, tls_key) = (path("ca.pem"), path("tls.pem"), path("tls-key.pem"));
+    std::fs::write(&ca_file, ca.pem()).expect("write the CA");
+    ca.issue(&["127.0.0.1"], cert.as_ref(), tls_key.as_ref());
+    let token_file = path("reader-token");
+    std::fs::write(&token_file, "reader-secret\n").expect("write the token");
+    let mut command = Command::new(venv().join("bin/python"));
+    command.args([
+        concat!(env!("CARGO_MANIFEST_DIR"), "/py/apiserver_oidc.py"),
+        &docs,
+        &cert,
+        &tls_key,
+        "reader-secret",
+    ]);
+    let (_apiserver, apiserver) = Process::start("apiserver_oidc", command, |line| {
+        line.strip_prefix("serving ").map(str::to_owned)
+    });
+    for (name, issuer) in [
+        ("ext", EXTERNAL),
+        ("other", "https://oidc-shop.s3.amazonaws.com/other"),
+    ] {
+        run(&[
+            "cluster",
+            "create",
+            "--name",
+            name,
+            "--external-issuer",
+            issuer,
+            "--jwks-file",
+            &format!("{docs}/openid/v1/jwks"),
+        ])
+        .ok();
+    }
+    podiam
+        .clone()
+        .set("AWS_ENDPOINT_URL", &moto)
+        .aws(&["s3api", "create-bucket", "--bucket", "oidc-shop"])
+        .ok();
+    let publish = |cluster: &str, extra: &[&str]| {
+        let mut args = vec!["cluster", "publish-issuer", "--name", cluster, "--to"];
+        let to = format!("s3://oidc-shop/{cluster}");
+        args.push(&to);
+        args.extend_from_slice(&["--apiserver", &apiserver]);
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // Without the cluster's CA the apiserver's certificate is not trusted.
+    let untrusted = publish("ext", &["--apiserver-token-file", &token_file]);
+    assert!(!untrusted.success, "{}", untrusted.stdout);
+    assert!(
+        untrusted.stderr.contains("cannot reach") && untrusted.stderr.contains("--apiserver-ca"),
+        "{}",
+        untrusted.stderr
+    );
+    // Without a token the apiserver answers 401, and the error says what to give.
+    let anonymous = publish("ext", &["--apiserver-ca", &ca_file]);
+    assert!(!anonymous.success, "{}", anonymous.stdout);
+    assert!(
+        anonymous.stderr.contains("401") && anonymous.stderr.contains("--apiserver-token-file"),
+        "{}",
+        anonymous.stderr
+    );
+    // An apiserver whose issuer is not the cluster's is refused: AWS would refuse its tokens.
+    let mismatch = publish(
+        "other",
+        &[
+            "--apiserver-ca",
+            &ca_file,
+            "--apiserver-token-file",
+            &token_file,
+        ],
+    );
+    assert!(!mismatch.success, "{}", mismatch.stdout);
+    assert!(
+        mismatch.stderr.contains(EXTERNAL) && mismatch.stderr.contains("would refuse"),
+        "{}",
+        mismatch.stderr
+    );
+    let published = publish(
+        "ext",
+        &[
+            "--apiserver-ca",
+            &ca_file,
+            "--apiserver-token-file",
+            &token_file,
+        ],
+    )
+    .ok();
+    assert!(published.contains(EXTERNAL), "{published}");
+    // A token the apiserver signs verifies against what was published.
+    let token = run(&[
+        "token",
+        "mint",
+        "--key",
+        &key,
+        "--issuer",
+        EXTERNAL,
+        "--namespace",
+        "shop",
+        "--service-account",
+        "app",
+        "--audience",
+        "sts.amazonaws.com",
+    ])
+    .ok();
+    let out = podiam
+        .clone()
+        .set("AWS_ENDPOINT_URL", &moto)
         .python(
             "verify_published_issuer.py",
             &[&moto, "oidc-shop", "ext", token.trim()],

@@ -1,6 +1,7 @@
 //! `podiam`: short-lived AWS credentials for Kubernetes pods, self-hosted.
 
 mod access_cmd;
+mod apiserver_jwks;
 mod aws_cmd;
 mod cli_io;
 mod cluster_cmd;

@@ -12,6 +12,7 @@ use podiam_aws::issuer::{
 };
 use serde_json::Value;
 
+use crate::apiserver_jwks::Apiserver;
 use crate::cli_io::read_input;
 use crate::cluster_cmd::{Connection, explain, runtime};
 
@@ -22,8 +23,9 @@ use crate::cluster_cmd::{Connection, explain, runtime};
 /// fetches its keys from there; create the cluster with that --issuer-url. The keys are the
 /// hosted issuer's from the podiam server (a rotated-out key stays until its tokens have
 /// expired: publish again after `podiam keys rotate --kind issuer`), or an external issuer's
-/// (`kubectl get --raw /openid/v1/jwks > jwks.json`, then --jwks-file). The bucket must let
-/// anyone read the two objects. S3 is reached with the AWS SDK's standard configuration
+/// (read from its apiserver with --apiserver, or saved with
+/// `kubectl get --raw /openid/v1/jwks > jwks.json` and given with --jwks-file). The bucket must
+/// let anyone read the two objects. S3 is reached with the AWS SDK's standard configuration
 /// (AWS_ENDPOINT_URL_S3, not AWS_ENDPOINT_URL); the podiam server with --endpoint or
 /// AWS_ENDPOINT_URL.
 #[derive(Debug, Args)]
@@ -35,8 +37,18 @@ pub(crate) struct PublishIssuerArgs {
     #[arg(long, value_name = "S3_URL")]
     to: String,
     /// The JWKS to publish instead of the one the server holds (an external issuer's)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "apiserver")]
     jwks_file: Option<PathBuf>,
+    /// Read an external issuer's JWKS from its kube-apiserver (https://HOST:6443), at
+    /// /openid/v1/jwks, after checking that its issuer is the cluster's
+    #[arg(long, value_name = "URL")]
+    apiserver: Option<String>,
+    /// CAs to trust for --apiserver (PEM), besides the system's: the cluster's CA
+    #[arg(long, value_name = "FILE", requires = "apiserver")]
+    apiserver_ca: Option<PathBuf>,
+    /// A bearer token for --apiserver, from a file (e.g. `kubectl create token`'s output)
+    #[arg(long, value_name = "FILE", requires = "apiserver")]
+    apiserver_token_file: Option<PathBuf>,
     /// The AWS profile whose credentials write to S3 [default: the standard credential chain]
     #[arg(long, value_name = "NAME")]
     aws_profile: Option<String>,
@@ -65,10 +77,18 @@ pub(crate) fn publish_issuer(args: &PublishIssuerArgs) -> anyhow::Result<ExitCod
     destination
         .check_issuer(&issuer)
         .map_err(anyhow::Error::msg)?;
-    let jwks: Value = match &args.jwks_file {
-        Some(file) => serde_json::from_str(&read_input(file)?)
+    let jwks: Value = match (&args.jwks_file, &args.apiserver) {
+        (Some(file), _) => serde_json::from_str(&read_input(file)?)
             .with_context(|| format!("{} is not a JWKS (JSON)", file.display()))?,
-        None => answer
+        (None, Some(url)) => {
+            let apiserver = Apiserver {
+                url,
+                ca_file: args.apiserver_ca.as_deref(),
+                token_file: args.apiserver_token_file.as_deref(),
+            };
+            runtime.block_on(apiserver.jwks(&issuer))?
+        }
+        (None, None) => answer
             .body
             .get("jwks")
             .cloned()
