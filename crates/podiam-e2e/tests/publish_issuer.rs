@@ -127,126 +127,74 @@ fn a_published_hosted_issuer_verifies_tokens_as_aws_does() {
     );
 }
 
-#[test]
-fn an_external_issuers_keys_are_published_from_a_jwks_file() {
-    const EXTERNAL: &str = "https://oidc-shop.s3.amazonaws.com/ext";
-    let server = Server::start();
-    let (_moto, moto) = start_moto();
-    let podiam = ClientEnv::root(&server).set("AWS_ENDPOINT_URL_S3", &moto);
-    let dir = server.dir().display().to_string();
-    let key = format!("{dir}/apiserver.pem");
-    let run = |args: &[&str]| podiam.command_of(&podiam_bin(), args).ok();
-    // The apiserver's key and the JWKS it serves (`kubectl get --raw /openid/v1/jwks`).
-    run(&["keys", "generate", "--alg", "RS256", "--out", &key]);
-    run(&[
-        "token",
-        "discovery",
-        "--key",
-        &key,
-        "--issuer",
-        EXTERNAL,
-        "--out-dir",
-        &dir,
-    ]);
-    let jwks = format!("{dir}/openid/v1/jwks");
-    run(&[
-        "cluster",
-        "create",
-        "--name",
-        "ext",
-        "--external-issuer",
-        EXTERNAL,
-        "--jwks-file",
-        &jwks,
-    ]);
-    let moto_env = podiam.clone().set("AWS_ENDPOINT_URL", &moto);
-    moto_env
-        .aws(&["s3api", "create-bucket", "--bucket", "oidc-shop"])
-        .ok();
-    let published = run(&[
-        "cluster",
-        "publish-issuer",
-        "--name",
-        "ext",
-        "--to",
-        "s3://oidc-shop/ext",
-        "--jwks-file",
-        &jwks,
-    ]);
-    assert!(published.contains(EXTERNAL), "{published}");
-    // A token the apiserver signs verifies against what was published.
-    let token = run(&[
-        "token",
-        "mint",
-        "--key",
-        &key,
-        "--issuer",
-        EXTERNAL,
-        "--namespace",
-        "shop",
-        "--service-account",
-        "app",
-        "--audience",
-        "sts.amazonaws.com",
-    ]);
-    let out = moto_env
-        .python(
-            "verify_published_issuer.py",
-            &[&moto, "oidc-shop", "ext", token.trim()],
-        )
-        .ok();
-    assert!(
-        out.contains("verified system:serviceaccount:shop:app"),
-        "{out}"
-    );
+/// An external issuer's world: a podiam server, moto's S3 with the bucket, and an apiserver's
+/// signing key with the OIDC documents it serves (`podiam token discovery` writes them).
+struct External {
+    server: Server,
+    _moto: Process,
+    moto: String,
+    podiam: ClientEnv,
+    key: String,
+    docs: String,
 }
 
-#[test]
-fn an_external_issuers_keys_are_read_from_its_apiserver() {
-    const EXTERNAL: &str = "https://oidc-shop.s3.amazonaws.com/ext";
-    let server = Server::start();
-    let (_moto, moto) = start_moto();
-    let podiam = ClientEnv::root(&server).set("AWS_ENDPOINT_URL_S3", &moto);
-    let dir = server.dir();
-    let path = |name: &str| dir.join(name).display().to_string();
-    let run = |args: &[&str]| podiam.command_of(&podiam_bin(), args);
-    // The apiserver's signing key and the OIDC documents it serves, over HTTPS with its own CA.
-    let key = path("apiserver.pem");
-    let docs = path("apiserver");
-    run(&["keys", "generate", "--alg", "RS256", "--out", &key]).ok();
-    run(&[
-        "token",
-        "discovery",
-        "--key",
-        &key,
-        "--issuer",
-        EXTERNAL,
-        "--out-dir",
-        &docs,
-    ])
-    .ok();
-    let ca = TestCa::new("cluster CA");
-    let (ca_file, cert, tls_key) = (path("ca.pem"), path("tls.pem"), path("tls-key.pem"));
-    std::fs::write(&ca_file, ca.pem()).expect("write the CA");
-    ca.issue(&["127.0.0.1"], cert.as_ref(), tls_key.as_ref());
-    let token_file = path("reader-token");
-    std::fs::write(&token_file, "reader-secret\n").expect("write the token");
-    let mut command = Command::new(venv().join("bin/python"));
-    command.args([
-        concat!(env!("CARGO_MANIFEST_DIR"), "/py/apiserver_oidc.py"),
-        &docs,
-        &cert,
-        &tls_key,
-        "reader-secret",
-    ]);
-    let (_apiserver, apiserver) = Process::start("apiserver_oidc", command, |line| {
-        line.strip_prefix("serving ").map(str::to_owned)
-    });
-    for (name, issuer) in [
-        ("ext", EXTERNAL),
-        ("other", "https://oidc-shop.s3.amazonaws.com/other"),
-    ] {
-        run(&[
+impl External {
+    const ISSUER: &str = "https://oidc-shop.s3.amazonaws.com/ext";
+
+    fn start() -> Self {
+        let server = Server::start();
+        let (_moto, moto) = start_moto();
+        let podiam = ClientEnv::root(&server).set("AWS_ENDPOINT_URL_S3", &moto);
+        let world = Self {
+            key: server.dir().join("apiserver.pem").display().to_string(),
+            docs: server.dir().join("apiserver").display().to_string(),
+            server,
+            _moto,
+            moto,
+            podiam,
+        };
+        world.run(&["keys", "generate", "--alg", "RS256", "--out", &world.key]);
+        world.run(&[
+            "token",
+            "discovery",
+            "--key",
+            &world.key,
+            "--issuer",
+            Self::ISSUER,
+            "--out-dir",
+            &world.docs,
+        ]);
+        world
+            .s3()
+            .aws(&["s3api", "create-bucket", "--bucket", "oidc-shop"])
+            .ok();
+        world
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.server.dir().join(name).display().to_string()
+    }
+
+    /// The JWKS the apiserver serves (`kubectl get --raw /openid/v1/jwks`).
+    fn jwks(&self) -> String {
+        format!("{}/openid/v1/jwks", self.docs)
+    }
+
+    fn podiam(&self, args: &[&str]) -> podiam_e2e::Run {
+        self.podiam.command_of(&podiam_bin(), args)
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        self.podiam(args).ok()
+    }
+
+    /// Clients of moto's S3.
+    fn s3(&self) -> ClientEnv {
+        self.podiam.clone().set("AWS_ENDPOINT_URL", &self.moto)
+    }
+
+    fn create_cluster(&self, name: &str, issuer: &str) {
+        self.run(&[
             "cluster",
             "create",
             "--name",
@@ -254,24 +202,110 @@ fn an_external_issuers_keys_are_read_from_its_apiserver() {
             "--external-issuer",
             issuer,
             "--jwks-file",
-            &format!("{docs}/openid/v1/jwks"),
-        ])
-        .ok();
+            &self.jwks(),
+        ]);
     }
-    podiam
-        .clone()
-        .set("AWS_ENDPOINT_URL", &moto)
-        .aws(&["s3api", "create-bucket", "--bucket", "oidc-shop"])
-        .ok();
+
+    /// A token the apiserver signs verifies against what was published for `ext`.
+    fn assert_apiserver_tokens_verify(&self) {
+        let token = self.run(&[
+            "token",
+            "mint",
+            "--key",
+            &self.key,
+            "--issuer",
+            Self::ISSUER,
+            "--namespace",
+            "shop",
+            "--service-account",
+            "app",
+            "--audience",
+            "sts.amazonaws.com",
+        ]);
+        let out = self
+            .s3()
+            .python(
+                "verify_published_issuer.py",
+                &[&self.moto, "oidc-shop", "ext", token.trim()],
+            )
+            .ok();
+        assert!(
+            out.contains("verified system:serviceaccount:shop:app"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn an_external_issuers_keys_are_published_from_a_jwks_file() {
+    let world = External::start();
+    world.create_cluster("ext", External::ISSUER);
+    let published = world.run(&[
+        "cluster",
+        "publish-issuer",
+        "--name",
+        "ext",
+        "--to",
+        "s3://oidc-shop/ext",
+        "--jwks-file",
+        &world.jwks(),
+    ]);
+    assert!(published.contains(External::ISSUER), "{published}");
+    world.assert_apiserver_tokens_verify();
+}
+
+#[test]
+fn an_external_issuers_keys_are_read_from_its_apiserver() {
+    let world = External::start();
+    // The apiserver serves its OIDC documents over HTTPS with the cluster's own CA, to callers
+    // with a token.
+    let ca = TestCa::new("cluster CA");
+    let (ca_file, cert, tls_key) = (
+        world.path("ca.pem"),
+        world.path("tls.pem"),
+        world.path("tls-key.pem"),
+    );
+    std::fs::write(&ca_file, ca.pem()).expect("write the CA");
+    ca.issue(&["127.0.0.1"], cert.as_ref(), tls_key.as_ref());
+    let token_file = world.path("reader-token");
+    std::fs::write(&token_file, "reader-secret\n").expect("write the token");
+    let mut command = Command::new(venv().join("bin/python"));
+    command.args([
+        concat!(env!("CARGO_MANIFEST_DIR"), "/py/apiserver_oidc.py"),
+        &world.docs,
+        &cert,
+        &tls_key,
+        "reader-secret",
+    ]);
+    let (_apiserver, apiserver) = Process::start("apiserver_oidc", command, |line| {
+        line.strip_prefix("serving ").map(str::to_owned)
+    });
+    world.create_cluster("ext", External::ISSUER);
+    world.create_cluster("other", "https://oidc-shop.s3.amazonaws.com/other");
     let publish = |cluster: &str, extra: &[&str]| {
-        let mut args = vec!["cluster", "publish-issuer", "--name", cluster, "--to"];
         let to = format!("s3://oidc-shop/{cluster}");
-        args.push(&to);
-        args.extend_from_slice(&["--apiserver", &apiserver]);
+        let mut args = vec![
+            "cluster",
+            "publish-issuer",
+            "--name",
+            cluster,
+            "--to",
+            &to,
+            "--apiserver",
+            &apiserver,
+        ];
         args.extend_from_slice(extra);
-        run(&args)
+        world.podiam(&args)
     };
-    // Without the cluster's CA the apiserver's certificate is not trusted.
+    let trusted = ["--apiserver-ca", ca_file.as_str()];
+    let with_token = [
+        "--apiserver-ca",
+        ca_file.as_str(),
+        "--apiserver-token-file",
+        token_file.as_str(),
+    ];
+    // Without the cluster's CA the apiserver's certificate is not trusted, and the error says
+    // what to pass.
     let untrusted = publish("ext", &["--apiserver-token-file", &token_file]);
     assert!(!untrusted.success, "{}", untrusted.stdout);
     assert!(
@@ -280,7 +314,7 @@ fn an_external_issuers_keys_are_read_from_its_apiserver() {
         untrusted.stderr
     );
     // Without a token the apiserver answers 401, and the error says what to give.
-    let anonymous = publish("ext", &["--apiserver-ca", &ca_file]);
+    let anonymous = publish("ext", &trusted);
     assert!(!anonymous.success, "{}", anonymous.stdout);
     assert!(
         anonymous.stderr.contains("401") && anonymous.stderr.contains("--apiserver-token-file"),
@@ -288,58 +322,14 @@ fn an_external_issuers_keys_are_read_from_its_apiserver() {
         anonymous.stderr
     );
     // An apiserver whose issuer is not the cluster's is refused: AWS would refuse its tokens.
-    let mismatch = publish(
-        "other",
-        &[
-            "--apiserver-ca",
-            &ca_file,
-            "--apiserver-token-file",
-            &token_file,
-        ],
-    );
+    let mismatch = publish("other", &with_token);
     assert!(!mismatch.success, "{}", mismatch.stdout);
     assert!(
-        mismatch.stderr.contains(EXTERNAL) && mismatch.stderr.contains("would refuse"),
+        mismatch.stderr.contains(External::ISSUER) && mismatch.stderr.contains("would refuse"),
         "{}",
         mismatch.stderr
     );
-    let published = publish(
-        "ext",
-        &[
-            "--apiserver-ca",
-            &ca_file,
-            "--apiserver-token-file",
-            &token_file,
-        ],
-    )
-    .ok();
-    assert!(published.contains(EXTERNAL), "{published}");
-    // A token the apiserver signs verifies against what was published.
-    let token = run(&[
-        "token",
-        "mint",
-        "--key",
-        &key,
-        "--issuer",
-        EXTERNAL,
-        "--namespace",
-        "shop",
-        "--service-account",
-        "app",
-        "--audience",
-        "sts.amazonaws.com",
-    ])
-    .ok();
-    let out = podiam
-        .clone()
-        .set("AWS_ENDPOINT_URL", &moto)
-        .python(
-            "verify_published_issuer.py",
-            &[&moto, "oidc-shop", "ext", token.trim()],
-        )
-        .ok();
-    assert!(
-        out.contains("verified system:serviceaccount:shop:app"),
-        "{out}"
-    );
+    let published = publish("ext", &with_token).ok();
+    assert!(published.contains(External::ISSUER), "{published}");
+    world.assert_apiserver_tokens_verify();
 }
