@@ -631,6 +631,20 @@ async fn role_use_is_written_at_most_once_an_interval() {
     assert!(seen, "the other replica sees the recorded use");
     assert_eq!(iam.state().role_last_used(&id), latest);
 
+    // A clock set back: a recorded use up to a day ahead is left alone (another replica's skew,
+    // never undone), one further ahead is the clock's mistake and is overwritten.
+    let recorded = stored().await;
+    clock.advance(time::Duration::hours(-2));
+    assert!(!iam.write_role_use(&arn, "us-east-1").await.unwrap());
+    assert_eq!(stored().await, recorded);
+    clock.advance(time::Duration::days(-2));
+    assert!(iam.write_role_use(&arn, "us-east-1").await.unwrap());
+    let corrected = later + ROLE_USE_INTERVAL - 2 * 3600 - 2 * 86_400;
+    assert_eq!(
+        iam.state().role_last_used(&id),
+        used(corrected, "us-east-1")
+    );
+
     // Unknown roles are not recorded; a deleted role takes its last use with it, and its
     // namesake starts unused.
     assert!(

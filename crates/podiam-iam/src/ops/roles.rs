@@ -46,6 +46,22 @@ pub struct RoleUpdate {
 /// too, reports last use late (within hours).
 pub const ROLE_USE_INTERVAL: i64 = 3600;
 
+/// How far ahead of this replica's clock a recorded use may be and still count as real (another
+/// replica's skew): such a use is left alone until the clock passes it. A use further ahead is
+/// a clock's mistake, and the next use overwrites it.
+const ROLE_USE_SKEW: i64 = 86_400;
+
+/// Whether a use at `now` is to be written over the `recorded` one: the one rule of both the
+/// due check and the write, so that a check never lets through what the write then refuses.
+fn role_use_due_over(recorded: Option<i64>, now: i64) -> bool {
+    match recorded {
+        None => true,
+        Some(date) if date > now.saturating_add(ROLE_USE_SKEW) => true,
+        Some(date) if date > now => false,
+        Some(date) => now.saturating_sub(date) >= ROLE_USE_INTERVAL,
+    }
+}
+
 /// Takes a role out of [`Iam::recording`] when its write ends, however it ends.
 struct Recording<'a> {
     iam: &'a Iam,
@@ -202,12 +218,9 @@ impl Iam {
             if role.id != id {
                 return Ok(false);
             }
-            // Never back in time: another replica may have written a later use meanwhile.
+            // Another replica may have written a use meanwhile: the same rule as the due check.
             let last = self.load::<RoleLastUsed>(&last_key).await?;
-            if last
-                .as_ref()
-                .is_some_and(|(recorded, _)| recorded.date >= date)
-            {
+            if !role_use_due_over(last.as_ref().map(|(recorded, _)| recorded.date), date) {
                 return Ok(false);
             }
             let last_compare = match &last {
@@ -232,13 +245,7 @@ impl Iam {
         let state = self.state();
         let role = state.role_by_arn(role_arn)?;
         let id = &role.record.id;
-        let due = state
-            .last_used
-            .get(id)
-            // A date ahead of this clock (another replica's skew) does not block for ever.
-            .is_none_or(|(used, _)| {
-                used.date > now || now.saturating_sub(used.date) >= ROLE_USE_INTERVAL
-            });
+        let due = role_use_due_over(state.last_used.get(id).map(|(used, _)| used.date), now);
         (due && !self.recording().contains(id)).then(|| (role.record.name.clone(), id.clone()))
     }
 
