@@ -13,7 +13,7 @@ use crate::app::App;
 /// One audit event.
 #[derive(Debug, Serialize)]
 pub(crate) struct AuditEvent<'a> {
-    /// `credential_issued`, `credential_denied` or `call_denied`.
+    /// `credential_issued`, `credential_denied`, `call_denied` or `console_signin`.
     pub(crate) event: &'a str,
     /// `AssumeRoleWithWebIdentity`, `AssumeRole`, …; for `call_denied`, the refused action.
     pub(crate) operation: &'a str,
@@ -36,7 +36,11 @@ pub(crate) struct AuditEvent<'a> {
     /// The AWS error code (denied only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) code: Option<&'a str>,
-    /// Why it was denied.
+    /// What the caller was told (denied only): the one text the console shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) message: Option<&'a str>,
+    /// Why it was denied, for operators only (the log line): it may say what the caller must not
+    /// learn, such as whether a role exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<&'a str>,
 }
@@ -55,7 +59,8 @@ pub(crate) struct AuditEntry {
     pub(crate) access_key_id: Option<String>,
     pub(crate) expiration: Option<String>,
     pub(crate) code: Option<String>,
-    pub(crate) reason: Option<String>,
+    /// What the caller was told; never the operators' reason.
+    pub(crate) message: Option<String>,
 }
 
 /// The latest [`AuditRing::CAPACITY`] events of this replica, for the console.
@@ -110,7 +115,7 @@ pub(crate) fn record(app: &App, event: &AuditEvent<'_>) {
         access_key_id: owned(event.access_key_id),
         expiration: owned(event.expiration),
         code: owned(event.code),
-        reason: owned(event.reason),
+        message: owned(event.message),
     });
 }
 
@@ -131,7 +136,7 @@ mod tests {
             access_key_id: None,
             expiration: None,
             code: None,
-            reason: None,
+            message: None,
         }
     }
 

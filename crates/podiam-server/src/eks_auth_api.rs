@@ -65,6 +65,7 @@ pub(crate) async fn assume_role_for_pod_identity(
                     access_key_id: Some(credentials.access_key_id()),
                     expiration: Some(&podiam_wire::iso8601(credentials.expiration())),
                     code: None,
+                    message: None,
                     reason: None,
                 });
                 Ok(json!({
@@ -100,6 +101,7 @@ pub(crate) async fn assume_role_for_pod_identity(
                     access_key_id: None,
                     expiration: None,
                     code: Some(wire.code),
+                    message: Some(&wire.message),
                     reason: Some(&e.reason()),
                 });
                 Err(wire)

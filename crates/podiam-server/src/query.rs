@@ -121,6 +121,7 @@ impl Ctx<'_> {
             // Every refused call goes to the audit trail, as CloudTrail records AccessDenied.
             let principal = caller.arn(&state);
             drop(state);
+            let told = access_error(e, self.api);
             crate::audit::record(
                 self.app,
                 &crate::audit::AuditEvent {
@@ -133,8 +134,9 @@ impl Ctx<'_> {
                     session_name: "",
                     access_key_id: None,
                     expiration: None,
-                    code: Some("AccessDenied"),
-                    reason: Some(&e.to_string()),
+                    code: Some(told.code),
+                    message: Some(&told.message),
+                    reason: None,
                 },
             );
         }

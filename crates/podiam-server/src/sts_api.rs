@@ -157,6 +157,7 @@ fn record_issued(
             access_key_id: Some(access_key_id),
             expiration: Some(&iso8601(expiration)),
             code: None,
+            message: None,
             reason: None,
         },
     );
@@ -186,6 +187,7 @@ fn audit_denied(
             access_key_id: None,
             expiration: None,
             code: Some(wire.code),
+            message: Some(&wire.message),
             reason: Some(reason),
         },
     );

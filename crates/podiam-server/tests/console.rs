@@ -388,6 +388,8 @@ async fn without_get_role_a_role_page_is_access_denied() {
         let page = w.send(get(path, Some(&cookie))).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
         assert!(page.body.contains("is not authorized to perform"), "{path}");
+        // A refused page does not reload itself (each reload would be another refused call).
+        assert!(!page.body.contains("http-equiv=\"refresh\""), "{path}");
     }
 
     // The root sees the role with its trust policy, pretty-printed.
@@ -584,6 +586,13 @@ async fn the_audit_feed_shows_credentials_and_the_clusters_page_the_associations
     assert!(denied < issued, "newest first");
     assert!(audit.body.contains("AssumeRoleWithWebIdentity"));
     assert!(audit.body.contains(&role_arn(ROLE)));
+    // The sign-in itself is an event, with who signed in.
+    let at = audit.body.find(">console sign-in<").unwrap();
+    let row = &audit.body[at..at + audit.body[at..].find("</tr>").unwrap()];
+    assert!(
+        row.contains(&format!("arn:aws:iam::{ACCOUNT}:root")),
+        "{row}"
+    );
     // A refused API call is in the feed too, with who and what.
     let nobody = w.user("nobody", None).await;
     let refused = w.iam(&nobody, &[("Action", "ListRoles")]).await;
@@ -596,6 +605,28 @@ async fn the_audit_feed_shows_credentials_and_the_clusters_page_the_associations
         row.contains(&format!("arn:aws:iam::{ACCOUNT}:user/nobody")),
         "{row}"
     );
+    // A refused AssumeRole shows what the caller was told, never the operators' reason: that
+    // would tell a reader of the feed whether the role exists.
+    let ghost = format!("arn:aws:iam::{ACCOUNT}:role/ghost");
+    let refused = w
+        .sts(
+            Some(&nobody),
+            &[
+                ("Action", "AssumeRole"),
+                ("RoleArn", &ghost),
+                ("RoleSessionName", "probe"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.code(), "AccessDenied");
+    let audit = w.send(get("/console/audit", Some(&cookie))).await.ok();
+    let at = audit.body.find(&ghost).unwrap();
+    let row = &audit.body[at..at + audit.body[at..].find("</tr>").unwrap()];
+    assert!(
+        row.contains("AccessDenied") && row.contains("not authorized"),
+        "{row}"
+    );
+    assert!(!audit.body.contains("does not exist"), "{row}");
 
     let clusters = w.send(get("/console/clusters", Some(&cookie))).await.ok();
     for wanted in [

@@ -22,6 +22,11 @@ pub(crate) const SESSION_LIFETIME: Duration = Duration::hours(1);
 const MAX_TOKENS: usize = 1_000;
 /// Browser sessions, at most.
 const MAX_SESSIONS: usize = 10_000;
+/// Sign-in tokens of one principal, at most: its next one pushes out its oldest, so that no
+/// principal can fill the server's tokens for the others.
+const MAX_TOKENS_PER_PRINCIPAL: usize = 10;
+/// Browser sessions of one principal, at most (its oldest goes first), for the same reason.
+const MAX_SESSIONS_PER_PRINCIPAL: usize = 20;
 
 /// Who signed in.
 #[derive(Debug, Clone)]
@@ -66,6 +71,16 @@ impl Identity {
         }
     }
 
+    /// Whose limits a token or session counts against: the root, a user by id, or a role (all
+    /// its sessions together, since anyone who may assume it can make many).
+    fn principal(&self) -> String {
+        match self {
+            Self::Root => "root".to_owned(),
+            Self::User { id, .. } => id.clone(),
+            Self::Session(session) => session.details.role_id.clone(),
+        }
+    }
+
     /// When a console session starting at `now` ends: after [`SESSION_LIFETIME`], or with the
     /// role session if that ends first.
     fn session_end(&self, now: OffsetDateTime) -> OffsetDateTime {
@@ -81,6 +96,8 @@ impl Identity {
 #[derive(Debug)]
 struct Pending {
     identity: Identity,
+    principal: String,
+    issued: OffsetDateTime,
     expires: OffsetDateTime,
 }
 
@@ -88,12 +105,20 @@ struct Pending {
 #[derive(Debug, Clone)]
 pub(crate) struct ConsoleSession {
     pub(crate) identity: Identity,
+    principal: String,
+    /// When it began: a clock set back before it does not stretch the session.
+    started: OffsetDateTime,
     pub(crate) expires: OffsetDateTime,
     /// The token every form of this session carries back (CSRF).
     pub(crate) csrf: String,
 }
 
 impl ConsoleSession {
+    /// Whether it is live at `now`: begun, and not ended.
+    fn live(&self, now: OffsetDateTime) -> bool {
+        self.started <= now && now < self.expires
+    }
+
     /// Whether `offered` is this session's CSRF token (in constant time).
     pub(crate) fn csrf_matches(&self, offered: &str) -> bool {
         constant_time_eq(self.csrf.as_bytes(), offered.as_bytes())
@@ -120,6 +145,8 @@ pub(crate) enum Refused {
 pub(crate) struct NewSession {
     pub(crate) id: String,
     pub(crate) expires: OffsetDateTime,
+    /// Who signed in (its ARN), for the audit trail.
+    pub(crate) principal_arn: String,
 }
 
 /// The tokens and sessions.
@@ -156,6 +183,27 @@ fn key(secret: &str) -> [u8; 32] {
     sha256(secret.as_bytes())
 }
 
+/// Makes room for one more entry of `principal`: when it has `limit` already, its entry that
+/// ends first goes.
+fn make_room<V>(
+    entries: &mut HashMap<[u8; 32], V>,
+    principal: &str,
+    limit: usize,
+    of: impl Fn(&V) -> (&str, OffsetDateTime),
+) {
+    let mut own: Vec<([u8; 32], OffsetDateTime)> = entries
+        .iter()
+        .filter(|(_, v)| of(v).0 == principal)
+        .map(|(k, v)| (*k, of(v).1))
+        .collect();
+    if own.len() >= limit {
+        own.sort_by_key(|(_, ends)| *ends);
+        for (k, _) in own.iter().take(own.len() + 1 - limit) {
+            entries.remove(k);
+        }
+    }
+}
+
 impl Stores {
     /// A new sign-in token for `identity`, valid until `now + TOKEN_LIFETIME`.
     pub(crate) fn issue_token(
@@ -166,14 +214,26 @@ impl Stores {
     ) -> Result<(String, OffsetDateTime), Refused> {
         let token = random_secret(rng)?;
         let expires = now + TOKEN_LIFETIME;
+        let principal = identity.principal();
         let mut tokens = lock(&self.tokens);
+        make_room(&mut tokens, &principal, MAX_TOKENS_PER_PRINCIPAL, |p| {
+            (&p.principal, p.expires)
+        });
         if tokens.len() >= MAX_TOKENS {
-            tokens.retain(|_, p| p.expires > now);
+            tokens.retain(|_, p| p.issued <= now && now < p.expires);
         }
         if tokens.len() >= MAX_TOKENS {
             return Err(Refused::Full);
         }
-        tokens.insert(key(&token), Pending { identity, expires });
+        tokens.insert(
+            key(&token),
+            Pending {
+                identity,
+                principal,
+                issued: now,
+                expires,
+            },
+        );
         Ok((token, expires))
     }
 
@@ -188,18 +248,25 @@ impl Stores {
         let pending = lock(&self.tokens)
             .remove(&key(token))
             .ok_or(Refused::Unknown)?;
-        if pending.expires <= now {
+        // Issued later than now means a clock set back: time is not trusted to have run.
+        if pending.expires <= now || now < pending.issued {
             return Err(Refused::Expired);
         }
-        if pending.identity.caller(state, now).is_none() {
+        let Some(caller) = pending.identity.caller(state, now) else {
             return Err(Refused::IdentityExpired);
-        }
+        };
         let id = random_secret(rng)?;
         let csrf = random_secret(rng)?;
         let expires = pending.identity.session_end(now);
         let mut sessions = lock(&self.sessions);
+        make_room(
+            &mut sessions,
+            &pending.principal,
+            MAX_SESSIONS_PER_PRINCIPAL,
+            |s| (&s.principal, s.expires),
+        );
         if sessions.len() >= MAX_SESSIONS {
-            sessions.retain(|_, s| s.expires > now);
+            sessions.retain(|_, s| s.live(now));
         }
         if sessions.len() >= MAX_SESSIONS {
             return Err(Refused::Full);
@@ -208,11 +275,17 @@ impl Stores {
             key(&id),
             ConsoleSession {
                 identity: pending.identity,
+                principal: pending.principal,
+                started: now,
                 expires,
                 csrf,
             },
         );
-        Ok(NewSession { id, expires })
+        Ok(NewSession {
+            id,
+            expires,
+            principal_arn: caller.arn(state),
+        })
     }
 
     /// The live session of cookie value `id`; an expired one is removed.
@@ -220,7 +293,7 @@ impl Stores {
         let mut sessions = lock(&self.sessions);
         let k = key(id);
         match sessions.get(&k) {
-            Some(s) if s.expires > now => Some(s.clone()),
+            Some(s) if s.live(now) => Some(s.clone()),
             Some(_) => {
                 sessions.remove(&k);
                 None
@@ -275,26 +348,80 @@ mod tests {
                 .unwrap_err(),
             Refused::Expired
         );
+
+        // A clock set back does not stretch a token or a session.
+        let (early, _) = stores.issue_token(Identity::Root, &rng, now).unwrap();
+        let before = now - Duration::seconds(1);
+        assert_eq!(
+            stores.redeem(&early, &state, &rng, before).unwrap_err(),
+            Refused::Expired
+        );
+        let (token, _) = stores.issue_token(Identity::Root, &rng, now).unwrap();
+        let session = stores.redeem(&token, &state, &rng, now).unwrap();
+        assert!(stores.session(&session.id, before).is_none());
+        assert!(stores.session(&session.id, now).is_none(), "removed");
+    }
+
+    fn user(n: usize) -> Identity {
+        Identity::User {
+            name: format!("u{n}"),
+            id: format!("AIDA{n}"),
+        }
     }
 
     #[test]
-    fn tokens_are_bounded() {
+    fn tokens_are_bounded_in_all_and_per_principal() {
         let stores = Stores::default();
         let rng = SeededRng::new(b"console bound");
+        let state = state();
         let now = OffsetDateTime::UNIX_EPOCH;
-        for _ in 0..MAX_TOKENS {
-            stores.issue_token(Identity::Root, &rng, now).unwrap();
+        // One principal never holds more than its share: its newest push out its oldest.
+        let first = stores.issue_token(Identity::Root, &rng, now).unwrap().0;
+        let later = now + Duration::seconds(1);
+        for _ in 1..MAX_TOKENS_PER_PRINCIPAL {
+            stores.issue_token(Identity::Root, &rng, later).unwrap();
+        }
+        let newest = stores.issue_token(Identity::Root, &rng, later).unwrap().0;
+        assert_eq!(lock(&stores.tokens).len(), MAX_TOKENS_PER_PRINCIPAL);
+        assert_eq!(
+            stores.redeem(&first, &state, &rng, later).unwrap_err(),
+            Refused::Unknown
+        );
+        assert!(stores.redeem(&newest, &state, &rng, later).is_ok());
+        // Many principals together fill the server.
+        let mut n = 0;
+        while lock(&stores.tokens).len() < MAX_TOKENS {
+            stores.issue_token(user(n), &rng, later).unwrap();
+            n += 1;
         }
         assert_eq!(
-            stores.issue_token(Identity::Root, &rng, now).unwrap_err(),
+            stores.issue_token(user(n), &rng, later).unwrap_err(),
             Refused::Full
         );
         // Expired ones make room.
         assert!(
             stores
-                .issue_token(Identity::Root, &rng, now + TOKEN_LIFETIME)
+                .issue_token(user(n), &rng, later + TOKEN_LIFETIME)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn one_principal_cannot_fill_the_sessions() {
+        let stores = Stores::default();
+        let rng = SeededRng::new(b"console sessions");
+        let state = state();
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let mut ids = Vec::new();
+        for i in 0..=MAX_SESSIONS_PER_PRINCIPAL {
+            let at = now + Duration::seconds(i64::try_from(i).unwrap());
+            let (token, _) = stores.issue_token(Identity::Root, &rng, at).unwrap();
+            ids.push(stores.redeem(&token, &state, &rng, at).unwrap().id);
+        }
+        let at = now + Duration::minutes(1);
+        assert_eq!(lock(&stores.sessions).len(), MAX_SESSIONS_PER_PRINCIPAL);
+        assert!(stores.session(&ids[0], at).is_none(), "the oldest went");
+        assert!(ids[1..].iter().all(|id| stores.session(id, at).is_some()));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! ends the session.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use podiam_wire::WireError;
@@ -58,7 +61,8 @@ pub(crate) async fn signin_token(State(app): State<App>, request: Request) -> Re
 
 /// `GET /console/signin?token=…`: redeems the token for a session cookie, then 303 to the
 /// overview.
-pub(crate) async fn redeem(State(app): State<App>, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn redeem(State(app): State<App>, parts: Parts) -> Response {
+    let (uri, headers) = (&parts.uri, &parts.headers);
     // A sign-in link opened from another site's page would sign this browser in as someone
     // else (login CSRF): it must be opened directly (address bar, `podiam console`).
     if headers
@@ -87,6 +91,27 @@ pub(crate) async fn redeem(State(app): State<App>, uri: Uri, headers: HeaderMap)
     };
     match redeemed {
         Ok(session) => {
+            crate::audit::record(
+                &app,
+                &crate::audit::AuditEvent {
+                    event: "console_signin",
+                    operation: "ConsoleSignin",
+                    request_id: &app.request_id(),
+                    role_arn: "",
+                    principal: &session.principal_arn,
+                    source_ip: &parts
+                        .extensions
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|c| c.0.ip().to_string())
+                        .unwrap_or_default(),
+                    session_name: "",
+                    access_key_id: None,
+                    expiration: Some(&podiam_wire::iso8601(session.expires)),
+                    code: None,
+                    message: None,
+                    reason: None,
+                },
+            );
             let max_age = (session.expires - now).whole_seconds().max(0);
             let mut response = (
                 StatusCode::SEE_OTHER,

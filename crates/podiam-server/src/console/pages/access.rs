@@ -100,7 +100,7 @@ pub(crate) async fn page(viewer: Viewer, Query(filter): Query<Filter>) -> Respon
         p.muted {
             "Pod Identity, IRSA and node paths, as the policy engine evaluates them over the stored state. "
             "A dashed edge is a ConditionalAllow: a condition on a key known only at run time (a pod's name, a resource's tags, …). "
-            "You see the roles you may read with their policies (iam:GetRole, iam:GetRolePolicy, iam:ListAttachedRolePolicies) and the associations you may eks:DescribePodIdentityAssociation."
+            "You see the roles you may read with their policies (iam:GetRole, iam:GetRolePolicy, iam:ListAttachedRolePolicies) and the associations you may eks:DescribePodIdentityAssociation; IRSA paths also need eks:DescribeCluster and iam:GetOpenIDConnectProvider, node paths iam:GetUser."
         }
     };
     page.render(&viewer, body)

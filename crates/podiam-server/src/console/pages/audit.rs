@@ -12,12 +12,15 @@ use crate::console::Viewer;
 
 pub(crate) async fn page(viewer: Viewer) -> Response {
     let ctx = viewer.ctx();
-    let page = Page::new("/console/audit", "Audit").refresh();
+    let page = Page::new("/console/audit", "Audit");
+    // Reloaded only once allowed: a refused page that reloaded would add a refused call to the
+    // feed every 5 seconds for as long as it stays open.
     if let Err(e) = ctx.authorize("cloudtrail:LookupEvents", "*") {
         return page
             .status(StatusCode::FORBIDDEN)
             .render(&viewer, error_box(&e));
     }
+    let page = page.refresh();
     let events = viewer.app.inner.audit.newest_first();
     let body = html! {
         p.muted {
@@ -36,9 +39,10 @@ pub(crate) async fn page(viewer: Viewer) -> Response {
                 }
                 tbody {
                     @for e in &events {
-                        @let issued = e.event == "credential_issued";
+                        @let issued = matches!(e.event.as_str(), "credential_issued" | "console_signin");
                         @let what = match e.event.as_str() {
                             "credential_issued" => "issued",
+                            "console_signin" => "console sign-in",
                             "call_denied" => "call denied",
                             _ => "denied",
                         };
@@ -54,7 +58,7 @@ pub(crate) async fn page(viewer: Viewer) -> Response {
                                 @if let Some(key) = &e.access_key_id { "key " code { (key) } }
                                 @if let Some(expiration) = &e.expiration { " until " (expiration) }
                                 @if let Some(code) = &e.code { strong { (code) } }
-                                @if let Some(reason) = &e.reason { " " (reason) }
+                                @if let Some(message) = &e.message { " " (message) }
                                 " " span.muted { "request " (e.request_id) }
                             }
                         }
