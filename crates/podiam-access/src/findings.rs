@@ -133,11 +133,11 @@ fn trust_findings(
             continue;
         }
         for (url, provider_arn) in federated_providers(statement) {
-            let owner = snap.eks.issuer_cluster(&url).map(|c| c.record.name.clone());
+            let owner = snap.issuer_owner(&url);
             if cluster.is_some_and(|c| owner.as_deref() != Some(c)) {
                 continue;
             }
-            if snap.iam.provider(&url).is_none() {
+            if snap.provider_exists(&url, &provider_arn) == Some(false) {
                 out.push(Finding {
                     code: "irsa-provider-missing",
                     severity: Severity::Error,

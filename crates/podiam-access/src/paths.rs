@@ -288,11 +288,12 @@ pub(crate) fn irsa_paths(
     let mut paths: Vec<Path> = Vec::new();
     for statement in trust.statements() {
         for (url, provider_arn) in federated_providers(statement) {
-            let Some(owner) = snap.eks.issuer_cluster(&url) else {
+            let Some(cluster_name) = snap.issuer_owner(&url) else {
                 continue;
             };
-            let cluster_name = owner.record.name.clone();
-            if cluster.is_some_and(|c| c != cluster_name) || snap.iam.provider(&url).is_none() {
+            if cluster.is_some_and(|c| c != cluster_name)
+                || snap.provider_exists(&url, &provider_arn) != Some(true)
+            {
                 continue;
             }
             let audiences = condition_values(statement, &format!("{url}:aud"));
@@ -372,10 +373,12 @@ pub(crate) fn irsa_paths(
     paths
 }
 
-/// The node identities: IAM users tagged `podiam:node-name`, as the node agent and IMDS sign.
+/// The node identities: IAM users tagged `podiam:node-name`, as the node agent and IMDS sign,
+/// that the caller may read (`iam:GetUser`).
 pub(crate) fn node_identities(snap: &Snapshot<'_>) -> Vec<(Caller, String)> {
     snap.iam
         .users()
+        .filter(|user| (snap.may_read)("iam:GetUser", &snap.iam.user_arn(&user.record)))
         .filter_map(|user| {
             let (_, node) = user
                 .record

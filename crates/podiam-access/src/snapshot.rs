@@ -31,6 +31,10 @@ pub struct Snapshot<'a> {
     pub role_visible: &'a RoleVisible<'a>,
     /// Whether the caller may see an association (`eks:DescribePodIdentityAssociation`).
     pub association_visible: &'a dyn Fn(&AssociationRecord) -> bool,
+    /// Whether the caller may read the object `arn` with `action`, for what else an analysis
+    /// would tell: which cluster owns an issuer (`eks:DescribeCluster`), whether an OIDC
+    /// provider exists (`iam:GetOpenIDConnectProvider`), which users are nodes (`iam:GetUser`).
+    pub may_read: &'a dyn Fn(&str, &str) -> bool,
 }
 
 impl std::fmt::Debug for Snapshot<'_> {
@@ -66,6 +70,21 @@ impl Snapshot<'_> {
             region: self.region.to_owned(),
             user_agent: None,
         }
+    }
+
+    /// The name of the cluster whose issuer is `url`, when the caller may describe it.
+    pub(crate) fn issuer_owner(&self, url: &str) -> Option<String> {
+        self.eks
+            .issuer_cluster(url)
+            .map(|c| c.record.name.clone())
+            .filter(|name| (self.may_read)("eks:DescribeCluster", &self.cluster_arn(name)))
+    }
+
+    /// Whether the OIDC provider `arn` (of issuer `url`) exists; `None` when the caller may
+    /// not read it, since whether it exists is what `GetOpenIDConnectProvider` guards.
+    pub(crate) fn provider_exists(&self, url: &str, arn: &str) -> Option<bool> {
+        (self.may_read)("iam:GetOpenIDConnectProvider", arn)
+            .then(|| self.iam.provider(url).is_some())
     }
 
     /// A role the caller may see.

@@ -503,3 +503,57 @@ fn a_trust_that_only_excludes_subjects_admits_every_other_service_account() {
     );
     assert!(entry.workload.pattern);
 }
+
+#[test]
+fn what_the_caller_may_not_read_stays_out_of_the_analysis() {
+    let mut w = workshop();
+    w.role(
+        "no-provider",
+        &irsa_trust("elsewhere", "system:serviceaccount:a:b"),
+        &[],
+    );
+    let kinds = |snapshot: &podiam_access::Snapshot<'_>, action: &str, resource: &str| {
+        who(snapshot, action, resource, None)
+            .entries
+            .iter()
+            .map(|e| e.path)
+            .collect::<Vec<_>>()
+    };
+    let provider_missing = |snapshot: &podiam_access::Snapshot<'_>| {
+        findings(
+            snapshot,
+            &FindingsOptions {
+                cluster: None,
+                unused_days: 90,
+                upstream: &|_| false,
+            },
+        )
+        .iter()
+        .any(|f| f.code == "irsa-provider-missing")
+    };
+    let mut snapshot = w.snapshot();
+    assert!(kinds(&snapshot, "dynamodb:PutItem", CARTS).contains(&PathKind::Irsa));
+    assert!(provider_missing(&snapshot));
+    // An IRSA path names the cluster whose issuer the trust names: eks:DescribeCluster's to say.
+    let no_clusters = |action: &str, _: &str| action != "eks:DescribeCluster";
+    snapshot.may_read = &no_clusters;
+    let seen = kinds(&snapshot, "dynamodb:PutItem", CARTS);
+    assert!(!seen.contains(&PathKind::Irsa), "{seen:?}");
+    assert!(seen.contains(&PathKind::PodIdentity), "{seen:?}");
+    // Whether an OIDC provider exists is iam:GetOpenIDConnectProvider's to say.
+    let no_providers = |action: &str, _: &str| action != "iam:GetOpenIDConnectProvider";
+    snapshot.may_read = &no_providers;
+    assert!(!kinds(&snapshot, "dynamodb:PutItem", CARTS).contains(&PathKind::Irsa));
+    assert!(!provider_missing(&snapshot));
+    // Which users are nodes is iam:GetUser's to say.
+    assert_eq!(
+        kinds(&w.snapshot(), "eks-auth:AssumeRoleForPodIdentity", "*"),
+        [PathKind::Node]
+    );
+    let no_users = |action: &str, _: &str| action != "iam:GetUser";
+    snapshot.may_read = &no_users;
+    assert_eq!(
+        kinds(&snapshot, "eks-auth:AssumeRoleForPodIdentity", "*"),
+        []
+    );
+}

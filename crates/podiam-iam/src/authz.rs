@@ -62,6 +62,17 @@ impl Caller {
         }
     }
 
+    /// Whose share of a per-principal limit the caller's calls count against: the root, a user
+    /// by id, or a role by id for all its sessions together (anyone who may assume a role can
+    /// make many sessions of it).
+    pub fn limit_key(&self) -> String {
+        match self {
+            Self::Root => "root".to_owned(),
+            Self::User(user) => user.record.id.clone(),
+            Self::Session { session, .. } => session.details.role_id.clone(),
+        }
+    }
+
     /// The caller as the policy engine's principal.
     pub fn principal(&self, state: &IamState) -> Principal {
         self.arn(state)

@@ -3,7 +3,7 @@
 //! the caller may `iam:GetRole` it, an association when the caller may
 //! `eks:DescribePodIdentityAssociation` it: the same authorization as reading them one by one.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -19,38 +19,49 @@ use crate::rest::{Call, Input, RestApi, invalid};
 /// The default of `unusedDays`: AWS's IAM Access Analyzer's default for unused access.
 const DEFAULT_UNUSED_DAYS: u32 = 90;
 
-/// Analyses running at once, on this replica: each holds the state's read locks.
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
-/// At most this many at once; more are refused (`ThrottlingException`), so that analyses
-/// cannot pile up in front of the state's writers (and the readers queued behind them).
+/// The analyses running on this replica, by whose they are ([`Caller::limit_key`]): each holds
+/// the state's read locks.
+static RUNNING: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// At most this many at once, and one per principal; more are refused
+/// (`ThrottlingException`), so that analyses cannot pile up in front of the state's writers
+/// (and the readers queued behind them), and no one caller can take every place.
 const MAX_RUNNING: usize = 2;
 
 /// One of the [`MAX_RUNNING`] places, given back on drop.
-struct Running;
+struct Running(String);
+
+fn running() -> std::sync::MutexGuard<'static, Vec<String>> {
+    RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl Running {
-    fn take() -> Option<Self> {
-        RUNNING
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_RUNNING).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self)
+    fn take(whose: String) -> Option<Self> {
+        let mut running = running();
+        if running.len() >= MAX_RUNNING || running.contains(&whose) {
+            return None;
+        }
+        running.push(whose.clone());
+        Some(Self(whose))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
+        let mut running = running();
+        if let Some(at) = running.iter().position(|w| *w == self.0) {
+            running.swap_remove(at);
+        }
     }
 }
 
-/// The refusal when [`MAX_RUNNING`] analyses are running.
+/// The refusal when [`MAX_RUNNING`] analyses, or one of the caller's, are running.
 pub(crate) fn busy() -> WireError {
     WireError::new(
         "ThrottlingException",
         429,
-        "Too many access analyses are running on this server; try again in a moment.",
+        "Too many access analyses are running on this server, or one of yours is; try again in a moment.",
     )
 }
 
@@ -63,7 +74,7 @@ const READ_ROLE: [&str; 3] = [
 ];
 
 /// Runs `f` over a snapshot of this replica's state as `caller` may see it; `None` when
-/// [`MAX_RUNNING`] analyses are already running. The state stays read-locked while it runs (a
+/// [`MAX_RUNNING`] analyses, or one of the caller's, are already running. The state stays read-locked while it runs (a
 /// few hundred milliseconds at 10,000 roles: BENCHMARKS.md), so callers run it on a blocking
 /// thread.
 pub(crate) fn analyse<R>(
@@ -72,7 +83,7 @@ pub(crate) fn analyse<R>(
     facts: &RequestFacts,
     f: impl FnOnce(&Snapshot<'_>) -> R,
 ) -> Option<R> {
-    let _running = Running::take()?;
+    let _running = Running::take(caller.limit_key())?;
     let inner = &app.inner;
     let iam = inner.iam.state();
     let eks = inner.eks.state();
@@ -106,6 +117,8 @@ pub(crate) fn analyse<R>(
             .is_ok()
         }
     };
+    let may_read =
+        |action: &str, arn: &str| root || iam.authorize(caller, action, arn, facts, &[]).is_ok();
     let snapshot = Snapshot {
         iam: &iam,
         eks: &eks,
@@ -113,6 +126,7 @@ pub(crate) fn analyse<R>(
         now: facts.now,
         role_visible: &role_visible,
         association_visible: &association_visible,
+        may_read: &may_read,
     };
     Some(podiam_iam::scan(|| f(&snapshot)))
 }
@@ -246,15 +260,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn at_most_two_analyses_run_at_once() {
-        let first = Running::take();
-        let second = Running::take();
-        assert!(first.is_some() && second.is_some());
-        assert!(Running::take().is_none());
+    fn at_most_two_analyses_run_at_once_and_one_per_principal() {
+        let first = Running::take("alice".to_owned());
+        assert!(first.is_some());
+        assert!(Running::take("alice".to_owned()).is_none(), "one each");
+        let second = Running::take("bob".to_owned());
+        assert!(second.is_some());
+        assert!(Running::take("carol".to_owned()).is_none(), "two in all");
         drop(first);
-        let third = Running::take();
+        let third = Running::take("carol".to_owned());
         assert!(third.is_some());
         drop((second, third));
-        assert_eq!(RUNNING.load(Ordering::Acquire), 0);
+        assert!(running().is_empty());
+        assert!(Running::take("alice".to_owned()).is_some());
     }
 }

@@ -32,7 +32,9 @@ one), the path (pod-identity, irsa, node), the role, and the decision: Allow, Co
 (with the conditions still open: a pod's name, the client's address, a resource's tags, …) or
 ExplicitDeny (with the denying statement). The server evaluates with its policy engine; you see
 the roles you may read with their policies (iam:GetRole, iam:GetRolePolicy,
-iam:ListAttachedRolePolicies) and the associations you may eks:DescribePodIdentityAssociation.
+iam:ListAttachedRolePolicies) and the associations you may eks:DescribePodIdentityAssociation;
+IRSA paths need eks:DescribeCluster on the cluster and iam:GetOpenIDConnectProvider on the
+provider, node paths iam:GetUser on the node's user.
 
 Example:
   podiam access who --action dynamodb:PutItem \\

@@ -224,6 +224,7 @@ impl World {
             now: OffsetDateTime::from_unix_timestamp(NOW).unwrap_or(OffsetDateTime::UNIX_EPOCH),
             role_visible: &|_, _| true,
             association_visible: &|_| true,
+            may_read: &|_, _| true,
         }
     }
 }
