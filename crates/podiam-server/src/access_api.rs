@@ -74,9 +74,9 @@ const READ_ROLE: [&str; 3] = [
 ];
 
 /// Runs `f` over a snapshot of this replica's state as `caller` may see it; `None` when
-/// [`MAX_RUNNING`] analyses, or one of the caller's, are already running. The state stays read-locked while it runs (a
-/// few hundred milliseconds at 10,000 roles: BENCHMARKS.md), so callers run it on a blocking
-/// thread.
+/// [`MAX_RUNNING`] analyses, or one of the caller's, are already running. The state stays
+/// read-locked while it runs (a few hundred milliseconds at 10,000 roles: BENCHMARKS.md), so
+/// callers run it on a blocking thread.
 pub(crate) fn analyse<R>(
     app: &App,
     caller: &Caller,

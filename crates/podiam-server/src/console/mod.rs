@@ -206,6 +206,14 @@ pub(crate) struct Viewer {
     pub(crate) facts: RequestFacts,
 }
 
+/// The client's address, as the connection gives it.
+pub(crate) fn source_ip(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
 impl Viewer {
     /// The context that authorizes reads as the API does.
     pub(crate) fn ctx(&self) -> Ctx<'_> {
@@ -284,10 +292,7 @@ impl FromRequestParts<App> for Viewer {
         };
         let arn = caller.arn(&state);
         drop(state);
-        let source_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let source_ip = source_ip(parts);
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

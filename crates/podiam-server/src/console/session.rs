@@ -71,16 +71,6 @@ impl Identity {
         }
     }
 
-    /// Whose limits a token or session counts against: the root, a user by id, or a role (all
-    /// its sessions together, since anyone who may assume it can make many).
-    fn principal(&self) -> String {
-        match self {
-            Self::Root => "root".to_owned(),
-            Self::User { id, .. } => id.clone(),
-            Self::Session(session) => session.details.role_id.clone(),
-        }
-    }
-
     /// When a console session starting at `now` ends: after [`SESSION_LIFETIME`], or with the
     /// role session if that ends first.
     fn session_end(&self, now: OffsetDateTime) -> OffsetDateTime {
@@ -99,6 +89,14 @@ struct Pending {
     principal: String,
     issued: OffsetDateTime,
     expires: OffsetDateTime,
+}
+
+impl Pending {
+    /// Whether it may be redeemed at `now`: issued, and not expired (a clock set back before
+    /// its issue does not count as time run).
+    fn live(&self, now: OffsetDateTime) -> bool {
+        self.issued <= now && now < self.expires
+    }
 }
 
 /// A signed-in browser.
@@ -205,22 +203,23 @@ fn make_room<V>(
 }
 
 impl Stores {
-    /// A new sign-in token for `identity`, valid until `now + TOKEN_LIFETIME`.
+    /// A new sign-in token for `identity`, valid until `now + TOKEN_LIFETIME`; `principal` is
+    /// whose share of the tokens it takes ([`podiam_iam::Caller::limit_key`]).
     pub(crate) fn issue_token(
         &self,
         identity: Identity,
+        principal: String,
         rng: &dyn Rng,
         now: OffsetDateTime,
     ) -> Result<(String, OffsetDateTime), Refused> {
         let token = random_secret(rng)?;
         let expires = now + TOKEN_LIFETIME;
-        let principal = identity.principal();
         let mut tokens = lock(&self.tokens);
         make_room(&mut tokens, &principal, MAX_TOKENS_PER_PRINCIPAL, |p| {
             (&p.principal, p.expires)
         });
         if tokens.len() >= MAX_TOKENS {
-            tokens.retain(|_, p| p.issued <= now && now < p.expires);
+            tokens.retain(|_, p| p.live(now));
         }
         if tokens.len() >= MAX_TOKENS {
             return Err(Refused::Full);
@@ -248,8 +247,7 @@ impl Stores {
         let pending = lock(&self.tokens)
             .remove(&key(token))
             .ok_or(Refused::Unknown)?;
-        // Issued later than now means a clock set back: time is not trusted to have run.
-        if pending.expires <= now || now < pending.issued {
+        if !pending.live(now) {
             return Err(Refused::Expired);
         }
         let Some(caller) = pending.identity.caller(state, now) else {
@@ -329,7 +327,9 @@ mod tests {
         let rng = SeededRng::new(b"console");
         let state = state();
         let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
-        let (token, expires) = stores.issue_token(Identity::Root, &rng, now).unwrap();
+        let (token, expires) = stores
+            .issue_token(Identity::Root, "root".to_owned(), &rng, now)
+            .unwrap();
         assert_eq!(expires, now + TOKEN_LIFETIME);
         assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap().len(), 32);
         let session = stores.redeem(&token, &state, &rng, now).unwrap();
@@ -341,7 +341,9 @@ mod tests {
         assert!(stores.session(&session.id, now).is_some());
         assert!(stores.session(&session.id, session.expires).is_none());
 
-        let (late, _) = stores.issue_token(Identity::Root, &rng, now).unwrap();
+        let (late, _) = stores
+            .issue_token(Identity::Root, "root".to_owned(), &rng, now)
+            .unwrap();
         assert_eq!(
             stores
                 .redeem(&late, &state, &rng, now + TOKEN_LIFETIME)
@@ -350,13 +352,17 @@ mod tests {
         );
 
         // A clock set back does not stretch a token or a session.
-        let (early, _) = stores.issue_token(Identity::Root, &rng, now).unwrap();
+        let (early, _) = stores
+            .issue_token(Identity::Root, "root".to_owned(), &rng, now)
+            .unwrap();
         let before = now - Duration::seconds(1);
         assert_eq!(
             stores.redeem(&early, &state, &rng, before).unwrap_err(),
             Refused::Expired
         );
-        let (token, _) = stores.issue_token(Identity::Root, &rng, now).unwrap();
+        let (token, _) = stores
+            .issue_token(Identity::Root, "root".to_owned(), &rng, now)
+            .unwrap();
         let session = stores.redeem(&token, &state, &rng, now).unwrap();
         assert!(stores.session(&session.id, before).is_none());
         assert!(stores.session(&session.id, now).is_none(), "removed");
@@ -376,12 +382,20 @@ mod tests {
         let state = state();
         let now = OffsetDateTime::UNIX_EPOCH;
         // One principal never holds more than its share: its newest push out its oldest.
-        let first = stores.issue_token(Identity::Root, &rng, now).unwrap().0;
+        let first = stores
+            .issue_token(Identity::Root, "root".to_owned(), &rng, now)
+            .unwrap()
+            .0;
         let later = now + Duration::seconds(1);
         for _ in 1..MAX_TOKENS_PER_PRINCIPAL {
-            stores.issue_token(Identity::Root, &rng, later).unwrap();
+            stores
+                .issue_token(Identity::Root, "root".to_owned(), &rng, later)
+                .unwrap();
         }
-        let newest = stores.issue_token(Identity::Root, &rng, later).unwrap().0;
+        let newest = stores
+            .issue_token(Identity::Root, "root".to_owned(), &rng, later)
+            .unwrap()
+            .0;
         assert_eq!(lock(&stores.tokens).len(), MAX_TOKENS_PER_PRINCIPAL);
         assert_eq!(
             stores.redeem(&first, &state, &rng, later).unwrap_err(),
@@ -391,17 +405,21 @@ mod tests {
         // Many principals together fill the server.
         let mut n = 0;
         while lock(&stores.tokens).len() < MAX_TOKENS {
-            stores.issue_token(user(n), &rng, later).unwrap();
+            stores
+                .issue_token(user(n), format!("AIDA{n}"), &rng, later)
+                .unwrap();
             n += 1;
         }
         assert_eq!(
-            stores.issue_token(user(n), &rng, later).unwrap_err(),
+            stores
+                .issue_token(user(n), format!("AIDA{n}"), &rng, later)
+                .unwrap_err(),
             Refused::Full
         );
         // Expired ones make room.
         assert!(
             stores
-                .issue_token(user(n), &rng, later + TOKEN_LIFETIME)
+                .issue_token(user(n), format!("AIDA{n}"), &rng, later + TOKEN_LIFETIME)
                 .is_ok()
         );
     }
@@ -415,7 +433,9 @@ mod tests {
         let mut ids = Vec::new();
         for i in 0..=MAX_SESSIONS_PER_PRINCIPAL {
             let at = now + Duration::seconds(i64::try_from(i).unwrap());
-            let (token, _) = stores.issue_token(Identity::Root, &rng, at).unwrap();
+            let (token, _) = stores
+                .issue_token(Identity::Root, "root".to_owned(), &rng, at)
+                .unwrap();
             ids.push(stores.redeem(&token, &state, &rng, at).unwrap().id);
         }
         let at = now + Duration::minutes(1);

@@ -5,9 +5,7 @@
 //! ends the session.
 
 use axum::body::Body;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +13,7 @@ use podiam_wire::WireError;
 use serde_json::json;
 
 use super::session::{Identity, Refused};
-use super::{Viewer, cookie, form, pages};
+use super::{Viewer, cookie, form, pages, source_ip};
 use crate::app::App;
 use crate::rest::{Call, RestApi};
 
@@ -29,7 +27,8 @@ pub(crate) async fn signin_token(State(app): State<App>, request: Request) -> Re
         let input = call.begin(request).await?;
         let inner = &call.app.inner;
         let now = input.ctx.facts.now;
-        let identity = Identity::of(input.ctx.caller()?);
+        let caller = input.ctx.caller()?;
+        let identity = Identity::of(caller);
         let base = inner.console.url(&uri, &headers, "/console/").ok_or_else(|| {
             WireError::new(
                 "InvalidRequestException",
@@ -40,7 +39,7 @@ pub(crate) async fn signin_token(State(app): State<App>, request: Request) -> Re
         let (token, expires) = inner
             .console
             .stores
-            .issue_token(identity, inner.rng.as_ref(), now)
+            .issue_token(identity, caller.limit_key(), inner.rng.as_ref(), now)
             .map_err(|e| match e {
                 Refused::Full => WireError::new(
                     "ThrottlingException",
@@ -99,11 +98,7 @@ pub(crate) async fn redeem(State(app): State<App>, parts: Parts) -> Response {
                     request_id: &app.request_id(),
                     role_arn: "",
                     principal: &session.principal_arn,
-                    source_ip: &parts
-                        .extensions
-                        .get::<ConnectInfo<SocketAddr>>()
-                        .map(|c| c.0.ip().to_string())
-                        .unwrap_or_default(),
+                    source_ip: &source_ip(&parts).unwrap_or_default(),
                     session_name: "",
                     access_key_id: None,
                     expiration: Some(&podiam_wire::iso8601(session.expires)),
